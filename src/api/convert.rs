@@ -1,0 +1,75 @@
+//! Domain values to wire types.
+
+use chrono::{DateTime, Utc};
+use prost_types::Timestamp;
+use uuid::Uuid;
+
+use crate::domain::NewMeeting;
+use crate::pb;
+
+/// The wire form of a validated meeting, without output-only fields.
+pub fn meeting_to_pb(m: &NewMeeting) -> pb::Meeting {
+    pb::Meeting {
+        id: String::new(),
+        date: m.date().format("%Y-%m-%d").to_string(),
+        location: m.location().map(|l| pb::Location {
+            city: l.city().to_owned(),
+            country_code: l.country_code().map(|c| c.to_string()).unwrap_or_default(),
+        }),
+        participants: m
+            .participants()
+            .iter()
+            .map(|p| pb::Participant {
+                name: p.name().to_owned(),
+                title: p.title().to_owned(),
+                country_code: p.country_code().to_string(),
+            })
+            .collect(),
+        anniversary: m.anniversary().map(|a| pb::Anniversary {
+            years: a.years(),
+            occasion: a.occasion().to_owned(),
+        }),
+        topics: m.topics().to_vec(),
+        summary: m.summary().to_owned(),
+        sources: m
+            .sources()
+            .iter()
+            .map(|s| pb::Source {
+                name: s.name().to_owned(),
+                url: s.url().to_owned(),
+            })
+            .collect(),
+        country_codes: Vec::new(),
+        create_time: None,
+        update_time: None,
+    }
+}
+
+/// The record stored for a new meeting: the wire form with the output-only
+/// fields the service assigns.
+pub fn stored_record(m: &NewMeeting, id: Uuid, create_time: DateTime<Utc>) -> pb::Meeting {
+    let time = timestamp(create_time);
+    pb::Meeting {
+        id: id.to_string(),
+        country_codes: m.country_codes().iter().map(|c| c.to_string()).collect(),
+        create_time: Some(time),
+        update_time: Some(time),
+        ..meeting_to_pb(m)
+    }
+}
+
+/// Clears the output-only fields, leaving what a caller sent (normalised).
+pub fn without_output_fields(mut m: pb::Meeting) -> pb::Meeting {
+    m.id.clear();
+    m.country_codes.clear();
+    m.create_time = None;
+    m.update_time = None;
+    m
+}
+
+fn timestamp(t: DateTime<Utc>) -> Timestamp {
+    Timestamp {
+        seconds: t.timestamp(),
+        nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0),
+    }
+}

@@ -1,0 +1,291 @@
+//! The wire layer: the tonic service. Each RPC parses its request into
+//! domain values, calls storage, and maps results back to wire types.
+
+mod convert;
+
+use chrono::{NaiveDate, SubsecRound, Utc};
+use prost::Message;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status};
+use tracing::Instrument;
+use uuid::Uuid;
+
+pub use convert::{meeting_to_pb, stored_record, without_output_fields};
+
+use crate::domain::{CountryCode, CountryPair, NewMeeting, RequestId, Violations, parse_date};
+use crate::error::{Error, Result};
+use crate::pb::{self, meeting_service_server::MeetingService};
+use crate::storage::{Cursor, Inserted, MeetingRow, PairQuery, Storage};
+
+/// Rows in the first page of a stream: small, so the first record leaves
+/// quickly.
+const FIRST_PAGE: u32 = 32;
+/// Rows in every later page: large enough to amortise a query, small enough
+/// that a page in memory stays well under a few MiB.
+const PAGE: u32 = 512;
+/// Messages buffered between the page reader and the HTTP/2 stream.
+const STREAM_BUFFER: usize = 64;
+
+/// Open ends of a date range, within what PostgreSQL's `date` holds.
+const EARLIEST: NaiveDate = NaiveDate::from_ymd_opt(1, 1, 1).expect("valid date");
+const LATEST: NaiveDate = NaiveDate::from_ymd_opt(9999, 12, 31).expect("valid date");
+
+/// Implementation of `meetings.v1.MeetingService`.
+#[derive(Clone)]
+pub struct MeetingsApi {
+    storage: Storage,
+    shutdown: CancellationToken,
+}
+
+impl MeetingsApi {
+    /// `shutdown` ends open streams when cancelled.
+    pub fn new(storage: Storage, shutdown: CancellationToken) -> Self {
+        Self { storage, shutdown }
+    }
+
+    async fn create(&self, req: pb::CreateMeetingRequest) -> Result<pb::Meeting> {
+        let mut violations = Violations::new();
+        let request_id = RequestId::parse(&req.request_id)
+            .map_err(|e| violations.add("request_id", e))
+            .ok()
+            .flatten();
+        let meeting = match req.meeting {
+            None => {
+                violations.add("meeting", "is required");
+                None
+            }
+            Some(m) => NewMeeting::parse(m, "meeting", Utc::now().date_naive())
+                .map_err(|v| violations.extend(v))
+                .ok(),
+        };
+        let meeting = match meeting {
+            Some(m) if violations.is_empty() => m,
+            _ => return Err(Error::invalid_meeting(violations)),
+        };
+
+        let id = Uuid::now_v7();
+        // PostgreSQL keeps microseconds: the record must say what the row says.
+        let now = Utc::now().trunc_subsecs(6);
+        let record = stored_record(&meeting, id, now);
+        let encoded = record.encode_to_vec();
+        let inserted = self
+            .storage
+            .insert_meeting(MeetingRow {
+                id,
+                meeting: &meeting,
+                create_time: now,
+                record: &encoded,
+                request_id: request_id.as_ref(),
+            })
+            .await?;
+        match inserted {
+            Inserted::Created => Ok(record),
+            Inserted::Existing(bytes) => {
+                let stored = decode_record(&bytes)?;
+                if without_output_fields(stored.clone()) == meeting_to_pb(&meeting) {
+                    tracing::debug!(id = %stored.id, "request_id retried: returning the stored meeting");
+                    Ok(stored)
+                } else {
+                    Err(Error::RequestIdReused {
+                        request_id: request_id
+                            .map(|r| r.as_str().to_owned())
+                            .unwrap_or_default(),
+                    })
+                }
+            }
+        }
+    }
+
+    async fn get(&self, req: pb::GetMeetingRequest) -> Result<pb::Meeting> {
+        let id = parse_id("id", &req.id).map_err(Error::invalid_request)?;
+        let row = self.storage.get_meeting(id).await?;
+        decode_record(&row.ok_or(Error::MeetingNotFound(id))?.record)
+    }
+
+    /// Parses the request and finds where the stream starts.
+    async fn stream_start(
+        &self,
+        req: &pb::StreamMeetingsByCountryPairRequest,
+    ) -> Result<PairQuery> {
+        let mut v = Violations::new();
+        let a = CountryCode::parse(&req.country_a)
+            .map_err(|e| v.add("country_a", e))
+            .ok();
+        let b = CountryCode::parse(&req.country_b)
+            .map_err(|e| v.add("country_b", e))
+            .ok();
+        let pair = match (a, b) {
+            (Some(a), Some(b)) => CountryPair::new(a, b).or_else(|| {
+                v.add(
+                    "country_b",
+                    format!("must differ from country_a (both are {a})"),
+                );
+                None
+            }),
+            _ => None,
+        };
+        let mut optional_date = |field: &str, raw: &str| match raw {
+            "" => None,
+            raw => parse_date(raw).map_err(|e| v.add(field, e)).ok(),
+        };
+        let from = optional_date("from_date", &req.from_date);
+        let to = optional_date("to_date", &req.to_date);
+        if let (Some(from), Some(to)) = (from, to)
+            && from > to
+        {
+            v.add("to_date", format!("{to} is before from_date {from}"));
+        }
+        let start_after = match req.start_after_id.as_str() {
+            "" => None,
+            raw => parse_id("start_after_id", raw)
+                .map_err(|e| v.extend(e))
+                .ok(),
+        };
+        let Some(pair) = pair.filter(|_| v.is_empty()) else {
+            return Err(Error::invalid_request(v));
+        };
+
+        let (mut after, bound) = PairQuery::start(
+            from.unwrap_or(EARLIEST),
+            to.unwrap_or(LATEST),
+            req.newest_first,
+        );
+        if let Some(id) = start_after {
+            let row = self
+                .storage
+                .get_meeting(id)
+                .await?
+                .ok_or(Error::MeetingNotFound(id))?;
+            let resume = Cursor { date: row.date, id };
+            // Keep whichever of the date bound and the resume point lies
+            // further along the stream.
+            after = if req.newest_first {
+                after.min(resume)
+            } else {
+                after.max(resume)
+            };
+        }
+        Ok(PairQuery {
+            pair,
+            after,
+            bound,
+            newest_first: req.newest_first,
+            limit: FIRST_PAGE,
+        })
+    }
+
+    /// Reads pages and feeds them to the client until the range ends, the
+    /// client goes away or the server shuts down.
+    async fn feed_stream(
+        self,
+        mut query: PairQuery,
+        tx: mpsc::Sender<Result<pb::StreamMeetingsByCountryPairResponse, Status>>,
+    ) {
+        let mut sent: u64 = 0;
+        loop {
+            let page = tokio::select! {
+                biased;
+                () = self.shutdown.cancelled() => Err(Error::ShuttingDown),
+                () = tx.closed() => break,
+                page = self.storage.pair_page(&query) => page,
+            };
+            let rows = match page {
+                Ok(rows) => rows,
+                Err(e) => {
+                    // A send error means the client is gone: nothing to tell.
+                    let _ = tx.send(Err(e.into())).await;
+                    return;
+                }
+            };
+            let full_page = rows.len() == query.limit as usize;
+            for row in rows {
+                query.after = Cursor {
+                    date: row.date,
+                    id: row.id,
+                };
+                let item = decode_record(&row.record)
+                    .map(|m| pb::StreamMeetingsByCountryPairResponse { meeting: Some(m) })
+                    .map_err(Status::from);
+                let failed = item.is_err();
+                tokio::select! {
+                    biased;
+                    () = self.shutdown.cancelled() => {
+                        let _ = tx.send(Err(Error::ShuttingDown.into())).await;
+                        return;
+                    }
+                    res = tx.send(item) => if res.is_err() {
+                        tracing::debug!(sent, "client went away; stream stopped");
+                        return;
+                    }
+                }
+                if failed {
+                    return;
+                }
+                sent += 1;
+            }
+            if !full_page {
+                break;
+            }
+            query.limit = PAGE;
+        }
+        tracing::debug!(sent, "stream complete");
+    }
+}
+
+fn parse_id(field: &str, raw: &str) -> Result<Uuid, Violations> {
+    Uuid::try_parse(raw).map_err(|_| {
+        let mut v = Violations::new();
+        let what = if raw.is_empty() {
+            "is required".to_owned()
+        } else {
+            format!("{raw:?} is not a UUID")
+        };
+        v.add(field, what);
+        v
+    })
+}
+
+fn decode_record(bytes: &[u8]) -> Result<pb::Meeting> {
+    pb::Meeting::decode(bytes).map_err(|e| {
+        Error::internal(anyhow::Error::new(e).context("stored record does not decode"))
+    })
+}
+
+#[tonic::async_trait]
+impl MeetingService for MeetingsApi {
+    async fn create_meeting(
+        &self,
+        request: Request<pb::CreateMeetingRequest>,
+    ) -> Result<Response<pb::CreateMeetingResponse>, Status> {
+        let meeting = self.create(request.into_inner()).await?;
+        tracing::info!(id = %meeting.id, "meeting stored");
+        Ok(Response::new(pb::CreateMeetingResponse {
+            meeting: Some(meeting),
+        }))
+    }
+
+    async fn get_meeting(
+        &self,
+        request: Request<pb::GetMeetingRequest>,
+    ) -> Result<Response<pb::GetMeetingResponse>, Status> {
+        let meeting = self.get(request.into_inner()).await?;
+        Ok(Response::new(pb::GetMeetingResponse {
+            meeting: Some(meeting),
+        }))
+    }
+
+    type StreamMeetingsByCountryPairStream =
+        ReceiverStream<Result<pb::StreamMeetingsByCountryPairResponse, Status>>;
+
+    async fn stream_meetings_by_country_pair(
+        &self,
+        request: Request<pb::StreamMeetingsByCountryPairRequest>,
+    ) -> Result<Response<Self::StreamMeetingsByCountryPairStream>, Status> {
+        let query = self.stream_start(request.get_ref()).await?;
+        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        tokio::spawn(self.clone().feed_stream(query, tx).in_current_span());
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}

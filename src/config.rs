@@ -1,0 +1,71 @@
+//! Configuration, from flags or the environment.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+/// Serve the meetings.v1 gRPC API.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "meetings", version, about)]
+pub struct Config {
+    /// Address to serve gRPC on (port 0 picks a free port).
+    #[arg(long, env = "MEETINGS_LISTEN_ADDR", default_value = "127.0.0.1:50051")]
+    pub listen_addr: SocketAddr,
+
+    /// PostgreSQL URL. When unset, the service starts its own embedded
+    /// PostgreSQL from the installed server binaries.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Directory of the embedded PostgreSQL (data and log); only used when
+    /// DATABASE_URL is unset. Default: /var/lib/meetings as root, else
+    /// $XDG_DATA_HOME/meetings or ~/.local/share/meetings.
+    #[arg(long, env = "MEETINGS_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Maximum number of database connections.
+    #[arg(long, env = "MEETINGS_DB_POOL_SIZE", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub db_pool_size: u32,
+
+    /// How long a call waits for a database connection before failing with
+    /// UNAVAILABLE, in milliseconds.
+    #[arg(long, env = "MEETINGS_DB_ACQUIRE_TIMEOUT_MS", default_value_t = 3000)]
+    pub db_acquire_timeout_ms: u64,
+
+    /// How often the health check asks the database, in milliseconds.
+    #[arg(long, env = "MEETINGS_HEALTH_INTERVAL_MS", default_value_t = 2000)]
+    pub health_interval_ms: u64,
+
+    /// On SIGINT or SIGTERM, how long to wait for open calls to finish
+    /// before exiting anyway, in milliseconds.
+    #[arg(long, env = "MEETINGS_SHUTDOWN_TIMEOUT_MS", default_value_t = 10_000)]
+    pub shutdown_timeout_ms: u64,
+
+    /// Log format; the level comes from RUST_LOG (default "info").
+    #[arg(long, env = "MEETINGS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl Config {
+    pub fn db_acquire_timeout(&self) -> Duration {
+        Duration::from_millis(self.db_acquire_timeout_ms)
+    }
+
+    pub fn health_interval(&self) -> Duration {
+        Duration::from_millis(self.health_interval_ms.max(50))
+    }
+
+    pub fn shutdown_timeout(&self) -> Duration {
+        Duration::from_millis(self.shutdown_timeout_ms)
+    }
+}

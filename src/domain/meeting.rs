@@ -1,0 +1,392 @@
+use std::collections::{BTreeSet, HashMap};
+
+use chrono::NaiveDate;
+
+use super::text::parse_text;
+use super::{CountryCode, CountryPair, Violations, parse_meeting_date};
+use crate::pb;
+
+/// Limits of a meeting record; the proto documents the same numbers.
+pub mod limits {
+    pub const MIN_PARTICIPANTS: usize = 2;
+    pub const MAX_PARTICIPANTS: usize = 200;
+    pub const MAX_TOPICS: usize = 100;
+    pub const MAX_SOURCES: usize = 20;
+    pub const MAX_SHORT_TEXT: usize = 200;
+    pub const MAX_SUMMARY: usize = 20_000;
+    pub const MAX_URL: usize = 2_048;
+    pub const MAX_ANNIVERSARY_YEARS: u32 = 1_000;
+    pub const MAX_REQUEST_ID: usize = 128;
+}
+use limits::*;
+
+/// A meeting that passed every validation rule, normalised (text trimmed,
+/// country codes upper-case), ready to be stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMeeting {
+    date: NaiveDate,
+    location: Option<Location>,
+    participants: Vec<Participant>,
+    anniversary: Option<Anniversary>,
+    topics: Vec<String>,
+    summary: String,
+    sources: Vec<Source>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    city: String,
+    country_code: Option<CountryCode>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Participant {
+    name: String,
+    title: String,
+    country_code: CountryCode,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Anniversary {
+    years: u32,
+    occasion: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    name: String,
+    url: String,
+}
+
+/// A caller's idempotency key: 1 to 128 characters, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestId(String);
+
+impl RequestId {
+    /// None for an empty key (the call is then not idempotent).
+    pub fn parse(raw: &str) -> Result<Option<Self>, String> {
+        if raw.is_empty() {
+            return Ok(None);
+        }
+        if raw.trim() != raw {
+            return Err("must not start or end with white space".into());
+        }
+        parse_text(raw, 1, MAX_REQUEST_ID, false).map(|s| Some(Self(s)))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Collects violations under a path prefix such as `meeting`.
+struct Checker<'a> {
+    prefix: &'a str,
+    violations: Violations,
+}
+
+impl Checker<'_> {
+    fn path(&self, field: &str) -> String {
+        format!("{}.{field}", self.prefix)
+    }
+
+    fn check<T>(&mut self, field: &str, result: Result<T, String>) -> Option<T> {
+        result
+            .map_err(|e| self.violations.add(self.path(field), e))
+            .ok()
+    }
+
+    fn text(&mut self, field: &str, raw: &str, min: usize, max: usize) -> Option<String> {
+        self.check(field, parse_text(raw, min, max, false))
+    }
+
+    fn too_many(&mut self, field: &str, what: &str, count: usize, min: usize, max: usize) -> bool {
+        if count < min || count > max {
+            let range = if min == 0 {
+                format!("at most {max}")
+            } else {
+                format!("{min} to {max}")
+            };
+            self.violations.add(
+                self.path(field),
+                format!("must list {range} {what}, has {count}"),
+            );
+        }
+        count > max
+    }
+}
+
+impl NewMeeting {
+    /// Validates a meeting as sent by a caller, reporting every violation
+    /// with its path under `prefix` (e.g. `meeting.topics[3]`). Output-only
+    /// fields are ignored. `today` bounds the date (one year ahead at most).
+    pub fn parse(raw: pb::Meeting, prefix: &str, today: NaiveDate) -> Result<Self, Violations> {
+        let mut c = Checker {
+            prefix,
+            violations: Violations::new(),
+        };
+        let date = c.check("date", parse_meeting_date(&raw.date, today));
+        let location = raw.location.and_then(|l| parse_location(&mut c, l));
+        let participants = parse_participants(&mut c, raw.participants);
+        let anniversary = raw.anniversary.and_then(|a| {
+            let years = c.check("anniversary.years", check_years(a.years));
+            let occasion = c.text("anniversary.occasion", &a.occasion, 1, MAX_SHORT_TEXT);
+            Some(Anniversary {
+                years: years?,
+                occasion: occasion?,
+            })
+        });
+        let topics = parse_topics(&mut c, raw.topics);
+        let summary = c.check("summary", parse_text(&raw.summary, 0, MAX_SUMMARY, true));
+        let sources = parse_sources(&mut c, raw.sources);
+
+        let Checker { violations, .. } = c;
+        match (date, participants, topics, summary, sources) {
+            (Some(date), Some(participants), Some(topics), Some(summary), Some(sources))
+                if violations.is_empty() =>
+            {
+                Ok(Self {
+                    date,
+                    location,
+                    participants,
+                    anniversary,
+                    topics,
+                    summary,
+                    sources,
+                })
+            }
+            _ => Err(violations),
+        }
+    }
+
+    pub fn date(&self) -> NaiveDate {
+        self.date
+    }
+    pub fn location(&self) -> Option<&Location> {
+        self.location.as_ref()
+    }
+    pub fn participants(&self) -> &[Participant] {
+        &self.participants
+    }
+    pub fn anniversary(&self) -> Option<&Anniversary> {
+        self.anniversary.as_ref()
+    }
+    pub fn topics(&self) -> &[String] {
+        &self.topics
+    }
+    /// Empty when there is none.
+    pub fn summary(&self) -> &str {
+        &self.summary
+    }
+    pub fn sources(&self) -> &[Source] {
+        &self.sources
+    }
+
+    /// The distinct participant countries, sorted.
+    pub fn country_codes(&self) -> Vec<CountryCode> {
+        let set: BTreeSet<_> = self.participants.iter().map(|p| p.country_code).collect();
+        set.into_iter().collect()
+    }
+
+    /// Every unordered pair of distinct participant countries: the rows of
+    /// the pair index.
+    pub fn country_pairs(&self) -> Vec<CountryPair> {
+        let codes = self.country_codes();
+        let mut pairs = Vec::with_capacity(codes.len() * codes.len().saturating_sub(1) / 2);
+        for (i, &a) in codes.iter().enumerate() {
+            pairs.extend(
+                codes[i + 1..]
+                    .iter()
+                    .filter_map(|&b| CountryPair::new(a, b)),
+            );
+        }
+        pairs
+    }
+}
+
+fn check_years(years: u32) -> Result<u32, String> {
+    if (1..=MAX_ANNIVERSARY_YEARS).contains(&years) {
+        Ok(years)
+    } else {
+        Err(format!(
+            "must be from 1 to {MAX_ANNIVERSARY_YEARS}, is {years}"
+        ))
+    }
+}
+
+fn parse_location(c: &mut Checker<'_>, raw: pb::Location) -> Option<Location> {
+    let city = c.text("location.city", &raw.city, 0, MAX_SHORT_TEXT);
+    let country_code = if raw.country_code.trim().is_empty() {
+        Some(None)
+    } else {
+        c.check(
+            "location.country_code",
+            CountryCode::parse(&raw.country_code),
+        )
+        .map(Some)
+    };
+    let location = Location {
+        city: city?,
+        country_code: country_code?,
+    };
+    // An empty location message is the same as none.
+    (!location.city.is_empty() || location.country_code.is_some()).then_some(location)
+}
+
+fn parse_participants(c: &mut Checker<'_>, raw: Vec<pb::Participant>) -> Option<Vec<Participant>> {
+    if c.too_many(
+        "participants",
+        "participants",
+        raw.len(),
+        MIN_PARTICIPANTS,
+        MAX_PARTICIPANTS,
+    ) {
+        return None;
+    }
+    let before = c.violations.clone();
+    let mut seen: HashMap<(String, CountryCode), usize> = HashMap::new();
+    let mut participants = Vec::with_capacity(raw.len());
+    for (i, p) in raw.into_iter().enumerate() {
+        let name = c.text(
+            &format!("participants[{i}].name"),
+            &p.name,
+            1,
+            MAX_SHORT_TEXT,
+        );
+        let title = c.text(
+            &format!("participants[{i}].title"),
+            &p.title,
+            0,
+            MAX_SHORT_TEXT,
+        );
+        let code = c.check(
+            &format!("participants[{i}].country_code"),
+            CountryCode::parse(&p.country_code),
+        );
+        if let (Some(name), Some(title), Some(country_code)) = (name, title, code) {
+            if let Some(first) = seen.insert((name.to_lowercase(), country_code), i) {
+                c.violations.add(
+                    c.path(&format!("participants[{i}]")),
+                    format!("repeats participants[{first}]: the same name and country"),
+                );
+            }
+            participants.push(Participant {
+                name,
+                title,
+                country_code,
+            });
+        }
+    }
+    if c.violations != before {
+        return None;
+    }
+    let countries: BTreeSet<_> = participants.iter().map(|p| p.country_code).collect();
+    if participants.len() >= MIN_PARTICIPANTS && countries.len() < 2 {
+        c.violations.add(
+            c.path("participants"),
+            "must come from at least 2 distinct countries",
+        );
+        return None;
+    }
+    Some(participants)
+}
+
+fn parse_topics(c: &mut Checker<'_>, raw: Vec<String>) -> Option<Vec<String>> {
+    if c.too_many("topics", "topics", raw.len(), 1, MAX_TOPICS) || raw.is_empty() {
+        return None;
+    }
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut topics = Vec::with_capacity(raw.len());
+    let mut ok = true;
+    for (i, t) in raw.iter().enumerate() {
+        let field = format!("topics[{i}]");
+        match c.text(&field, t, 1, MAX_SHORT_TEXT) {
+            Some(topic) => {
+                if let Some(first) = seen.insert(topic.to_lowercase(), i) {
+                    c.violations.add(
+                        c.path(&field),
+                        format!("repeats topics[{first}] (ignoring case)"),
+                    );
+                    ok = false;
+                }
+                topics.push(topic);
+            }
+            None => ok = false,
+        }
+    }
+    ok.then_some(topics)
+}
+
+fn parse_sources(c: &mut Checker<'_>, raw: Vec<pb::Source>) -> Option<Vec<Source>> {
+    if c.too_many("sources", "sources", raw.len(), 0, MAX_SOURCES) {
+        return None;
+    }
+    let mut sources = Vec::with_capacity(raw.len());
+    let mut ok = true;
+    for (i, s) in raw.into_iter().enumerate() {
+        let name = c.text(&format!("sources[{i}].name"), &s.name, 1, MAX_SHORT_TEXT);
+        let url = c.check(&format!("sources[{i}].url"), parse_url(&s.url));
+        match (name, url) {
+            (Some(name), Some(url)) => sources.push(Source { name, url }),
+            _ => ok = false,
+        }
+    }
+    ok.then_some(sources)
+}
+
+fn parse_url(raw: &str) -> Result<String, String> {
+    let text = parse_text(raw, 0, MAX_URL, false)?;
+    if text.is_empty() {
+        return Ok(text);
+    }
+    match url::Url::parse(&text) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.has_host() => Ok(text),
+        Ok(u) => Err(format!(
+            "must be an http or https URL, has scheme {:?}",
+            u.scheme()
+        )),
+        Err(e) => Err(format!("is not an absolute URL ({e})")),
+    }
+}
+
+impl Location {
+    /// Empty when unknown.
+    pub fn city(&self) -> &str {
+        &self.city
+    }
+    pub fn country_code(&self) -> Option<CountryCode> {
+        self.country_code
+    }
+}
+
+impl Participant {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// Empty when unknown.
+    pub fn title(&self) -> &str {
+        &self.title
+    }
+    pub fn country_code(&self) -> CountryCode {
+        self.country_code
+    }
+}
+
+impl Anniversary {
+    pub fn years(&self) -> u32 {
+        self.years
+    }
+    pub fn occasion(&self) -> &str {
+        &self.occasion
+    }
+}
+
+impl Source {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// Empty when unknown.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}

@@ -1,0 +1,13 @@
+//! Validated domain types. Nothing here does I/O; every type is built only
+//! through a parse step that reports each violation with its field path.
+
+mod country;
+mod date;
+mod meeting;
+mod text;
+mod violations;
+
+pub use country::{CountryCode, CountryPair};
+pub use date::{parse_date, parse_meeting_date};
+pub use meeting::{Anniversary, Location, NewMeeting, Participant, RequestId, Source};
+pub use violations::{FieldViolation, Violations};

@@ -1,0 +1,144 @@
+//! The service's one error type and the one place that maps it to a gRPC
+//! status. Internal causes are logged here, once, and never reach a caller.
+
+use std::collections::HashMap;
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+use uuid::Uuid;
+
+use crate::domain::Violations;
+
+/// Domain of every `google.rpc.ErrorInfo` this service sends.
+pub const ERROR_DOMAIN: &str = "meetings.v1";
+
+/// Every way a call can fail.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request broke validation rules; `reason` is the ErrorInfo reason.
+    #[error("{message}: {violations}")]
+    InvalidArgument {
+        reason: &'static str,
+        message: &'static str,
+        violations: Violations,
+    },
+    #[error("meeting {0} not found")]
+    MeetingNotFound(Uuid),
+    #[error("request_id was already used for a different meeting")]
+    RequestIdReused { request_id: String },
+    #[error("the server is shutting down")]
+    ShuttingDown,
+    #[error("database unavailable")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn invalid_meeting(violations: Violations) -> Self {
+        Self::InvalidArgument {
+            reason: "INVALID_MEETING",
+            message: "the meeting is not valid",
+            violations,
+        }
+    }
+
+    pub fn invalid_request(violations: Violations) -> Self {
+        Self::InvalidArgument {
+            reason: "INVALID_REQUEST",
+            message: "the request is not valid",
+            violations,
+        }
+    }
+
+    pub fn internal(cause: impl Into<anyhow::Error>) -> Self {
+        Self::Internal(cause.into())
+    }
+
+    /// The ErrorInfo reason callers branch on.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::InvalidArgument { reason, .. } => reason,
+            Self::MeetingNotFound(_) => "MEETING_NOT_FOUND",
+            Self::RequestIdReused { .. } => "REQUEST_ID_REUSED",
+            Self::ShuttingDown => "SHUTTING_DOWN",
+            Self::Unavailable(_) => "DATABASE_UNAVAILABLE",
+            Self::Internal(_) => "INTERNAL",
+        }
+    }
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Self {
+        if is_unavailable(&e) {
+            Self::Unavailable(e)
+        } else {
+            Self::Internal(e.into())
+        }
+    }
+}
+
+/// Errors that mean "the database cannot be reached or is shutting down",
+/// worth a retry by the caller, as opposed to a bug.
+fn is_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_) => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            // 08: connection exception; 57P01..57P03: admin/crash shutdown,
+            // cannot connect now; 53300: too many connections.
+            code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03" | "53300")
+        }),
+        _ => false,
+    }
+}
+
+impl From<Error> for Status {
+    fn from(e: Error) -> Self {
+        let mut details = ErrorDetails::new();
+        let mut metadata = HashMap::new();
+        let (code, message) = match &e {
+            Error::InvalidArgument {
+                message,
+                violations,
+                ..
+            } => {
+                for v in violations.iter() {
+                    details.add_bad_request_violation(&v.field, &v.description);
+                }
+                let first = violations.iter().next();
+                let message = match (violations.iter().count(), first) {
+                    (1, Some(v)) => format!("{message}: {}: {}", v.field, v.description),
+                    (n, _) => format!("{message}: {n} violations, see the BadRequest details"),
+                };
+                (Code::InvalidArgument, message)
+            }
+            Error::MeetingNotFound(id) => {
+                metadata.insert("id".to_owned(), id.to_string());
+                (Code::NotFound, e.to_string())
+            }
+            Error::RequestIdReused { request_id } => {
+                metadata.insert("request_id".to_owned(), request_id.clone());
+                (Code::AlreadyExists, e.to_string())
+            }
+            Error::ShuttingDown => (Code::Unavailable, e.to_string()),
+            Error::Unavailable(cause) => {
+                tracing::warn!(error = %cause, "database unavailable");
+                (
+                    Code::Unavailable,
+                    "the database is unavailable; retry later".to_owned(),
+                )
+            }
+            Error::Internal(cause) => {
+                tracing::error!(error = format!("{cause:#}"), "internal error");
+                (Code::Internal, "internal error".to_owned())
+            }
+        };
+        details.set_error_info(e.reason(), ERROR_DOMAIN, metadata);
+        Status::with_error_details(code, message, details)
+    }
+}

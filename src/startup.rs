@@ -1,0 +1,200 @@
+//! Builds the application (database, listener, services) and runs it until
+//! a shutdown signal.
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use sqlx::postgres::PgConnectOptions;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tonic::server::NamedService;
+use tonic::transport::Server;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+
+use crate::api::MeetingsApi;
+use crate::config::Config;
+use crate::embedded::{EmbeddedPostgres, default_data_dir};
+use crate::pb::meeting_service_server::MeetingServiceServer;
+use crate::storage::{PoolSettings, Storage};
+use crate::telemetry::grpc_trace_layer;
+
+/// A built service, bound to its address, not yet serving.
+pub struct Application {
+    config: Config,
+    listener: TcpListener,
+    storage: Storage,
+    embedded: Option<EmbeddedPostgres>,
+}
+
+impl Application {
+    /// Connects to the database (starting the embedded one when no URL is
+    /// configured), applies migrations and binds the listen address.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let (options, embedded) = match &config.database_url {
+            Some(url) => {
+                let options: PgConnectOptions = url
+                    .parse()
+                    .context("DATABASE_URL is not a valid PostgreSQL URL")?;
+                (options, None)
+            }
+            None => {
+                let dir = config.data_dir.clone().unwrap_or_else(default_data_dir);
+                let pg = EmbeddedPostgres::start(&dir, &[]).await?;
+                (pg.connect_options(), Some(pg))
+            }
+        };
+        let settings = PoolSettings {
+            max_connections: config.db_pool_size,
+            acquire_timeout: config.db_acquire_timeout(),
+        };
+        let storage = Storage::connect(options, &settings)
+            .await
+            .context("cannot connect to the database")?;
+        let listener = TcpListener::bind(config.listen_addr)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen_addr))?;
+        Ok(Self {
+            config,
+            listener,
+            storage,
+            embedded,
+        })
+    }
+
+    /// The bound address (the real port when configured with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound TCP listener has an address")
+    }
+
+    pub fn storage(&self) -> &Storage {
+        &self.storage
+    }
+
+    /// Serves until `shutdown` completes, then drains: open streams end with
+    /// UNAVAILABLE, in-flight calls get up to the shutdown timeout, the pool
+    /// closes and the embedded database stops last.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> anyhow::Result<()> {
+        let Self {
+            config,
+            listener,
+            storage,
+            embedded,
+        } = self;
+        let stop = CancellationToken::new();
+        let (reporter, health_service) = tonic_health::server::health_reporter();
+        update_health(&reporter, &storage).await;
+        let health_task = tokio::spawn(watch_database(
+            storage.clone(),
+            reporter.clone(),
+            config.health_interval(),
+            stop.clone(),
+        ));
+
+        // grpcurl before 1.8.8 speaks only v1alpha; newer clients prefer v1.
+        let reflection_v1alpha = reflection().build_v1alpha()?;
+        let reflection_v1 = reflection().build_v1()?;
+
+        let api = MeetingServiceServer::new(MeetingsApi::new(storage.clone(), stop.clone()));
+        let server = Server::builder()
+            .layer(grpc_trace_layer())
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(api)
+            .serve_with_incoming_shutdown(
+                TcpListenerStream::new(listener),
+                stop.clone().cancelled_owned(),
+            );
+        let mut server = tokio::spawn(server);
+
+        let result = tokio::select! {
+            res = &mut server => res.context("server task failed")?.context("server failed"),
+            () = shutdown => {
+                tracing::info!("shutting down: draining open calls");
+                set_status(&reporter, ServingStatus::NotServing).await;
+                stop.cancel();
+                match tokio::time::timeout(config.shutdown_timeout(), &mut server).await {
+                    Ok(res) => res.context("server task failed")?.context("server failed"),
+                    Err(_) => {
+                        tracing::warn!("calls still open after the shutdown timeout; closing them");
+                        server.abort();
+                        Ok(())
+                    }
+                }
+            }
+        };
+        stop.cancel();
+        health_task.abort();
+        storage.pool().close().await;
+        if let Some(pg) = embedded {
+            pg.stop().await;
+        }
+        tracing::info!("stopped");
+        result
+    }
+}
+
+/// Reflection over our service, the health service and the error details
+/// (so that grpcurl can print google.rpc.BadRequest).
+fn reflection() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+}
+
+const SERVICE_NAME: &str = <MeetingServiceServer<MeetingsApi> as NamedService>::NAME;
+
+async fn set_status(reporter: &HealthReporter, status: ServingStatus) {
+    reporter.set_service_status("", status).await;
+    reporter.set_service_status(SERVICE_NAME, status).await;
+}
+
+/// SERVING exactly while the database answers.
+async fn update_health(reporter: &HealthReporter, storage: &Storage) -> bool {
+    let ok = storage.ping().await.is_ok();
+    let status = if ok {
+        ServingStatus::Serving
+    } else {
+        ServingStatus::NotServing
+    };
+    set_status(reporter, status).await;
+    ok
+}
+
+async fn watch_database(
+    storage: Storage,
+    reporter: HealthReporter,
+    interval: std::time::Duration,
+    stop: CancellationToken,
+) {
+    let mut was_ok = true;
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(interval) => {}
+        }
+        let ok = tokio::time::timeout(interval, update_health(&reporter, &storage))
+            .await
+            .unwrap_or(false);
+        if !ok {
+            set_status(&reporter, ServingStatus::NotServing).await;
+        }
+        if ok != was_ok {
+            if ok {
+                tracing::info!("database reachable again: SERVING");
+            } else {
+                tracing::warn!("database unreachable: NOT_SERVING");
+            }
+            was_ok = ok;
+        }
+    }
+}
