@@ -1,0 +1,252 @@
+use std::collections::HashSet;
+
+use meetings::pb;
+use tonic::Code;
+
+use crate::helpers::{assert_error, azertac_request, meeting, spawn_app};
+
+#[tokio::test]
+async fn the_example_article_round_trips_field_by_field() {
+    let app = spawn_app().await;
+    let created = app
+        .client
+        .clone()
+        .create_meeting(azertac_request())
+        .await
+        .unwrap()
+        .into_inner()
+        .meeting
+        .unwrap();
+
+    assert!(
+        uuid::Uuid::try_parse(&created.id).is_ok(),
+        "id {:?} is a UUID",
+        created.id
+    );
+    assert_eq!(created.id, created.id.to_lowercase());
+    assert_eq!(created.date, "2022-05-05");
+    assert_eq!(
+        created.location,
+        Some(pb::Location {
+            city: "Baku".into(),
+            country_code: "AZ".into()
+        })
+    );
+    let people: Vec<_> = created
+        .participants
+        .iter()
+        .map(|p| (p.name.as_str(), p.title.as_str(), p.country_code.as_str()))
+        .collect();
+    assert_eq!(
+        people,
+        [
+            ("Jeyhun Bayramov", "Minister of Foreign Affairs", "AZ"),
+            (
+                "Honda Taro",
+                "Parliamentary Vice-Minister for Foreign Affairs",
+                "JP"
+            ),
+        ]
+    );
+    assert_eq!(
+        created.anniversary,
+        Some(pb::Anniversary {
+            years: 30,
+            occasion: "establishment of diplomatic relations".into()
+        })
+    );
+    assert_eq!(created.topics.len(), 16);
+    assert_eq!(created.topics[0], "energy");
+    assert!(created.topics.contains(&"demining".to_owned()));
+    assert_eq!(created.topics.last().unwrap(), "situation in Ukraine");
+    assert!(
+        created
+            .summary
+            .starts_with("Azerbaijan's Foreign Minister Jeyhun Bayramov met")
+    );
+    assert_eq!(created.sources.len(), 1);
+    assert_eq!(created.sources[0].name, "AZERTAC");
+    assert_eq!(created.sources[0].url, "https://azertag.az/en");
+    assert_eq!(created.country_codes, ["AZ", "JP"]);
+    let create_time = created.create_time.expect("create_time is set");
+    assert!(create_time.seconds > 1_700_000_000);
+    assert_eq!(created.update_time, Some(create_time));
+
+    let fetched = app
+        .client
+        .clone()
+        .get_meeting(pb::GetMeetingRequest {
+            id: created.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .meeting
+        .unwrap();
+    assert_eq!(fetched, created);
+    // The input, minus output-only fields, is exactly what was sent.
+    let sent = azertac_request().meeting.unwrap();
+    assert_eq!(
+        pb::Meeting {
+            id: String::new(),
+            country_codes: vec![],
+            create_time: None,
+            update_time: None,
+            ..fetched
+        },
+        sent
+    );
+}
+
+#[tokio::test]
+async fn text_is_trimmed_codes_upper_cased_and_output_fields_ignored() {
+    let app = spawn_app().await;
+    let mut m = meeting("2020-01-02", &["az", " jp "]);
+    m.participants[0].name = "  Jeyhun Bayramov\t".into();
+    m.topics = vec!["  energy ".into()];
+    m.location = Some(pb::Location {
+        city: " Baku ".into(),
+        country_code: "az".into(),
+    });
+    m.id = "not-an-id".into();
+    m.country_codes = vec!["US".into()];
+    m.create_time = Some(prost_types::Timestamp {
+        seconds: 5,
+        nanos: 0,
+    });
+    let created = app.create(m).await;
+    assert_ne!(created.id, "not-an-id");
+    assert_eq!(created.participants[0].name, "Jeyhun Bayramov");
+    assert_eq!(created.participants[0].country_code, "AZ");
+    assert_eq!(created.participants[1].country_code, "JP");
+    assert_eq!(created.topics, ["energy"]);
+    assert_eq!(created.location.unwrap().city, "Baku");
+    assert_eq!(created.country_codes, ["AZ", "JP"]);
+    assert_ne!(created.create_time.unwrap().seconds, 5);
+}
+
+#[tokio::test]
+async fn country_codes_are_distinct_and_sorted() {
+    let app = spawn_app().await;
+    let created = app
+        .create(meeting("2021-03-04", &["TR", "AZ", "TR", "GE"]))
+        .await;
+    assert_eq!(created.country_codes, ["AZ", "GE", "TR"]);
+}
+
+fn with_request_id(m: pb::Meeting, request_id: &str) -> pb::CreateMeetingRequest {
+    pb::CreateMeetingRequest {
+        meeting: Some(m),
+        request_id: request_id.into(),
+    }
+}
+
+#[tokio::test]
+async fn a_retry_with_the_same_request_id_returns_the_first_result() {
+    let app = spawn_app().await;
+    let mut client = app.client.clone();
+    let first = client
+        .create_meeting(with_request_id(
+            meeting("2022-05-05", &["AZ", "JP"]),
+            "req-1",
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    // Same meeting, written differently but equal once normalised.
+    let mut again = meeting("2022-05-05", &["AZ", "JP"]);
+    again.topics = vec![" trade ".into()];
+    again.participants[1].country_code = "jp".into();
+    again.participants[0].name = format!("  {}", again.participants[0].name);
+    let second = client
+        .create_meeting(with_request_id(again, "req-1"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(first, second);
+    assert_eq!(app.count_meetings().await, 1);
+
+    // Without a request_id, the same meeting is stored again.
+    app.create(meeting("2022-05-05", &["AZ", "JP"])).await;
+    assert_eq!(app.count_meetings().await, 2);
+}
+
+#[tokio::test]
+async fn the_same_request_id_with_a_different_meeting_is_already_exists() {
+    let app = spawn_app().await;
+    let mut client = app.client.clone();
+    client
+        .create_meeting(with_request_id(
+            meeting("2022-05-05", &["AZ", "JP"]),
+            "req-1",
+        ))
+        .await
+        .unwrap();
+    let status = client
+        .create_meeting(with_request_id(
+            meeting("2022-05-06", &["AZ", "JP"]),
+            "req-1",
+        ))
+        .await
+        .unwrap_err();
+    assert_error(&status, Code::AlreadyExists, "REQUEST_ID_REUSED");
+    assert_eq!(app.count_meetings().await, 1);
+}
+
+#[tokio::test]
+async fn concurrent_creates_with_one_request_id_store_one_meeting() {
+    let app = spawn_app().await;
+    let calls = (0..16).map(|_| {
+        let mut client = app.client.clone();
+        tokio::spawn(async move {
+            client
+                .create_meeting(with_request_id(
+                    meeting("2022-05-05", &["AZ", "JP"]),
+                    "race",
+                ))
+                .await
+                .map(|r| r.into_inner().meeting.unwrap().id)
+        })
+    });
+    let mut ids = HashSet::new();
+    for call in calls.collect::<Vec<_>>() {
+        ids.insert(call.await.unwrap().expect("every racing call succeeds"));
+    }
+    assert_eq!(ids.len(), 1, "all calls return the same meeting");
+    assert_eq!(app.count_meetings().await, 1);
+    let pairs: i64 = sqlx::query_scalar("SELECT count(*) FROM meeting_country_pairs")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(pairs, 1);
+}
+
+#[tokio::test]
+async fn participants_topics_sources_and_pairs_are_stored_with_the_meeting() {
+    let app = spawn_app().await;
+    let created = app
+        .client
+        .clone()
+        .create_meeting(azertac_request())
+        .await
+        .unwrap()
+        .into_inner()
+        .meeting
+        .unwrap();
+    let id = uuid::Uuid::parse_str(&created.id).unwrap();
+    let count = |table: &'static str| {
+        let pool = app.pool.clone();
+        async move {
+            let sql = format!("SELECT count(*) FROM {table} WHERE meeting_id = $1");
+            sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql))
+                .bind(id)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(count("meeting_participants").await, 2);
+    assert_eq!(count("meeting_topics").await, 16);
+    assert_eq!(count("meeting_sources").await, 1);
+    assert_eq!(count("meeting_country_pairs").await, 1);
+}

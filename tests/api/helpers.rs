@@ -1,0 +1,352 @@
+//! One running server per test, on its own database, reached through the
+//! generated client.
+
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use meetings::config::{Config, LogFormat};
+use meetings::pb;
+use meetings::pb::meeting_service_client::MeetingServiceClient;
+use meetings::startup::Application;
+use sqlx::postgres::{PgConnectOptions, PgPool};
+use sqlx::{ConnectOptions, Connection, PgConnection};
+use tokio::sync::oneshot;
+use tonic::transport::Channel;
+use tonic_types::{ErrorDetails, StatusExt};
+
+/// Logs only when TEST_LOG is set (RUST_LOG picks the level).
+static TRACING: LazyLock<()> = LazyLock::new(|| {
+    if std::env::var_os("TEST_LOG").is_some() {
+        meetings::telemetry::init(LogFormat::Text);
+    }
+});
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: MeetingServiceClient<Channel>,
+    /// The server's own pool (a clone shares its connections).
+    pub pool: PgPool,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    database: TestDatabase,
+}
+
+/// Where the test's database lives: a fresh database on the server named by
+/// DATABASE_URL, or, when it is unset, the embedded default in a temporary
+/// directory.
+enum TestDatabase {
+    Shared {
+        admin: Box<PgConnectOptions>,
+        name: String,
+    },
+    Embedded {
+        _dir: tempfile::TempDir,
+    },
+}
+
+/// Test-specific settings on top of the defaults.
+#[derive(Clone, Copy)]
+pub struct Settings {
+    pub db_pool_size: u32,
+    pub acquire_timeout_ms: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            db_pool_size: 16,
+            acquire_timeout_ms: 3000,
+        }
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(Settings::default()).await
+}
+
+pub async fn spawn_app_with(settings: Settings) -> TestApp {
+    LazyLock::force(&TRACING);
+    let mut config = Config {
+        listen_addr: "127.0.0.1:0".parse().unwrap(),
+        database_url: None,
+        data_dir: None,
+        db_pool_size: settings.db_pool_size,
+        db_acquire_timeout_ms: settings.acquire_timeout_ms,
+        health_interval_ms: 100,
+        shutdown_timeout_ms: 2000,
+        log_format: LogFormat::Text,
+    };
+    let database = match std::env::var("DATABASE_URL") {
+        Ok(url) => {
+            let admin: PgConnectOptions = url.parse().expect("DATABASE_URL parses");
+            let name = format!("meetings_test_{}", uuid::Uuid::now_v7().simple());
+            let mut conn = PgConnection::connect_with(&admin)
+                .await
+                .expect("DATABASE_URL reachable");
+            sqlx::query(sqlx::AssertSqlSafe(format!(r#"CREATE DATABASE "{name}""#)))
+                .execute(&mut conn)
+                .await
+                .expect("can create a test database");
+            // A throwaway database need not wait for the disk at each commit.
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                r#"ALTER DATABASE "{name}" SET synchronous_commit = off"#
+            )))
+            .execute(&mut conn)
+            .await
+            .expect("can configure the test database");
+            conn.close().await.ok();
+            config.database_url = Some(admin.clone().database(&name).to_url_lossy().to_string());
+            TestDatabase::Shared {
+                admin: Box::new(admin),
+                name,
+            }
+        }
+        Err(_) => {
+            let dir = tempfile::tempdir().unwrap();
+            // The embedded server may run as another user: let it reach its directory.
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+            config.data_dir = Some(dir.path().to_owned());
+            TestDatabase::Embedded { _dir: dir }
+        }
+    };
+    let app = Application::build(config)
+        .await
+        .expect("application builds");
+    let addr = app.local_addr();
+    let pool = app.storage().pool().clone();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    let client = MeetingServiceClient::connect(format!("http://{addr}"))
+        .await
+        .expect("server accepts connections")
+        .max_decoding_message_size(64 * 1024 * 1024);
+    TestApp {
+        addr,
+        client,
+        pool,
+        stop: Some(stop),
+        server: Some(server),
+        database,
+    }
+}
+
+impl TestApp {
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(format!("http://{}", self.addr))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap()
+    }
+
+    pub async fn create(&self, meeting: pb::Meeting) -> pb::Meeting {
+        self.client
+            .clone()
+            .create_meeting(pb::CreateMeetingRequest {
+                meeting: Some(meeting),
+                request_id: String::new(),
+            })
+            .await
+            .expect("meeting is created")
+            .into_inner()
+            .meeting
+            .expect("response has the meeting")
+    }
+
+    pub async fn stream(
+        &self,
+        req: pb::StreamMeetingsByCountryPairRequest,
+    ) -> Result<Vec<pb::Meeting>, tonic::Status> {
+        let mut stream = self
+            .client
+            .clone()
+            .stream_meetings_by_country_pair(req)
+            .await?
+            .into_inner();
+        let mut out = Vec::new();
+        while let Some(item) = stream.message().await? {
+            out.push(item.meeting.expect("each message has a meeting"));
+        }
+        Ok(out)
+    }
+
+    pub async fn count_meetings(&self) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM meetings")
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        let _ = self.stop.take().unwrap().send(());
+        self.server.take().unwrap().await?
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        // A failed test keeps its database for inspection.
+        if let TestDatabase::Shared { admin, name } = &self.database
+            && !std::thread::panicking()
+        {
+            let (admin, name) = (admin.as_ref().clone(), name.clone());
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async {
+                    if let Ok(mut conn) = PgConnection::connect_with(&admin).await {
+                        let sql = format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#);
+                        let _ = sqlx::query(sqlx::AssertSqlSafe(sql))
+                            .execute(&mut conn)
+                            .await;
+                    }
+                });
+            })
+            .join()
+            .ok();
+        }
+    }
+}
+
+/// The example article (tests/fixtures/azertac-2022-05-05-azerbaijan-japan.json,
+/// the README's walk-through) as a CreateMeetingRequest.
+pub fn azertac_request() -> pb::CreateMeetingRequest {
+    let json: serde_json::Value = serde_json::from_str(include_str!(
+        "../fixtures/azertac-2022-05-05-azerbaijan-japan.json"
+    ))
+    .unwrap();
+    let s = |v: &serde_json::Value, key: &str| v[key].as_str().unwrap_or_default().to_owned();
+    let m = &json["meeting"];
+    let meeting = pb::Meeting {
+        date: s(m, "date"),
+        location: Some(pb::Location {
+            city: s(&m["location"], "city"),
+            country_code: s(&m["location"], "countryCode"),
+        }),
+        participants: m["participants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| pb::Participant {
+                name: s(p, "name"),
+                title: s(p, "title"),
+                country_code: s(p, "countryCode"),
+            })
+            .collect(),
+        anniversary: Some(pb::Anniversary {
+            years: m["anniversary"]["years"].as_u64().unwrap() as u32,
+            occasion: s(&m["anniversary"], "occasion"),
+        }),
+        topics: m["topics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_str().unwrap().to_owned())
+            .collect(),
+        summary: s(m, "summary"),
+        sources: m["sources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| pb::Source {
+                name: s(x, "name"),
+                url: s(x, "url"),
+            })
+            .collect(),
+        ..Default::default()
+    };
+    pb::CreateMeetingRequest {
+        meeting: Some(meeting),
+        request_id: s(&json, "requestId"),
+    }
+}
+
+/// A small valid meeting between the given countries on `date`.
+pub fn meeting(date: &str, countries: &[&str]) -> pb::Meeting {
+    pb::Meeting {
+        date: date.to_owned(),
+        participants: countries
+            .iter()
+            .enumerate()
+            .map(|(i, c)| pb::Participant {
+                name: format!("Delegate {i} of {c}"),
+                title: "Minister of Foreign Affairs".to_owned(),
+                country_code: (*c).to_owned(),
+            })
+            .collect(),
+        topics: vec!["trade".to_owned()],
+        ..Default::default()
+    }
+}
+
+/// The error details of a failed call, checked to carry our ErrorInfo with
+/// `reason`.
+pub fn assert_error(status: &tonic::Status, code: tonic::Code, reason: &str) -> ErrorDetails {
+    assert_eq!(status.code(), code, "unexpected status: {status:?}");
+    let details = status.get_error_details();
+    let info = details.error_info().expect("every error carries ErrorInfo");
+    assert_eq!(info.reason, reason);
+    assert_eq!(info.domain, "meetings.v1");
+    details
+}
+
+/// The fields named by a BadRequest detail, in order.
+pub fn violated_fields(details: &ErrorDetails) -> Vec<String> {
+    details
+        .bad_request()
+        .map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect())
+        .unwrap_or_default()
+}
+
+/// Polls `check` until it holds or `within` passes; returns whether it held.
+pub async fn eventually<F, Fut>(within: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if check().await {
+            return true;
+        }
+        if tokio::time::Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Creates meetings concurrently; returns them in creation order.
+pub async fn create_all(app: &TestApp, meetings: Vec<pb::Meeting>) -> Vec<pb::Meeting> {
+    let mut out = Vec::with_capacity(meetings.len());
+    let mut queue = meetings.into_iter();
+    loop {
+        let batch: Vec<_> = queue.by_ref().take(32).map(|m| app.create(m)).collect();
+        if batch.is_empty() {
+            return out;
+        }
+        out.extend(join_all(batch).await);
+    }
+}
+
+/// `n` meetings between AZ and JP, spread over 40,000 days from 1900.
+pub fn many(n: usize) -> Vec<pb::Meeting> {
+    (0..n)
+        .map(|i| {
+            let day = chrono::NaiveDate::from_ymd_opt(1900, 1, 1).unwrap()
+                + chrono::Days::new((i % 40_000) as u64);
+            meeting(&day.to_string(), &["AZ", "JP"])
+        })
+        .collect()
+}

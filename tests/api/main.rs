@@ -1,0 +1,9 @@
+//! Integration tests: the real server over real gRPC against real
+//! PostgreSQL, each test with its own database.
+
+mod create;
+mod get;
+mod helpers;
+mod service;
+mod stream;
+mod validation;

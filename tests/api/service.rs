@@ -1,0 +1,225 @@
+//! Reflection, health, outages and shutdown.
+
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+use meetings::config::{Config, LogFormat};
+use meetings::embedded::EmbeddedPostgres;
+use meetings::pb;
+use meetings::pb::meeting_service_client::MeetingServiceClient;
+use meetings::startup::Application;
+use sqlx::ConnectOptions;
+use tokio_stream::StreamExt;
+use tonic::Code;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+use crate::helpers::{assert_error, create_all, eventually, many, meeting, spawn_app};
+
+#[tokio::test]
+async fn reflection_v1_and_v1alpha_list_and_describe_the_service() {
+    use tonic_reflection::pb::{v1, v1alpha};
+    let app = spawn_app().await;
+
+    let mut client = v1::server_reflection_client::ServerReflectionClient::new(app.channel().await);
+    let requests = [
+        v1::server_reflection_request::MessageRequest::ListServices(String::new()),
+        v1::server_reflection_request::MessageRequest::FileContainingSymbol(
+            "meetings.v1.MeetingService".into(),
+        ),
+        v1::server_reflection_request::MessageRequest::FileContainingSymbol(
+            "google.rpc.BadRequest".into(),
+        ),
+    ]
+    .map(|r| v1::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(r),
+    });
+    let mut answers = client
+        .server_reflection_info(tokio_stream::iter(requests))
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(v1::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
+        answers.next().await.unwrap().unwrap().message_response
+    else {
+        panic!("expected a service list")
+    };
+    let names: Vec<_> = list.service.iter().map(|s| s.name.as_str()).collect();
+    for expected in ["meetings.v1.MeetingService", "grpc.health.v1.Health"] {
+        assert!(names.contains(&expected), "{expected} listed in {names:?}");
+    }
+    for _ in 0..2 {
+        let answer = answers.next().await.unwrap().unwrap().message_response;
+        assert!(
+            matches!(answer, Some(v1::server_reflection_response::MessageResponse::FileDescriptorResponse(ref f)) if !f.file_descriptor_proto.is_empty()),
+            "symbol resolves: {answer:?}"
+        );
+    }
+
+    // grpcurl before 1.8.8 speaks only v1alpha.
+    let mut old =
+        v1alpha::server_reflection_client::ServerReflectionClient::new(app.channel().await);
+    let request = v1alpha::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(
+            v1alpha::server_reflection_request::MessageRequest::ListServices(String::new()),
+        ),
+    };
+    let mut answers = old
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let answer = answers.next().await.unwrap().unwrap().message_response;
+    assert!(format!("{answer:?}").contains("meetings.v1.MeetingService"));
+}
+
+#[tokio::test]
+async fn health_reports_serving() {
+    let app = spawn_app().await;
+    let mut health = HealthClient::new(app.channel().await);
+    for service in ["", "meetings.v1.MeetingService"] {
+        let status = health
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .status;
+        assert_eq!(status, ServingStatus::Serving as i32, "{service:?}");
+    }
+}
+
+/// A server on a database this test can stop: an embedded PostgreSQL of the
+/// test's own, reached by URL as any external database.
+async fn app_on_own_database() -> (Application, EmbeddedPostgres, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let pg = EmbeddedPostgres::start(dir.path(), &[]).await.unwrap();
+    let config = Config {
+        listen_addr: "127.0.0.1:0".parse().unwrap(),
+        database_url: Some(pg.connect_options().to_url_lossy().to_string()),
+        data_dir: None,
+        db_pool_size: 4,
+        db_acquire_timeout_ms: 500,
+        health_interval_ms: 100,
+        shutdown_timeout_ms: 2000,
+        log_format: LogFormat::Text,
+    };
+    (Application::build(config).await.unwrap(), pg, dir)
+}
+
+#[tokio::test]
+async fn database_down_means_unavailable_quickly_and_not_serving() {
+    let (app, pg, _dir) = app_on_own_database().await;
+    let addr = app.local_addr();
+    let server = tokio::spawn(app.run_until_stopped(std::future::pending()));
+    let mut client = MeetingServiceClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
+    let created = client
+        .create_meeting(pb::CreateMeetingRequest {
+            meeting: Some(meeting("2022-05-05", &["AZ", "JP"])),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .meeting
+        .unwrap();
+
+    pg.stop().await;
+
+    let started = tokio::time::Instant::now();
+    let status = client
+        .get_meeting(pb::GetMeetingRequest {
+            id: created.id.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_error(&status, Code::Unavailable, "DATABASE_UNAVAILABLE");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "answered, not hung"
+    );
+    assert!(
+        !status.message().contains("sql"),
+        "no internals: {}",
+        status.message()
+    );
+    let status = client
+        .create_meeting(pb::CreateMeetingRequest {
+            meeting: Some(meeting("2022-05-05", &["AZ", "JP"])),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_error(&status, Code::Unavailable, "DATABASE_UNAVAILABLE");
+
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let health = HealthClient::new(channel);
+    let not_serving = eventually(Duration::from_secs(10), || {
+        let mut health = health.clone();
+        async move {
+            health
+                .check(HealthCheckRequest {
+                    service: "meetings.v1.MeetingService".into(),
+                })
+                .await
+                .is_ok_and(|r| r.into_inner().status == ServingStatus::NotServing as i32)
+        }
+    })
+    .await;
+    assert!(not_serving, "health turns NOT_SERVING");
+    server.abort();
+}
+
+#[tokio::test]
+async fn shutdown_ends_open_streams_and_returns() {
+    let app = spawn_app().await;
+    // More than the server's buffers and the HTTP/2 window hold, so the
+    // server is still feeding the stream when it is told to stop.
+    create_all(&app, many(3_000)).await;
+    let mut stream = app
+        .client
+        .clone()
+        .stream_meetings_by_country_pair(pb::StreamMeetingsByCountryPairRequest {
+            country_a: "AZ".into(),
+            country_b: "JP".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    stream.message().await.unwrap().expect("first record");
+    // The stream is open and unread; the server must still stop in time.
+    let stopped = tokio::time::timeout(Duration::from_secs(20), app.stop()).await;
+    assert!(
+        matches!(stopped, Ok(Ok(()))),
+        "server stopped cleanly: {stopped:?}"
+    );
+    // The client sees the rest of what was buffered, then an end: a status,
+    // never a hang.
+    let end = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match stream.message().await {
+                Ok(Some(_)) => continue,
+                Ok(None) => return None,
+                Err(status) => return Some(status.code()),
+            }
+        }
+    })
+    .await
+    .expect("the stream ends");
+    assert!(
+        matches!(end, None | Some(Code::Unavailable)),
+        "ended with {end:?}"
+    );
+}
