@@ -72,7 +72,9 @@ mod tests {
 
     #[test]
     fn rejects_unassigned_and_malformed_codes() {
-        for bad in ["", "  ", "ZZ", "XX", "AZE", "A", "UK", "1A", "ÄZ"] {
+        for bad in [
+            "", "  ", "ZZ", "XX", "XK", "EU", "AZE", "A", "UK", "1A", "ÄZ",
+        ] {
             assert!(CountryCode::parse(bad).is_err(), "{bad:?} accepted");
         }
     }
