@@ -390,3 +390,111 @@ impl Source {
         &self.url
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn today() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 11, 28).unwrap()
+    }
+
+    fn participant(name: &str, code: &str) -> pb::Participant {
+        pb::Participant {
+            name: name.into(),
+            title: String::new(),
+            country_code: code.into(),
+        }
+    }
+
+    fn valid() -> pb::Meeting {
+        pb::Meeting {
+            date: "2022-05-05".into(),
+            participants: vec![
+                participant("Jeyhun Bayramov", "az"),
+                participant("Honda Taro", "JP"),
+            ],
+            topics: vec![" energy ".into()],
+            ..Default::default()
+        }
+    }
+
+    fn fields(m: pb::Meeting) -> Vec<String> {
+        NewMeeting::parse(m, "meeting", today())
+            .unwrap_err()
+            .into_iter()
+            .map(|v| v.field)
+            .collect()
+    }
+
+    #[test]
+    fn a_valid_meeting_is_normalised() {
+        let m = NewMeeting::parse(valid(), "meeting", today()).unwrap();
+        assert_eq!(m.topics(), ["energy"]);
+        assert_eq!(m.participants()[0].country_code().as_str(), "AZ");
+        assert_eq!(m.country_pairs().len(), 1);
+        assert!(m.location().is_none() && m.anniversary().is_none());
+    }
+
+    #[test]
+    fn violations_carry_the_prefix_and_index() {
+        let mut m = valid();
+        m.participants[1].country_code = "ZZ".into();
+        m.topics.push("ENERGY".into());
+        assert_eq!(
+            fields(m),
+            ["meeting.participants[1].country_code", "meeting.topics[1]"]
+        );
+    }
+
+    #[test]
+    fn counts_are_checked_before_items() {
+        let mut m = valid();
+        m.participants = (0..201)
+            .map(|i| participant("", if i % 2 == 0 { "AZ" } else { "XX" }))
+            .collect();
+        // One violation for the count, not 201 for the items.
+        assert_eq!(fields(m), ["meeting.participants"]);
+    }
+
+    #[test]
+    fn an_empty_location_is_none_and_an_empty_anniversary_is_reported() {
+        let mut m = valid();
+        m.location = Some(pb::Location::default());
+        m.anniversary = Some(pb::Anniversary::default());
+        assert_eq!(
+            fields(m.clone()),
+            ["meeting.anniversary.years", "meeting.anniversary.occasion"]
+        );
+        m.anniversary = None;
+        assert!(
+            NewMeeting::parse(m, "meeting", today())
+                .unwrap()
+                .location()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn multilateral_pairs_are_every_combination_once() {
+        let mut m = valid();
+        m.participants.push(participant("Hakan Fidan", "TR"));
+        m.participants.push(participant("Second Azerbaijani", "AZ"));
+        let m = NewMeeting::parse(m, "meeting", today()).unwrap();
+        let pairs: Vec<_> = m
+            .country_pairs()
+            .iter()
+            .map(|p| format!("{}-{}", p.low(), p.high()))
+            .collect();
+        assert_eq!(pairs, ["AZ-JP", "AZ-TR", "JP-TR"]);
+    }
+
+    #[test]
+    fn request_ids() {
+        assert_eq!(RequestId::parse("").unwrap(), None);
+        assert!(RequestId::parse("abc-123").unwrap().is_some());
+        assert!(RequestId::parse(" abc").is_err());
+        assert!(RequestId::parse(&"x".repeat(129)).is_err());
+        assert!(RequestId::parse(&"x".repeat(128)).is_ok());
+    }
+}
