@@ -1,0 +1,849 @@
+//! bench: the service's rates next to PostgreSQL's own, side by side in one
+//! run. See the README's performance section.
+//!
+//! It starts a fresh database (an embedded PostgreSQL in a temporary
+//! directory, or a new database on the server DATABASE_URL names), starts
+//! the service on it as a child process (this binary, re-executed), loads
+//! data through the service's RPCs, and measures each figure next to its
+//! reference, round after round, quoting medians.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use chrono::{NaiveDate, Utc};
+use clap::Parser;
+use meetings::api::stored_record;
+use meetings::domain::NewMeeting;
+use meetings::embedded::EmbeddedPostgres;
+use meetings::pb;
+use meetings::pb::meeting_service_client::MeetingServiceClient;
+use meetings::storage::{MeetingRow, PoolSettings, Storage};
+use prost::Message;
+use sqlx::ConnectOptions;
+use sqlx::postgres::PgConnectOptions;
+use tokio::sync::Mutex;
+use tonic::transport::Channel;
+use uuid::Uuid;
+
+#[derive(Debug, Parser)]
+#[command(about = "Measure the meetings service against PostgreSQL's own rates")]
+struct Args {
+    /// A small, fast run (CI runs this to keep the benchmark working).
+    #[arg(long)]
+    quick: bool,
+    /// Also write the figures as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Aim at a running server instead of starting one; its database must be
+    /// DATABASE_URL (for the references). No RSS figures then.
+    #[arg(long)]
+    addr: Option<String>,
+    /// Rounds per figure; medians are quoted.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Internal: run as the service (the child process).
+    #[arg(long, hide = true)]
+    serve: bool,
+}
+
+/// Sizes of one run.
+struct Plan {
+    creates_concurrent: usize,
+    creates_single: usize,
+    gets: usize,
+    stream_meetings: usize,
+    rss_meetings: usize,
+}
+
+const CLIENTS: usize = 32;
+const STREAM_PAIR: (&str, &str) = ("AZ", "JP");
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    if args.serve {
+        return runtime.block_on(serve());
+    }
+    runtime.block_on(run(args))
+}
+
+/// The child: the service exactly as `meetings` runs it, configured by the
+/// environment.
+async fn serve() -> anyhow::Result<()> {
+    let config = meetings::config::Config::parse_from(["meetings"]);
+    let app = meetings::startup::Application::build(config).await?;
+    app.run_until_stopped(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let plan = if args.quick {
+        Plan {
+            creates_concurrent: 1_000,
+            creates_single: 200,
+            gets: 4_000,
+            stream_meetings: 5_000,
+            rss_meetings: 5_000,
+        }
+    } else {
+        Plan {
+            creates_concurrent: 10_000,
+            creates_single: 1_000,
+            gets: 40_000,
+            stream_meetings: 200_000,
+            rss_meetings: 1_000_000,
+        }
+    };
+    let rounds = args.rounds.max(1);
+
+    let db = Database::fresh().await?;
+    let storage = Storage::connect(
+        db.options.clone(),
+        &PoolSettings {
+            max_connections: CLIENTS as u32,
+            acquire_timeout: Duration::from_secs(30),
+        },
+    )
+    .await?;
+    let server = match &args.addr {
+        Some(addr) => Server::Remote(addr.clone()),
+        None => Server::spawn(&db.options).await?,
+    };
+    let channels = server.channels(CLIENTS).await?;
+    let mut report = Report::default();
+    println!(
+        "bench: {} run, {rounds} rounds, {} cores",
+        if args.quick { "quick" } else { "full" },
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+
+    // CreateMeeting at 32 and at 1 client, next to the same statement
+    // through sqlx at the same concurrency.
+    let mut seq = 0usize;
+    for (clients, n, name) in [
+        (
+            CLIENTS,
+            plan.creates_concurrent,
+            "CreateMeeting, 32 clients",
+        ),
+        (1, plan.creates_single, "CreateMeeting, 1 client"),
+    ] {
+        let mut svc = Vec::new();
+        let mut reference = Vec::new();
+        for _ in 0..rounds {
+            let batch = sample_meetings(seq, n, None);
+            seq += n;
+            svc.push(run_creates(&channels[..clients], batch).await?);
+            let batch = sample_meetings(seq, n, None);
+            seq += n;
+            reference.push(run_direct_inserts(&storage, clients, batch).await?);
+        }
+        report.add_rates(
+            name,
+            "meetings/s",
+            &svc,
+            &reference,
+            0.75,
+            "the same INSERT through sqlx",
+        );
+    }
+
+    // GetMeeting at 32 clients, next to the same SELECT through sqlx.
+    let ids = sample_ids(&storage, 10_000).await?;
+    let mut svc = Vec::new();
+    let mut reference = Vec::new();
+    for _ in 0..rounds {
+        svc.push(run_gets(&channels, &ids, plan.gets).await?);
+        reference.push(run_direct_gets(&storage, &ids, plan.gets).await?);
+    }
+    report.add_rates(
+        "GetMeeting, 32 clients",
+        "calls/s",
+        &svc,
+        &reference,
+        0.75,
+        "the same SELECT through sqlx",
+    );
+
+    // StreamMeetingsByCountryPair over one pair, next to psql's \copy of the
+    // same full records.
+    let load = load_pair(&channels, plan.stream_meetings, &mut seq).await?;
+    println!(
+        "loaded {} {}-{} meetings at {:.0}/s through CreateMeeting",
+        plan.stream_meetings, STREAM_PAIR.0, STREAM_PAIR.1, load
+    );
+    let mut svc = Vec::new();
+    let mut reference = Vec::new();
+    let mut first = Vec::new();
+    for _ in 0..rounds {
+        let s = run_stream(&channels[0], None).await?;
+        if s.records != plan.stream_meetings {
+            bail!(
+                "the stream returned {} meetings, expected {}",
+                s.records,
+                plan.stream_meetings
+            );
+        }
+        first.push(s.first_record.as_secs_f64() * 1e3);
+        svc.push(Sample::rate(s.records, s.elapsed));
+        reference.push(run_psql_copy(&db.options, plan.stream_meetings)?);
+    }
+    report.add_rates(
+        &format!(
+            "StreamMeetingsByCountryPair, {} meetings",
+            plan.stream_meetings
+        ),
+        "meetings/s",
+        &svc,
+        &reference,
+        1.5,
+        "psql \\copy of the same full records to /dev/null",
+    );
+    report.add_figure("  time to first record", median(&first), "ms");
+
+    // Memory of the server process while it streams a large pair.
+    if let Some(pid) = server.pid() {
+        if plan.rss_meetings > plan.stream_meetings {
+            let extra = plan.rss_meetings - plan.stream_meetings;
+            load_pair(&channels, extra, &mut seq).await?;
+        }
+        let rest = rss_kib(pid)?;
+        let peak = Arc::new(Mutex::new(rest));
+        let sampler = {
+            let peak = peak.clone();
+            tokio::spawn(async move {
+                loop {
+                    if let Ok(kib) = rss_kib(pid) {
+                        let mut p = peak.lock().await;
+                        *p = (*p).max(kib);
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            })
+        };
+        let s = run_stream(&channels[0], None).await?;
+        sampler.abort();
+        let peak = *peak.lock().await;
+        report.add_figure("server RSS at rest", rest as f64 / 1024.0, "MiB");
+        report.add_figure(
+            &format!(
+                "server RSS peak above rest, streaming {} meetings (target < 64)",
+                s.records
+            ),
+            peak.saturating_sub(rest) as f64 / 1024.0,
+            "MiB",
+        );
+    }
+
+    report.print();
+    if let Some(path) = &args.json {
+        std::fs::write(path, report.json())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    server.stop();
+    storage.pool().close().await;
+    db.drop().await;
+    Ok(())
+}
+
+// ---------------------------------------------------------------- data
+
+const TOPICS: [&str; 16] = [
+    "energy",
+    "alternative energy",
+    "economy",
+    "humanitarian cooperation",
+    "inter-parliamentary relations",
+    "energy security",
+    "liberated territories",
+    "restoration and reconstruction",
+    "demining",
+    "ecology and environmental protection",
+    "cultural heritage",
+    "normalization of relations",
+    "regional peace and development",
+    "cooperation within international organizations",
+    "regional issues",
+    "situation in Ukraine",
+];
+
+const OTHER_PAIRS: [(&str, &str); 6] = [
+    ("TR", "GE"),
+    ("FR", "DE"),
+    ("US", "CA"),
+    ("IN", "BR"),
+    ("KZ", "UZ"),
+    ("IT", "ES"),
+];
+
+/// Meetings shaped like the AZERTAC example (2 participants, 16 topics, a
+/// summary, a source), on the given pair or spread over other pairs.
+fn sample_meetings(start: usize, n: usize, pair: Option<(&str, &str)>) -> Vec<pb::Meeting> {
+    (start..start + n)
+        .map(|i| {
+            let (a, b) = pair.unwrap_or(OTHER_PAIRS[i % OTHER_PAIRS.len()]);
+            let date = NaiveDate::from_ymd_opt(1900, 1, 1).unwrap() + chrono::Days::new((i * 7 % 45_000) as u64);
+            pb::Meeting {
+                date: date.to_string(),
+                location: Some(pb::Location { city: "Baku".into(), country_code: a.into() }),
+                participants: vec![
+                    pb::Participant { name: format!("Minister {i}"), title: "Minister of Foreign Affairs".into(), country_code: a.into() },
+                    pb::Participant {
+                        name: format!("Vice-Minister {i}"),
+                        title: "Parliamentary Vice-Minister for Foreign Affairs".into(),
+                        country_code: b.into(),
+                    },
+                ],
+                anniversary: Some(pb::Anniversary { years: 30, occasion: "establishment of diplomatic relations".into() }),
+                topics: TOPICS.iter().map(|t| (*t).to_owned()).collect(),
+                summary: "The sides exchanged views on cooperation in energy, alternative energy, the economy, humanitarian \
+                          and inter-parliamentary relations, the reconstruction of the liberated territories and demining, \
+                          cooperation within international organizations and regional issues, including the situation in Ukraine."
+                    .into(),
+                sources: vec![pb::Source { name: "AZERTAC".into(), url: format!("https://azertag.az/en/{i}") }],
+                ..Default::default()
+            }
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------- runs
+
+/// One round's outcome: a rate and, for calls, latencies.
+#[derive(Debug, Clone, Default)]
+struct Sample {
+    rate: f64,
+    p50_ms: Option<f64>,
+    p99_ms: Option<f64>,
+}
+
+impl Sample {
+    fn rate(count: usize, elapsed: Duration) -> Self {
+        Self {
+            rate: count as f64 / elapsed.as_secs_f64(),
+            ..Self::default()
+        }
+    }
+
+    fn calls(mut latencies: Vec<Duration>, elapsed: Duration) -> Self {
+        latencies.sort();
+        let pick = |q: f64| {
+            latencies
+                .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
+                .map(|d| d.as_secs_f64() * 1e3)
+        };
+        Self {
+            rate: latencies.len() as f64 / elapsed.as_secs_f64(),
+            p50_ms: pick(0.50),
+            p99_ms: pick(0.99),
+        }
+    }
+}
+
+/// Runs `work` over `items` on `workers` concurrent tasks, timing each call.
+async fn concurrently<T, W, F>(workers: usize, items: Vec<T>, work: W) -> anyhow::Result<Sample>
+where
+    T: Send + 'static,
+    W: Fn(usize, T) -> F + Send + Sync + Clone + 'static,
+    F: std::future::Future<Output = anyhow::Result<()>> + Send,
+{
+    let queue = Arc::new(Mutex::new(items.into_iter()));
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..workers)
+        .map(|w| {
+            let queue = queue.clone();
+            let work = work.clone();
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                loop {
+                    let Some(item) = queue.lock().await.next() else {
+                        break;
+                    };
+                    let t = Instant::now();
+                    work(w, item).await?;
+                    latencies.push(t.elapsed());
+                }
+                anyhow::Ok(latencies)
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    for t in tasks {
+        latencies.extend(t.await??);
+    }
+    Ok(Sample::calls(latencies, started.elapsed()))
+}
+
+async fn run_creates(channels: &[Channel], meetings: Vec<pb::Meeting>) -> anyhow::Result<Sample> {
+    let clients: Vec<_> = channels
+        .iter()
+        .map(|c| MeetingServiceClient::new(c.clone()))
+        .collect();
+    concurrently(clients.len(), meetings, move |w, m| {
+        let mut client = clients[w].clone();
+        async move {
+            client
+                .create_meeting(pb::CreateMeetingRequest {
+                    meeting: Some(m),
+                    request_id: String::new(),
+                })
+                .await?;
+            Ok(())
+        }
+    })
+    .await
+}
+
+/// The reference for CreateMeeting: the service's own insert statement,
+/// through sqlx, with the rows prepared beforehand.
+async fn run_direct_inserts(
+    storage: &Storage,
+    workers: usize,
+    meetings: Vec<pb::Meeting>,
+) -> anyhow::Result<Sample> {
+    let today = Utc::now().date_naive();
+    let now = Utc::now();
+    let rows: Vec<_> = meetings
+        .into_iter()
+        .map(|m| {
+            let m = NewMeeting::parse(m, "meeting", today).expect("sample meetings are valid");
+            let id = Uuid::now_v7();
+            let record = stored_record(&m, id, now).encode_to_vec();
+            (id, m, record)
+        })
+        .collect();
+    let storage = storage.clone();
+    concurrently(workers, rows, move |_, (id, meeting, record)| {
+        let storage = storage.clone();
+        async move {
+            storage
+                .insert_meeting(MeetingRow {
+                    id,
+                    meeting: &meeting,
+                    create_time: now,
+                    record: &record,
+                    request_id: None,
+                })
+                .await?;
+            Ok(())
+        }
+    })
+    .await
+}
+
+async fn sample_ids(storage: &Storage, n: i64) -> anyhow::Result<Vec<Uuid>> {
+    Ok(
+        sqlx::query_scalar("SELECT id FROM meetings ORDER BY random() LIMIT $1")
+            .bind(n)
+            .fetch_all(storage.pool())
+            .await?,
+    )
+}
+
+fn spread(ids: &[Uuid], n: usize) -> Vec<Uuid> {
+    (0..n).map(|i| ids[(i * 7919) % ids.len()]).collect()
+}
+
+async fn run_gets(channels: &[Channel], ids: &[Uuid], n: usize) -> anyhow::Result<Sample> {
+    let clients: Vec<_> = channels
+        .iter()
+        .map(|c| MeetingServiceClient::new(c.clone()))
+        .collect();
+    concurrently(clients.len(), spread(ids, n), move |w, id| {
+        let mut client = clients[w].clone();
+        async move {
+            client
+                .get_meeting(pb::GetMeetingRequest { id: id.to_string() })
+                .await?;
+            Ok(())
+        }
+    })
+    .await
+}
+
+async fn run_direct_gets(storage: &Storage, ids: &[Uuid], n: usize) -> anyhow::Result<Sample> {
+    let storage = storage.clone();
+    concurrently(CLIENTS, spread(ids, n), move |_, id| {
+        let storage = storage.clone();
+        async move {
+            storage
+                .get_meeting(id)
+                .await?
+                .context("sampled id exists")?;
+            Ok(())
+        }
+    })
+    .await
+}
+
+/// Creates `n` meetings on the stream pair through CreateMeeting; returns
+/// the rate.
+async fn load_pair(channels: &[Channel], n: usize, seq: &mut usize) -> anyhow::Result<f64> {
+    let mut done = 0;
+    let started = Instant::now();
+    while done < n {
+        let chunk = (n - done).min(50_000);
+        run_creates(channels, sample_meetings(*seq, chunk, Some(STREAM_PAIR))).await?;
+        *seq += chunk;
+        done += chunk;
+    }
+    Ok(n as f64 / started.elapsed().as_secs_f64())
+}
+
+/// A message whose fields are skipped: the client receives every record
+/// without spending CPU on decoding it, as psql writing to /dev/null does.
+#[derive(Clone, PartialEq, prost::Message)]
+struct Skipped {}
+
+struct StreamRun {
+    records: usize,
+    elapsed: Duration,
+    first_record: Duration,
+}
+
+async fn run_stream(channel: &Channel, newest_first: Option<bool>) -> anyhow::Result<StreamRun> {
+    let mut grpc = tonic::client::Grpc::new(channel.clone()).max_decoding_message_size(64 << 20);
+    grpc.ready().await?;
+    let request = pb::StreamMeetingsByCountryPairRequest {
+        country_a: STREAM_PAIR.0.into(),
+        country_b: STREAM_PAIR.1.into(),
+        newest_first: newest_first.unwrap_or(false),
+        ..Default::default()
+    };
+    let started = Instant::now();
+    let path = http::uri::PathAndQuery::from_static(
+        "/meetings.v1.MeetingService/StreamMeetingsByCountryPair",
+    );
+    let codec =
+        tonic_prost::ProstCodec::<pb::StreamMeetingsByCountryPairRequest, Skipped>::default();
+    let mut stream = grpc
+        .server_streaming(tonic::Request::new(request), path, codec)
+        .await?
+        .into_inner();
+    let mut records = 0;
+    let mut first_record = Duration::ZERO;
+    while stream.message().await?.is_some() {
+        if records == 0 {
+            first_record = started.elapsed();
+        }
+        records += 1;
+    }
+    Ok(StreamRun {
+        records,
+        elapsed: started.elapsed(),
+        first_record,
+    })
+}
+
+/// psql's own export of the same full records: each meeting with its
+/// participants, topics and sources, in stream order, to /dev/null.
+fn run_psql_copy(options: &PgConnectOptions, expected: usize) -> anyhow::Result<Sample> {
+    let (low, high) = if STREAM_PAIR.0 < STREAM_PAIR.1 {
+        STREAM_PAIR
+    } else {
+        (STREAM_PAIR.1, STREAM_PAIR.0)
+    };
+    let query = format!(
+        "\\copy (SELECT m.id, m.date, m.location_city, m.location_country_code, m.anniversary_years, \
+         m.anniversary_occasion, m.summary, m.country_codes, m.create_time, m.update_time, \
+         (SELECT json_agg(json_build_object('name', p.name, 'title', p.title, 'country_code', p.country_code) ORDER BY p.position) \
+            FROM meeting_participants p WHERE p.meeting_id = m.id), \
+         (SELECT array_agg(t.topic ORDER BY t.position) FROM meeting_topics t WHERE t.meeting_id = m.id), \
+         (SELECT json_agg(json_build_object('name', s.name, 'url', s.url) ORDER BY s.position) \
+            FROM meeting_sources s WHERE s.meeting_id = m.id) \
+         FROM meeting_country_pairs cp JOIN meetings m ON m.id = cp.meeting_id \
+         WHERE cp.country_low = '{low}' AND cp.country_high = '{high}' \
+         ORDER BY cp.date, cp.meeting_id) TO '/dev/null'"
+    );
+    let mut cmd = Command::new("psql");
+    cmd.args(["-X", "-q", "-v", "ON_ERROR_STOP=1"])
+        .arg("-h")
+        .arg(
+            options
+                .get_socket()
+                .map(|p| p.to_path_buf())
+                .unwrap_or_else(|| options.get_host().into()),
+        )
+        .args([
+            "-p",
+            &options.get_port().to_string(),
+            "-U",
+            options.get_username(),
+        ])
+        .args([
+            "-d",
+            options.get_database().unwrap_or("postgres"),
+            "-c",
+            &query,
+        ])
+        .stdout(Stdio::piped());
+    let started = Instant::now();
+    let out = cmd
+        .output()
+        .context("cannot run psql (install PostgreSQL's client)")?;
+    let elapsed = started.elapsed();
+    if !out.status.success() {
+        bail!("psql failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let copied: usize = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .trim_start_matches("COPY ")
+        .parse()
+        .unwrap_or(expected);
+    if copied != expected {
+        bail!("psql copied {copied} records, expected {expected}");
+    }
+    Ok(Sample::rate(copied, elapsed))
+}
+
+fn rss_kib(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("no VmRSS")
+}
+
+// ---------------------------------------------------------------- setup
+
+struct Database {
+    options: PgConnectOptions,
+    embedded: Option<(EmbeddedPostgres, tempfile::TempDir)>,
+    shared: Option<(PgConnectOptions, String)>,
+}
+
+impl Database {
+    async fn fresh() -> anyhow::Result<Self> {
+        use sqlx::Connection;
+        if let Ok(url) = std::env::var("DATABASE_URL") {
+            let admin: PgConnectOptions = url.parse()?;
+            let name = format!("meetings_bench_{}", Uuid::now_v7().simple());
+            let mut conn = sqlx::PgConnection::connect_with(&admin).await?;
+            sqlx::query(sqlx::AssertSqlSafe(format!(r#"CREATE DATABASE "{name}""#)))
+                .execute(&mut conn)
+                .await?;
+            return Ok(Self {
+                options: admin.clone().database(&name),
+                embedded: None,
+                shared: Some((admin, name)),
+            });
+        }
+        let dir = tempfile::tempdir()?;
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )?;
+        let pg = EmbeddedPostgres::start(dir.path(), &[]).await?;
+        Ok(Self {
+            options: pg.connect_options(),
+            embedded: Some((pg, dir)),
+            shared: None,
+        })
+    }
+
+    async fn drop(self) {
+        use sqlx::Connection;
+        if let Some((pg, _dir)) = self.embedded {
+            pg.stop().await;
+        }
+        if let Some((admin, name)) = self.shared
+            && let Ok(mut conn) = sqlx::PgConnection::connect_with(&admin).await
+        {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#
+            )))
+            .execute(&mut conn)
+            .await;
+        }
+    }
+}
+
+enum Server {
+    Child(Child, String),
+    Remote(String),
+}
+
+impl Server {
+    async fn spawn(options: &PgConnectOptions) -> anyhow::Result<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let child = Command::new(std::env::current_exe()?)
+            .arg("--serve")
+            .env("DATABASE_URL", options.to_url_lossy().to_string())
+            .env("MEETINGS_LISTEN_ADDR", &addr)
+            .env("MEETINGS_DB_POOL_SIZE", CLIENTS.to_string())
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdin(Stdio::null())
+            .spawn()?;
+        let server = Self::Child(child, addr);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while server.channels(1).await.is_err() {
+            if Instant::now() > deadline {
+                bail!("the service did not start");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(server)
+    }
+
+    fn addr(&self) -> &str {
+        match self {
+            Self::Child(_, addr) | Self::Remote(addr) => addr,
+        }
+    }
+
+    fn pid(&self) -> Option<u32> {
+        match self {
+            Self::Child(child, _) => Some(child.id()),
+            Self::Remote(_) => None,
+        }
+    }
+
+    /// One HTTP/2 connection per client.
+    async fn channels(&self, n: usize) -> anyhow::Result<Vec<Channel>> {
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            out.push(
+                Channel::from_shared(format!("http://{}", self.addr()))?
+                    .connect()
+                    .await?,
+            );
+        }
+        Ok(out)
+    }
+
+    fn stop(self) {
+        if let Self::Child(mut child, _) = self {
+            if let Ok(pid) = i32::try_from(child.id()) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGINT,
+                );
+            }
+            let _ = child.wait();
+        }
+    }
+}
+
+// ---------------------------------------------------------------- report
+
+#[derive(Default)]
+struct Report {
+    rows: Vec<Row>,
+}
+
+struct Row {
+    what: String,
+    unit: &'static str,
+    service: f64,
+    reference: Option<(f64, f64, &'static str)>,
+    latency: Option<(f64, f64)>,
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+impl Report {
+    fn add_rates(
+        &mut self,
+        what: &str,
+        unit: &'static str,
+        svc: &[Sample],
+        reference: &[Sample],
+        target: f64,
+        reference_name: &'static str,
+    ) {
+        let service = median(&svc.iter().map(|s| s.rate).collect::<Vec<_>>());
+        let reference_rate = median(&reference.iter().map(|s| s.rate).collect::<Vec<_>>());
+        let latency = svc[0].p50_ms.map(|_| {
+            (
+                median(&svc.iter().filter_map(|s| s.p50_ms).collect::<Vec<_>>()),
+                median(&svc.iter().filter_map(|s| s.p99_ms).collect::<Vec<_>>()),
+            )
+        });
+        self.rows.push(Row {
+            what: what.into(),
+            unit,
+            service,
+            reference: Some((reference_rate, target, reference_name)),
+            latency,
+        });
+    }
+
+    fn add_figure(&mut self, what: &str, value: f64, unit: &'static str) {
+        self.rows.push(Row {
+            what: what.into(),
+            unit,
+            service: value,
+            reference: None,
+            latency: None,
+        });
+    }
+
+    fn print(&self) {
+        println!();
+        println!("| what | service | p50 / p99 ms | reference | ratio | target |");
+        println!("|---|---|---|---|---|---|");
+        for r in &self.rows {
+            let latency = r
+                .latency
+                .map_or(String::new(), |(p50, p99)| format!("{p50:.2} / {p99:.2}"));
+            match r.reference {
+                Some((reference, target, name)) => println!(
+                    "| {} | {:.0} {} | {latency} | {:.0} ({name}) | {:.2} | ≥ {target} |",
+                    r.what,
+                    r.service,
+                    r.unit,
+                    reference,
+                    r.service / reference
+                ),
+                None => println!(
+                    "| {} | {:.1} {} | {latency} | | | |",
+                    r.what, r.service, r.unit
+                ),
+            }
+        }
+    }
+
+    fn json(&self) -> String {
+        let rows: Vec<String> = self
+            .rows
+            .iter()
+            .map(|r| {
+                let mut fields = vec![
+                    format!("\"what\": {:?}", r.what),
+                    format!("\"unit\": {:?}", r.unit),
+                    format!("\"service\": {:.3}", r.service),
+                ];
+                if let Some((reference, target, name)) = r.reference {
+                    fields.push(format!("\"reference\": {reference:.3}"));
+                    fields.push(format!("\"reference_is\": {name:?}"));
+                    fields.push(format!("\"ratio\": {:.3}", r.service / reference));
+                    fields.push(format!("\"target_ratio\": {target}"));
+                }
+                if let Some((p50, p99)) = r.latency {
+                    fields.push(format!("\"p50_ms\": {p50:.3}"));
+                    fields.push(format!("\"p99_ms\": {p99:.3}"));
+                }
+                format!("  {{{}}}", fields.join(", "))
+            })
+            .collect();
+        format!("[\n{}\n]\n", rows.join(",\n"))
+    }
+}
