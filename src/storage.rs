@@ -19,15 +19,16 @@ pub struct Storage {
 
 /// A meeting ready to be written: the validated meeting, the id and time the
 /// service gave it, and its canonical encoded record.
-pub struct MeetingRow<'a> {
+#[derive(Debug)]
+pub struct NewRow {
     pub id: Uuid,
-    pub meeting: &'a NewMeeting,
+    pub meeting: NewMeeting,
     pub create_time: DateTime<Utc>,
-    pub record: &'a [u8],
-    pub request_id: Option<&'a RequestId>,
+    pub record: Vec<u8>,
+    pub request_id: Option<RequestId>,
 }
 
-/// What a create did.
+/// What a create did with one row.
 #[derive(Debug)]
 pub enum Inserted {
     /// The meeting was stored.
@@ -121,79 +122,56 @@ impl Storage {
         Ok(())
     }
 
-    /// Stores a meeting with its participants, topics, sources and pair
-    /// index rows in one statement (hence one transaction). With a
-    /// request_id already used, stores nothing and returns the stored record.
-    #[tracing::instrument(name = "storage.insert_meeting", skip_all, fields(id = %row.id))]
-    pub async fn insert_meeting(&self, row: MeetingRow<'_>) -> Result<Inserted> {
-        let m = row.meeting;
-        let participants = m.participants();
-        let pairs = m.country_pairs();
-        let location = m.location();
-        let inserted: Option<Uuid> = sqlx::query_scalar(INSERT_MEETING)
-            .bind(row.id)
-            .bind(m.date())
-            .bind(location.map_or("", |l| l.city()))
-            .bind(
-                location
-                    .and_then(|l| l.country_code())
-                    .map(|c| c.to_string()),
-            )
-            .bind(m.anniversary().map(|a| a.years() as i32))
-            .bind(m.anniversary().map(|a| a.occasion()))
-            .bind(m.summary())
-            .bind(
-                m.country_codes()
-                    .iter()
-                    .map(|c| c.to_string())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(row.request_id.map(RequestId::as_str))
-            .bind(row.record)
-            .bind(row.create_time)
-            .bind(participants.iter().map(|p| p.name()).collect::<Vec<_>>())
-            .bind(participants.iter().map(|p| p.title()).collect::<Vec<_>>())
-            .bind(
-                participants
-                    .iter()
-                    .map(|p| p.country_code().to_string())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(m.topics())
-            .bind(m.sources().iter().map(|s| s.name()).collect::<Vec<_>>())
-            .bind(m.sources().iter().map(|s| s.url()).collect::<Vec<_>>())
-            .bind(
-                pairs
-                    .iter()
-                    .map(|p| p.low().to_string())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                pairs
-                    .iter()
-                    .map(|p| p.high().to_string())
-                    .collect::<Vec<_>>(),
-            )
-            .fetch_optional(&self.pool)
+    /// Stores meetings with their participants, topics, sources and pair
+    /// index rows in one statement: one transaction, one round trip. A row whose
+    /// request_id is already used (by a stored meeting or an earlier row of
+    /// the batch) is not stored: its outcome carries the stored record.
+    /// Outcomes are in the order of `rows`.
+    #[tracing::instrument(name = "storage.insert_meetings", skip_all, fields(rows = rows.len()))]
+    pub async fn insert_meetings(&self, rows: &[NewRow]) -> Result<Vec<Inserted>> {
+        let created: Vec<Uuid> = bind_batch(sqlx::query_scalar(INSERT_MEETINGS), rows)
+            .fetch_all(&self.pool)
             .await?;
-        if inserted.is_some() {
-            return Ok(Inserted::Created);
+        let mut outcomes = Vec::with_capacity(rows.len());
+        if created.len() == rows.len() {
+            outcomes.extend(rows.iter().map(|_| Inserted::Created));
+        } else {
+            // Rows stopped at their request_id: read what holds each key. The
+            // holder is committed (a concurrent insert of the same key made
+            // ours wait for its outcome), so this new statement sees it.
+            let created: std::collections::HashSet<Uuid> = created.into_iter().collect();
+            let keys: Vec<&str> = rows
+                .iter()
+                .filter(|r| !created.contains(&r.id))
+                .filter_map(|r| r.request_id.as_ref().map(RequestId::as_str))
+                .collect();
+            let existing: Vec<(String, Vec<u8>)> = sqlx::query_as(
+                "SELECT request_id, record FROM meetings WHERE request_id = ANY($1)",
+            )
+            .bind(&keys)
+            .fetch_all(&self.pool)
+            .await?;
+            let existing: std::collections::HashMap<String, Vec<u8>> =
+                existing.into_iter().collect();
+            for row in rows {
+                if created.contains(&row.id) {
+                    outcomes.push(Inserted::Created);
+                    continue;
+                }
+                let record = row
+                    .request_id
+                    .as_ref()
+                    .and_then(|k| existing.get(k.as_str()))
+                    .ok_or_else(|| {
+                        crate::Error::internal(anyhow::anyhow!(
+                            "insert of meeting {} stored nothing",
+                            row.id
+                        ))
+                    })?;
+                outcomes.push(Inserted::Existing(record.clone()));
+            }
         }
-        // The insert stopped at the request_id: that row is committed (a
-        // concurrent insert with the same key waits for it), so it is visible
-        // to this new statement.
-        let request_id = row.request_id.map(RequestId::as_str);
-        let record: Option<Vec<u8>> =
-            sqlx::query_scalar("SELECT record FROM meetings WHERE request_id = $1")
-                .bind(request_id)
-                .fetch_optional(&self.pool)
-                .await?;
-        record.map(Inserted::Existing).ok_or_else(|| {
-            crate::Error::internal(anyhow::anyhow!(
-                "insert of meeting {} stored nothing",
-                row.id
-            ))
-        })
+        Ok(outcomes)
     }
 
     /// The stored record of one meeting.
@@ -229,31 +207,134 @@ impl Storage {
     }
 }
 
-const INSERT_MEETING: &str = r#"
+/// Binds the columns of `rows` as arrays, in the order INSERT_MEETINGS
+/// numbers its parameters. Child rows (participants, topics, sources, pairs)
+/// are flattened, each tagged with its meeting's id.
+fn bind_batch<'q, O>(
+    q: sqlx::query::QueryScalar<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
+    rows: &'q [NewRow],
+) -> sqlx::query::QueryScalar<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
+    let col = |f: &dyn Fn(&NewRow) -> Option<String>| rows.iter().map(f).collect::<Vec<_>>();
+    let mut participants = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut topics = (Vec::new(), Vec::new(), Vec::new());
+    let mut sources = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut pairs = (Vec::new(), Vec::new(), Vec::new());
+    for row in rows {
+        let m = &row.meeting;
+        for (i, p) in m.participants().iter().enumerate() {
+            participants.0.push(row.id);
+            participants.1.push(position(i));
+            participants.2.push(p.name());
+            participants.3.push(p.title());
+            participants.4.push(p.country_code().to_string());
+        }
+        for (i, t) in m.topics().iter().enumerate() {
+            topics.0.push(row.id);
+            topics.1.push(position(i));
+            topics.2.push(t.as_str());
+        }
+        for (i, s) in m.sources().iter().enumerate() {
+            sources.0.push(row.id);
+            sources.1.push(position(i));
+            sources.2.push(s.name());
+            sources.3.push(s.url());
+        }
+        for pair in m.country_pairs() {
+            pairs.0.push(row.id);
+            pairs.1.push(pair.low().to_string());
+            pairs.2.push(pair.high().to_string());
+        }
+    }
+    q.bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.meeting.date()).collect::<Vec<_>>())
+        .bind(col(&|r| r.meeting.location().map(|l| l.city().to_owned())))
+        .bind(col(&|r| {
+            r.meeting
+                .location()
+                .and_then(|l| l.country_code())
+                .map(|c| c.to_string())
+        }))
+        .bind(
+            rows.iter()
+                .map(|r| r.meeting.anniversary().map(|a| a.years() as i32))
+                .collect::<Vec<_>>(),
+        )
+        .bind(col(&|r| {
+            r.meeting.anniversary().map(|a| a.occasion().to_owned())
+        }))
+        .bind(rows.iter().map(|r| r.meeting.summary()).collect::<Vec<_>>())
+        .bind(col(&|r| {
+            let codes: Vec<String> = r
+                .meeting
+                .country_codes()
+                .iter()
+                .map(|c| c.to_string())
+                .collect();
+            Some(codes.join(","))
+        }))
+        .bind(col(&|r| {
+            r.request_id.as_ref().map(|k| k.as_str().to_owned())
+        }))
+        .bind(rows.iter().map(|r| r.record.as_slice()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.create_time).collect::<Vec<_>>())
+        .bind(participants.0)
+        .bind(participants.1)
+        .bind(participants.2)
+        .bind(participants.3)
+        .bind(participants.4)
+        .bind(topics.0)
+        .bind(topics.1)
+        .bind(topics.2)
+        .bind(sources.0)
+        .bind(sources.1)
+        .bind(sources.2)
+        .bind(sources.3)
+        .bind(pairs.0)
+        .bind(pairs.1)
+        .bind(pairs.2)
+}
+
+/// 1-based position of a child row.
+fn position(i: usize) -> i32 {
+    i32::try_from(i + 1).unwrap_or(i32::MAX)
+}
+
+const INSERT_MEETINGS: &str = r#"
 WITH meeting AS (
     INSERT INTO meetings (id, date, location_city, location_country_code, anniversary_years,
                           anniversary_occasion, summary, country_codes, request_id, record,
                           create_time, update_time)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)
+    SELECT m.id, m.date, coalesce(m.city, ''), m.location_country_code, m.years, m.occasion,
+           m.summary, string_to_array(m.codes, ','), m.request_id, m.record, m.create_time,
+           m.create_time
+    FROM UNNEST($1::uuid[], $2::date[], $3::text[], $4::text[], $5::int4[], $6::text[],
+                $7::text[], $8::text[], $9::text[], $10::bytea[], $11::timestamptz[])
+         AS m (id, date, city, location_country_code, years, occasion, summary, codes,
+               request_id, record, create_time)
     ON CONFLICT (request_id) DO NOTHING
     RETURNING id, date
 ), participants AS (
     INSERT INTO meeting_participants (meeting_id, position, name, title, country_code)
-    SELECT meeting.id, p.position, p.name, p.title, p.country_code
-    FROM meeting, UNNEST($12::text[], $13::text[], $14::text[])
-         WITH ORDINALITY AS p (name, title, country_code, position)
+    SELECT p.meeting_id, p.position, p.name, p.title, p.country_code
+    FROM UNNEST($12::uuid[], $13::int4[], $14::text[], $15::text[], $16::text[])
+         AS p (meeting_id, position, name, title, country_code)
+    WHERE p.meeting_id IN (SELECT id FROM meeting)
 ), topics AS (
     INSERT INTO meeting_topics (meeting_id, position, topic)
-    SELECT meeting.id, t.position, t.topic
-    FROM meeting, UNNEST($15::text[]) WITH ORDINALITY AS t (topic, position)
+    SELECT t.meeting_id, t.position, t.topic
+    FROM UNNEST($17::uuid[], $18::int4[], $19::text[]) AS t (meeting_id, position, topic)
+    WHERE t.meeting_id IN (SELECT id FROM meeting)
 ), sources AS (
     INSERT INTO meeting_sources (meeting_id, position, name, url)
-    SELECT meeting.id, s.position, s.name, s.url
-    FROM meeting, UNNEST($16::text[], $17::text[]) WITH ORDINALITY AS s (name, url, position)
+    SELECT s.meeting_id, s.position, s.name, s.url
+    FROM UNNEST($20::uuid[], $21::int4[], $22::text[], $23::text[])
+         AS s (meeting_id, position, name, url)
+    WHERE s.meeting_id IN (SELECT id FROM meeting)
 ), pairs AS (
     INSERT INTO meeting_country_pairs (country_low, country_high, date, meeting_id)
     SELECT p.low, p.high, meeting.date, meeting.id
-    FROM meeting, UNNEST($18::text[], $19::text[]) AS p (low, high)
+    FROM UNNEST($24::uuid[], $25::text[], $26::text[]) AS p (meeting_id, low, high)
+    JOIN meeting ON meeting.id = p.meeting_id
 )
 SELECT id FROM meeting
 "#;

@@ -8,7 +8,7 @@ use prost::Message;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, Streaming};
 use tracing::Instrument;
 use uuid::Uuid;
 
@@ -17,7 +17,7 @@ pub use convert::{meeting_to_pb, stored_record, without_output_fields};
 use crate::domain::{CountryCode, CountryPair, NewMeeting, RequestId, Violations, parse_date};
 use crate::error::{Error, Result};
 use crate::pb::{self, meeting_service_server::MeetingService};
-use crate::storage::{Cursor, Inserted, MeetingRow, PairQuery, Storage};
+use crate::storage::{Cursor, Inserted, NewRow, PairQuery, Storage};
 
 /// Rows in the first page of a stream: small, so the first record leaves
 /// quickly.
@@ -46,56 +46,94 @@ impl MeetingsApi {
     }
 
     async fn create(&self, req: pb::CreateMeetingRequest) -> Result<pb::Meeting> {
-        let mut violations = Violations::new();
-        let request_id = RequestId::parse(&req.request_id)
-            .map_err(|e| violations.add("request_id", e))
-            .ok()
-            .flatten();
-        let meeting = match req.meeting {
-            None => {
-                violations.add("meeting", "is required");
-                None
-            }
-            Some(m) => NewMeeting::parse(m, "meeting", Utc::now().date_naive())
-                .map_err(|v| violations.extend(v))
-                .ok(),
-        };
-        let meeting = match meeting {
-            Some(m) if violations.is_empty() => m,
-            _ => return Err(Error::invalid_meeting(violations)),
-        };
-
-        let id = Uuid::now_v7();
-        // PostgreSQL keeps microseconds: the record must say what the row says.
-        let now = Utc::now().trunc_subsecs(6);
-        let record = stored_record(&meeting, id, now);
-        let encoded = record.encode_to_vec();
-        let inserted = self
+        let (meeting, request_id) =
+            parse_new(req.meeting, &req.request_id).map_err(Error::invalid_meeting)?;
+        let (row, record) = new_row(meeting, request_id);
+        let outcome = self
             .storage
-            .insert_meeting(MeetingRow {
-                id,
-                meeting: &meeting,
-                create_time: now,
-                record: &encoded,
-                request_id: request_id.as_ref(),
-            })
+            .insert_meetings(std::slice::from_ref(&row))
             .await?;
-        match inserted {
-            Inserted::Created => Ok(record),
-            Inserted::Existing(bytes) => {
-                let stored = decode_record(&bytes)?;
-                if without_output_fields(stored.clone()) == meeting_to_pb(&meeting) {
+        match outcome.into_iter().next() {
+            Some(Inserted::Created) => Ok(record),
+            Some(Inserted::Existing(bytes)) => match same_meeting(&bytes, &row.meeting)? {
+                Some(stored) => {
                     tracing::debug!(id = %stored.id, "request_id retried: returning the stored meeting");
                     Ok(stored)
-                } else {
-                    Err(Error::RequestIdReused {
-                        request_id: request_id
-                            .map(|r| r.as_str().to_owned())
-                            .unwrap_or_default(),
-                    })
+                }
+                None => Err(Error::RequestIdReused {
+                    request_id: req.request_id,
+                }),
+            },
+            None => Err(Error::internal(anyhow::anyhow!(
+                "insert returned no outcome"
+            ))),
+        }
+    }
+
+    async fn import(
+        &self,
+        mut requests: Streaming<pb::ImportMeetingsRequest>,
+    ) -> Result<pb::ImportMeetingsResponse, Status> {
+        let mut report = pb::ImportMeetingsResponse::default();
+        // Valid rows waiting for their transaction, and where each came from
+        // (stream index, request_id as sent).
+        let mut batch: Vec<NewRow> = Vec::with_capacity(IMPORT_BATCH);
+        let mut origins: Vec<(u64, String)> = Vec::with_capacity(IMPORT_BATCH);
+        let mut index = 0u64;
+        while let Some(item) = requests.message().await? {
+            match parse_new(item.meeting, &item.request_id) {
+                Ok((meeting, request_id)) => {
+                    batch.push(new_row(meeting, request_id).0);
+                    origins.push((index, item.request_id));
+                }
+                Err(violations) => reject(&mut report, index, item.request_id, violations),
+            }
+            index += 1;
+            if batch.len() == IMPORT_BATCH {
+                self.import_batch(&mut batch, &mut origins, &mut report)
+                    .await?;
+            }
+        }
+        self.import_batch(&mut batch, &mut origins, &mut report)
+            .await?;
+        tracing::info!(
+            received = index,
+            created = report.created_count,
+            duplicates = report.duplicate_count,
+            rejected = report.rejected_count,
+            "import finished"
+        );
+        Ok(report)
+    }
+
+    /// Commits one batch of valid meetings and counts what happened.
+    async fn import_batch(
+        &self,
+        batch: &mut Vec<NewRow>,
+        origins: &mut Vec<(u64, String)>,
+        report: &mut pb::ImportMeetingsResponse,
+    ) -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let outcomes = self.storage.insert_meetings(batch).await?;
+        for ((row, (index, request_id)), outcome) in
+            batch.drain(..).zip(origins.drain(..)).zip(outcomes)
+        {
+            match outcome {
+                Inserted::Created => report.created_count += 1,
+                Inserted::Existing(bytes) => {
+                    if same_meeting(&bytes, &row.meeting)?.is_some() {
+                        report.duplicate_count += 1;
+                    } else {
+                        let mut v = Violations::new();
+                        v.add("request_id", "was already used for a different meeting");
+                        reject(report, index, request_id, v);
+                    }
                 }
             }
         }
+        Ok(())
     }
 
     async fn get(&self, req: pb::GetMeetingRequest) -> Result<pb::Meeting> {
@@ -234,6 +272,82 @@ impl MeetingsApi {
     }
 }
 
+/// Validates a meeting and its idempotency key as CreateMeeting and
+/// ImportMeetings receive them.
+fn parse_new(
+    meeting: Option<pb::Meeting>,
+    request_id: &str,
+) -> Result<(NewMeeting, Option<RequestId>), Violations> {
+    let mut violations = Violations::new();
+    let request_id = RequestId::parse(request_id)
+        .map_err(|e| violations.add("request_id", e))
+        .ok()
+        .flatten();
+    let meeting = match meeting {
+        None => {
+            violations.add("meeting", "is required");
+            None
+        }
+        Some(m) => NewMeeting::parse(m, "meeting", Utc::now().date_naive())
+            .map_err(|v| violations.extend(v))
+            .ok(),
+    };
+    match meeting {
+        Some(m) if violations.is_empty() => Ok((m, request_id)),
+        _ => Err(violations),
+    }
+}
+
+/// Gives a new meeting its id and time, and builds its stored record.
+fn new_row(meeting: NewMeeting, request_id: Option<RequestId>) -> (NewRow, pb::Meeting) {
+    let id = Uuid::now_v7();
+    // PostgreSQL keeps microseconds: the record must say what the row says.
+    let now = Utc::now().trunc_subsecs(6);
+    let record = stored_record(&meeting, id, now);
+    let row = NewRow {
+        id,
+        meeting,
+        create_time: now,
+        record: record.encode_to_vec(),
+        request_id,
+    };
+    (row, record)
+}
+
+/// The stored meeting, if it is the same meeting as `meeting` (the retry of
+/// an idempotent create); None if the request_id was used for another one.
+fn same_meeting(stored: &[u8], meeting: &NewMeeting) -> Result<Option<pb::Meeting>> {
+    let stored = decode_record(stored)?;
+    Ok((without_output_fields(stored.clone()) == meeting_to_pb(meeting)).then_some(stored))
+}
+
+/// Most rejected meetings an import reports in detail; it counts them all.
+const MAX_REJECTED_DETAILS: usize = 1_000;
+/// Valid meetings an import commits per transaction.
+const IMPORT_BATCH: usize = 500;
+
+fn reject(
+    report: &mut pb::ImportMeetingsResponse,
+    index: u64,
+    request_id: String,
+    violations: Violations,
+) {
+    report.rejected_count += 1;
+    if report.rejected.len() < MAX_REJECTED_DETAILS {
+        report.rejected.push(pb::RejectedMeeting {
+            index,
+            request_id,
+            violations: violations
+                .into_iter()
+                .map(|v| pb::FieldViolation {
+                    field: v.field,
+                    description: v.description,
+                })
+                .collect(),
+        });
+    }
+}
+
 fn parse_id(field: &str, raw: &str) -> Result<Uuid, Violations> {
     Uuid::try_parse(raw).map_err(|_| {
         let mut v = Violations::new();
@@ -274,6 +388,13 @@ impl MeetingService for MeetingsApi {
         Ok(Response::new(pb::GetMeetingResponse {
             meeting: Some(meeting),
         }))
+    }
+
+    async fn import_meetings(
+        &self,
+        request: Request<Streaming<pb::ImportMeetingsRequest>>,
+    ) -> Result<Response<pb::ImportMeetingsResponse>, Status> {
+        Ok(Response::new(self.import(request.into_inner()).await?))
     }
 
     type StreamMeetingsByCountryPairStream =

@@ -20,7 +20,7 @@ use meetings::domain::NewMeeting;
 use meetings::embedded::EmbeddedPostgres;
 use meetings::pb;
 use meetings::pb::meeting_service_client::MeetingServiceClient;
-use meetings::storage::{MeetingRow, PoolSettings, Storage};
+use meetings::storage::{NewRow, PoolSettings, Storage};
 use prost::Message;
 use sqlx::ConnectOptions;
 use sqlx::postgres::PgConnectOptions;
@@ -54,11 +54,14 @@ struct Plan {
     creates_concurrent: usize,
     creates_single: usize,
     gets: usize,
+    imports: usize,
     stream_meetings: usize,
     rss_meetings: usize,
 }
 
 const CLIENTS: usize = 32;
+/// The service's import batch size (see api::IMPORT_BATCH).
+const IMPORT_BATCH: usize = 500;
 const STREAM_PAIR: (&str, &str) = ("AZ", "JP");
 
 fn main() -> anyhow::Result<()> {
@@ -89,6 +92,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             creates_concurrent: 1_000,
             creates_single: 200,
             gets: 4_000,
+            imports: 5_000,
             stream_meetings: 5_000,
             rss_meetings: 5_000,
         }
@@ -97,6 +101,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             creates_concurrent: 10_000,
             creates_single: 1_000,
             gets: 40_000,
+            imports: 100_000,
             stream_meetings: 200_000,
             rss_meetings: 1_000_000,
         }
@@ -154,6 +159,32 @@ async fn run(args: Args) -> anyhow::Result<()> {
             "the same INSERT through sqlx",
         );
     }
+
+    // ImportMeetings from one client, next to the same rows through the
+    // service's multi-row insert; and against one-by-one CreateMeeting.
+    let single_rate = report.rows.last().map_or(0.0, |r| r.service);
+    let mut svc = Vec::new();
+    let mut reference = Vec::new();
+    for _ in 0..rounds {
+        svc.push(run_import(&channels[0], seq, plan.imports, None).await?);
+        seq += plan.imports;
+        reference.push(run_direct_batches(&storage, seq, plan.imports).await?);
+        seq += plan.imports;
+    }
+    report.add_rates(
+        &format!("ImportMeetings, {} records, 1 client", plan.imports),
+        "records/s",
+        &svc,
+        &reference,
+        0.75,
+        "the same rows through the multi-row INSERT, 500 a statement",
+    );
+    let import_rate = report.rows.last().map_or(0.0, |r| r.service);
+    report.add_figure(
+        "  ImportMeetings / CreateMeeting 1 client (target ≥ 10)",
+        import_rate / single_rate,
+        "×",
+    );
 
     // GetMeeting at 32 clients, next to the same SELECT through sqlx.
     let ids = sample_ids(&storage, 10_000).await?;
@@ -287,9 +318,16 @@ const OTHER_PAIRS: [(&str, &str); 6] = [
 /// summary, a source), on the given pair or spread over other pairs.
 fn sample_meetings(start: usize, n: usize, pair: Option<(&str, &str)>) -> Vec<pb::Meeting> {
     (start..start + n)
-        .map(|i| {
+        .map(|i| sample_meeting(i, pair))
+        .collect()
+}
+
+fn sample_meeting(i: usize, pair: Option<(&str, &str)>) -> pb::Meeting {
+    {
+        {
             let (a, b) = pair.unwrap_or(OTHER_PAIRS[i % OTHER_PAIRS.len()]);
-            let date = NaiveDate::from_ymd_opt(1900, 1, 1).unwrap() + chrono::Days::new((i * 7 % 45_000) as u64);
+            let date = NaiveDate::from_ymd_opt(1900, 1, 1).unwrap()
+                + chrono::Days::new((i * 7 % 45_000) as u64);
             pb::Meeting {
                 date: date.to_string(),
                 location: Some(pb::Location { city: "Baku".into(), country_code: a.into() }),
@@ -310,8 +348,8 @@ fn sample_meetings(start: usize, n: usize, pair: Option<(&str, &str)>) -> Vec<pb
                 sources: vec![pb::Source { name: "AZERTAC".into(), url: format!("https://azertag.az/en/{i}") }],
                 ..Default::default()
             }
-        })
-        .collect()
+        }
+    }
 }
 
 // ---------------------------------------------------------------- runs
@@ -401,6 +439,28 @@ async fn run_creates(channels: &[Channel], meetings: Vec<pb::Meeting>) -> anyhow
     .await
 }
 
+/// Meetings as the service stores them: validated, with id and record.
+fn rows_for(meetings: impl IntoIterator<Item = pb::Meeting>) -> Vec<NewRow> {
+    let today = Utc::now().date_naive();
+    let now = Utc::now();
+    meetings
+        .into_iter()
+        .map(|m| {
+            let meeting =
+                NewMeeting::parse(m, "meeting", today).expect("sample meetings are valid");
+            let id = Uuid::now_v7();
+            let record = stored_record(&meeting, id, now).encode_to_vec();
+            NewRow {
+                id,
+                meeting,
+                create_time: now,
+                record,
+                request_id: None,
+            }
+        })
+        .collect()
+}
+
 /// The reference for CreateMeeting: the service's own insert statement,
 /// through sqlx, with the rows prepared beforehand.
 async fn run_direct_inserts(
@@ -408,34 +468,53 @@ async fn run_direct_inserts(
     workers: usize,
     meetings: Vec<pb::Meeting>,
 ) -> anyhow::Result<Sample> {
-    let today = Utc::now().date_naive();
-    let now = Utc::now();
-    let rows: Vec<_> = meetings
-        .into_iter()
-        .map(|m| {
-            let m = NewMeeting::parse(m, "meeting", today).expect("sample meetings are valid");
-            let id = Uuid::now_v7();
-            let record = stored_record(&m, id, now).encode_to_vec();
-            (id, m, record)
-        })
-        .collect();
     let storage = storage.clone();
-    concurrently(workers, rows, move |_, (id, meeting, record)| {
+    concurrently(workers, rows_for(meetings), move |_, row| {
         let storage = storage.clone();
         async move {
-            storage
-                .insert_meeting(MeetingRow {
-                    id,
-                    meeting: &meeting,
-                    create_time: now,
-                    record: &record,
-                    request_id: None,
-                })
-                .await?;
+            storage.insert_meetings(std::slice::from_ref(&row)).await?;
             Ok(())
         }
     })
     .await
+}
+
+/// ImportMeetings of `n` meetings from one client; returns records/s.
+async fn run_import(
+    channel: &Channel,
+    start: usize,
+    n: usize,
+    pair: Option<(&'static str, &'static str)>,
+) -> anyhow::Result<Sample> {
+    let mut client = MeetingServiceClient::new(channel.clone());
+    let requests = tokio_stream::iter((start..start + n).map(move |i| pb::ImportMeetingsRequest {
+        meeting: Some(sample_meeting(i, pair)),
+        request_id: String::new(),
+    }));
+    let started = Instant::now();
+    let report = client.import_meetings(requests).await?.into_inner();
+    let elapsed = started.elapsed();
+    if report.created_count != n as u64 {
+        bail!(
+            "import created {} of {n} meetings: {report:?}",
+            report.created_count
+        );
+    }
+    Ok(Sample::rate(n, elapsed))
+}
+
+/// The reference for ImportMeetings: the same rows through the service's own
+/// multi-row insert, in batches of the same size, prepared beforehand.
+async fn run_direct_batches(storage: &Storage, start: usize, n: usize) -> anyhow::Result<Sample> {
+    let mut elapsed = Duration::ZERO;
+    for chunk_start in (start..start + n).step_by(IMPORT_BATCH) {
+        let end = (chunk_start + IMPORT_BATCH).min(start + n);
+        let rows = rows_for((chunk_start..end).map(|i| sample_meeting(i, None)));
+        let started = Instant::now();
+        storage.insert_meetings(&rows).await?;
+        elapsed += started.elapsed();
+    }
+    Ok(Sample::rate(n, elapsed))
 }
 
 async fn sample_ids(storage: &Storage, n: i64) -> anyhow::Result<Vec<Uuid>> {
@@ -483,18 +562,12 @@ async fn run_direct_gets(storage: &Storage, ids: &[Uuid], n: usize) -> anyhow::R
     .await
 }
 
-/// Creates `n` meetings on the stream pair through CreateMeeting; returns
+/// Stores `n` meetings on the stream pair through ImportMeetings; returns
 /// the rate.
 async fn load_pair(channels: &[Channel], n: usize, seq: &mut usize) -> anyhow::Result<f64> {
-    let mut done = 0;
-    let started = Instant::now();
-    while done < n {
-        let chunk = (n - done).min(50_000);
-        run_creates(channels, sample_meetings(*seq, chunk, Some(STREAM_PAIR))).await?;
-        *seq += chunk;
-        done += chunk;
-    }
-    Ok(n as f64 / started.elapsed().as_secs_f64())
+    let sample = run_import(&channels[0], *seq, n, Some(STREAM_PAIR)).await?;
+    *seq += n;
+    Ok(sample.rate)
 }
 
 /// A message whose fields are skipped: the client receives every record

@@ -4,6 +4,7 @@
 mod create;
 mod get;
 mod helpers;
+mod import;
 mod service;
 mod stream;
 mod validation;
