@@ -216,8 +216,6 @@ fn bind_batch<'q, O>(
 ) -> sqlx::query::QueryScalar<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
     let col = |f: &dyn Fn(&NewRow) -> Option<String>| rows.iter().map(f).collect::<Vec<_>>();
     let mut participants = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let mut topics = (Vec::new(), Vec::new(), Vec::new());
-    let mut sources = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut pairs = (Vec::new(), Vec::new(), Vec::new());
     for row in rows {
         let m = &row.meeting;
@@ -227,17 +225,6 @@ fn bind_batch<'q, O>(
             participants.2.push(p.name());
             participants.3.push(p.title());
             participants.4.push(p.country_code().to_string());
-        }
-        for (i, t) in m.topics().iter().enumerate() {
-            topics.0.push(row.id);
-            topics.1.push(position(i));
-            topics.2.push(t.as_str());
-        }
-        for (i, s) in m.sources().iter().enumerate() {
-            sources.0.push(row.id);
-            sources.1.push(position(i));
-            sources.2.push(s.name());
-            sources.3.push(s.url());
         }
         for pair in m.country_pairs() {
             pairs.0.push(row.id);
@@ -263,6 +250,17 @@ fn bind_batch<'q, O>(
             r.meeting.anniversary().map(|a| a.occasion().to_owned())
         }))
         .bind(rows.iter().map(|r| r.meeting.summary()).collect::<Vec<_>>())
+        // Arrays of arrays must be rectangular in PostgreSQL: each meeting's
+        // list goes as one JSON array text.
+        .bind(col(&|r| {
+            json_array(r.meeting.topics().iter().map(String::as_str))
+        }))
+        .bind(col(&|r| {
+            json_array(r.meeting.sources().iter().map(|s| s.name()))
+        }))
+        .bind(col(&|r| {
+            json_array(r.meeting.sources().iter().map(|s| s.url()))
+        }))
         .bind(col(&|r| {
             let codes: Vec<String> = r
                 .meeting
@@ -282,16 +280,14 @@ fn bind_batch<'q, O>(
         .bind(participants.2)
         .bind(participants.3)
         .bind(participants.4)
-        .bind(topics.0)
-        .bind(topics.1)
-        .bind(topics.2)
-        .bind(sources.0)
-        .bind(sources.1)
-        .bind(sources.2)
-        .bind(sources.3)
         .bind(pairs.0)
         .bind(pairs.1)
         .bind(pairs.2)
+}
+
+/// A JSON array of strings, for a per-row list bound as one text value.
+fn json_array<'a>(items: impl Iterator<Item = &'a str>) -> Option<String> {
+    serde_json::to_string(&items.collect::<Vec<_>>()).ok()
 }
 
 /// 1-based position of a child row.
@@ -302,38 +298,31 @@ fn position(i: usize) -> i32 {
 const INSERT_MEETINGS: &str = r#"
 WITH meeting AS (
     INSERT INTO meetings (id, date, location_city, location_country_code, anniversary_years,
-                          anniversary_occasion, summary, country_codes, request_id, record,
-                          create_time, update_time)
+                          anniversary_occasion, summary, topics, source_names, source_urls,
+                          country_codes, request_id, record, create_time, update_time)
     SELECT m.id, m.date, coalesce(m.city, ''), m.location_country_code, m.years, m.occasion,
-           m.summary, string_to_array(m.codes, ','), m.request_id, m.record, m.create_time,
-           m.create_time
+           m.summary,
+           ARRAY(SELECT e FROM jsonb_array_elements_text(m.topics::jsonb) WITH ORDINALITY AS x (e, n) ORDER BY n),
+           ARRAY(SELECT e FROM jsonb_array_elements_text(m.source_names::jsonb) WITH ORDINALITY AS x (e, n) ORDER BY n),
+           ARRAY(SELECT e FROM jsonb_array_elements_text(m.source_urls::jsonb) WITH ORDINALITY AS x (e, n) ORDER BY n),
+           string_to_array(m.codes, ','), m.request_id, m.record, m.create_time, m.create_time
     FROM UNNEST($1::uuid[], $2::date[], $3::text[], $4::text[], $5::int4[], $6::text[],
-                $7::text[], $8::text[], $9::text[], $10::bytea[], $11::timestamptz[])
-         AS m (id, date, city, location_country_code, years, occasion, summary, codes,
-               request_id, record, create_time)
+                $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
+                $13::bytea[], $14::timestamptz[])
+         AS m (id, date, city, location_country_code, years, occasion, summary, topics,
+               source_names, source_urls, codes, request_id, record, create_time)
     ON CONFLICT (request_id) DO NOTHING
     RETURNING id, date
 ), participants AS (
     INSERT INTO meeting_participants (meeting_id, position, name, title, country_code)
     SELECT p.meeting_id, p.position, p.name, p.title, p.country_code
-    FROM UNNEST($12::uuid[], $13::int4[], $14::text[], $15::text[], $16::text[])
+    FROM UNNEST($15::uuid[], $16::int4[], $17::text[], $18::text[], $19::text[])
          AS p (meeting_id, position, name, title, country_code)
     WHERE p.meeting_id IN (SELECT id FROM meeting)
-), topics AS (
-    INSERT INTO meeting_topics (meeting_id, position, topic)
-    SELECT t.meeting_id, t.position, t.topic
-    FROM UNNEST($17::uuid[], $18::int4[], $19::text[]) AS t (meeting_id, position, topic)
-    WHERE t.meeting_id IN (SELECT id FROM meeting)
-), sources AS (
-    INSERT INTO meeting_sources (meeting_id, position, name, url)
-    SELECT s.meeting_id, s.position, s.name, s.url
-    FROM UNNEST($20::uuid[], $21::int4[], $22::text[], $23::text[])
-         AS s (meeting_id, position, name, url)
-    WHERE s.meeting_id IN (SELECT id FROM meeting)
 ), pairs AS (
     INSERT INTO meeting_country_pairs (country_low, country_high, date, meeting_id)
     SELECT p.low, p.high, meeting.date, meeting.id
-    FROM UNNEST($24::uuid[], $25::text[], $26::text[]) AS p (meeting_id, low, high)
+    FROM UNNEST($20::uuid[], $21::text[], $22::text[]) AS p (meeting_id, low, high)
     JOIN meeting ON meeting.id = p.meeting_id
 )
 SELECT id FROM meeting

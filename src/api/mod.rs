@@ -5,8 +5,9 @@ mod convert;
 
 use chrono::{NaiveDate, SubsecRound, Utc};
 use prost::Message;
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
+use std::pin::Pin;
+
+use tokio_stream::Stream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::Instrument;
@@ -17,7 +18,7 @@ pub use convert::{meeting_to_pb, stored_record, without_output_fields};
 use crate::domain::{CountryCode, CountryPair, NewMeeting, RequestId, Violations, parse_date};
 use crate::error::{Error, Result};
 use crate::pb::{self, meeting_service_server::MeetingService};
-use crate::storage::{Cursor, Inserted, NewRow, PairQuery, Storage};
+use crate::storage::{Cursor, Inserted, NewRow, PairQuery, RecordRow, Storage};
 
 /// Rows in the first page of a stream: small, so the first record leaves
 /// quickly.
@@ -25,8 +26,6 @@ const FIRST_PAGE: u32 = 32;
 /// Rows in every later page: large enough to amortise a query, small enough
 /// that a page in memory stays well under a few MiB.
 const PAGE: u32 = 512;
-/// Messages buffered between the page reader and the HTTP/2 stream.
-const STREAM_BUFFER: usize = 64;
 
 /// Open ends of a date range, within what PostgreSQL's `date` holds.
 const EARLIEST: NaiveDate = NaiveDate::from_ymd_opt(1, 1, 1).expect("valid date");
@@ -75,27 +74,32 @@ impl MeetingsApi {
         mut requests: Streaming<pb::ImportMeetingsRequest>,
     ) -> Result<pb::ImportMeetingsResponse, Status> {
         let mut report = pb::ImportMeetingsResponse::default();
-        // Valid rows waiting for their transaction, and where each came from
-        // (stream index, request_id as sent).
-        let mut batch: Vec<NewRow> = Vec::with_capacity(IMPORT_BATCH);
-        let mut origins: Vec<(u64, String)> = Vec::with_capacity(IMPORT_BATCH);
+        let mut batch = ImportBatch::default();
+        // One batch commits while the next is read and validated.
+        let mut committing: Option<Committing> = None;
         let mut index = 0u64;
         while let Some(item) = requests.message().await? {
             match parse_new(item.meeting, &item.request_id) {
                 Ok((meeting, request_id)) => {
-                    batch.push(new_row(meeting, request_id).0);
-                    origins.push((index, item.request_id));
+                    batch.rows.push(new_row(meeting, request_id).0);
+                    batch.origins.push((index, item.request_id));
                 }
                 Err(violations) => reject(&mut report, index, item.request_id, violations),
             }
             index += 1;
-            if batch.len() == IMPORT_BATCH {
-                self.import_batch(&mut batch, &mut origins, &mut report)
-                    .await?;
+            if batch.rows.len() == IMPORT_BATCH {
+                if let Some(previous) = committing.take() {
+                    account(previous, &mut report).await?;
+                }
+                committing = Some(self.commit(std::mem::take(&mut batch)));
             }
         }
-        self.import_batch(&mut batch, &mut origins, &mut report)
-            .await?;
+        if let Some(previous) = committing.take() {
+            account(previous, &mut report).await?;
+        }
+        if !batch.rows.is_empty() {
+            account(self.commit(batch), &mut report).await?;
+        }
         tracing::info!(
             received = index,
             created = report.created_count,
@@ -106,34 +110,18 @@ impl MeetingsApi {
         Ok(report)
     }
 
-    /// Commits one batch of valid meetings and counts what happened.
-    async fn import_batch(
-        &self,
-        batch: &mut Vec<NewRow>,
-        origins: &mut Vec<(u64, String)>,
-        report: &mut pb::ImportMeetingsResponse,
-    ) -> Result<()> {
-        if batch.is_empty() {
-            return Ok(());
-        }
-        let outcomes = self.storage.insert_meetings(batch).await?;
-        for ((row, (index, request_id)), outcome) in
-            batch.drain(..).zip(origins.drain(..)).zip(outcomes)
-        {
-            match outcome {
-                Inserted::Created => report.created_count += 1,
-                Inserted::Existing(bytes) => {
-                    if same_meeting(&bytes, &row.meeting)?.is_some() {
-                        report.duplicate_count += 1;
-                    } else {
-                        let mut v = Violations::new();
-                        v.add("request_id", "was already used for a different meeting");
-                        reject(report, index, request_id, v);
-                    }
-                }
+    /// Starts committing a batch. The task finishes even if the client goes
+    /// away: what it stores is complete meetings, and request_ids make a
+    /// retried import safe.
+    fn commit(&self, batch: ImportBatch) -> Committing {
+        let storage = self.storage.clone();
+        tokio::spawn(
+            async move {
+                let outcomes = storage.insert_meetings(&batch.rows).await;
+                (batch, outcomes)
             }
-        }
-        Ok(())
+            .in_current_span(),
+        )
     }
 
     async fn get(&self, req: pb::GetMeetingRequest) -> Result<pb::Meeting> {
@@ -213,63 +201,116 @@ impl MeetingsApi {
             limit: FIRST_PAGE,
         })
     }
+}
 
-    /// Reads pages and feeds them to the client until the range ends, the
-    /// client goes away or the server shuts down.
-    async fn feed_stream(
-        self,
-        mut query: PairQuery,
-        tx: mpsc::Sender<Result<pb::StreamMeetingsByCountryPairResponse, Status>>,
-    ) {
-        let mut sent: u64 = 0;
-        loop {
-            let page = tokio::select! {
-                biased;
-                () = self.shutdown.cancelled() => Err(Error::ShuttingDown),
-                () = tx.closed() => break,
-                page = self.storage.pair_page(&query) => page,
-            };
-            let rows = match page {
-                Ok(rows) => rows,
-                Err(e) => {
-                    // A send error means the client is gone: nothing to tell.
-                    let _ = tx.send(Err(e.into())).await;
-                    return;
+/// Where a pair stream is: the page in hand and the query for the next one.
+struct PairStream {
+    storage: Storage,
+    query: PairQuery,
+    page: std::vec::IntoIter<RecordRow>,
+    /// The last page read was the last one.
+    exhausted: bool,
+    /// An error was sent: nothing follows it.
+    failed: bool,
+    shutdown: CancellationToken,
+}
+
+/// The meetings of a pair, read page by page as the client consumes them.
+///
+/// The stream is polled by the connection's own task, so records go from
+/// the page straight to HTTP/2 frames with no channel or task in between.
+/// It holds one page at a time, whatever the result size, and a pool
+/// connection only while a page is read; a client that goes away drops it,
+/// which ends the work at once. On shutdown it ends with UNAVAILABLE.
+fn pair_stream(
+    storage: Storage,
+    query: PairQuery,
+    shutdown: CancellationToken,
+) -> impl Stream<Item = Result<pb::StreamMeetingsByCountryPairResponse, Status>> + Send {
+    let state = PairStream {
+        storage,
+        query,
+        page: Vec::new().into_iter(),
+        exhausted: false,
+        failed: false,
+        shutdown,
+    };
+    let span = tracing::Span::current();
+    futures_util::stream::unfold(state, move |mut st| {
+        async move {
+            loop {
+                if st.failed {
+                    return None;
                 }
-            };
-            let full_page = rows.len() == query.limit as usize;
-            for row in rows {
-                query.after = Cursor {
-                    date: row.date,
-                    id: row.id,
+                if st.shutdown.is_cancelled() {
+                    st.failed = true;
+                    return Some((Err(Error::ShuttingDown.into()), st));
+                }
+                if let Some(row) = st.page.next() {
+                    st.query.after = Cursor {
+                        date: row.date,
+                        id: row.id,
+                    };
+                    let item = decode_record(&row.record)
+                        .map(|m| pb::StreamMeetingsByCountryPairResponse { meeting: Some(m) })
+                        .map_err(Status::from);
+                    st.failed = item.is_err();
+                    return Some((item, st));
+                }
+                if st.exhausted {
+                    return None;
+                }
+                let page = tokio::select! {
+                    () = st.shutdown.cancelled() => Err(Error::ShuttingDown),
+                    page = st.storage.pair_page(&st.query) => page,
                 };
-                let item = decode_record(&row.record)
-                    .map(|m| pb::StreamMeetingsByCountryPairResponse { meeting: Some(m) })
-                    .map_err(Status::from);
-                let failed = item.is_err();
-                tokio::select! {
-                    biased;
-                    () = self.shutdown.cancelled() => {
-                        let _ = tx.send(Err(Error::ShuttingDown.into())).await;
-                        return;
+                match page {
+                    Ok(rows) => {
+                        st.exhausted = rows.len() < st.query.limit as usize;
+                        st.query.limit = PAGE;
+                        st.page = rows.into_iter();
                     }
-                    res = tx.send(item) => if res.is_err() {
-                        tracing::debug!(sent, "client went away; stream stopped");
-                        return;
+                    Err(e) => {
+                        st.failed = true;
+                        return Some((Err(e.into()), st));
                     }
                 }
-                if failed {
-                    return;
-                }
-                sent += 1;
             }
-            if !full_page {
-                break;
-            }
-            query.limit = PAGE;
         }
-        tracing::debug!(sent, "stream complete");
+        .instrument(span.clone())
+    })
+}
+
+/// Valid rows of an import waiting for their transaction, and where each
+/// came from (stream index, request_id as sent).
+#[derive(Default)]
+struct ImportBatch {
+    rows: Vec<NewRow>,
+    origins: Vec<(u64, String)>,
+}
+
+/// A batch being committed by its own task.
+type Committing = tokio::task::JoinHandle<(ImportBatch, Result<Vec<Inserted>>)>;
+
+/// Waits for a batch's commit and counts what happened to each row.
+async fn account(committing: Committing, report: &mut pb::ImportMeetingsResponse) -> Result<()> {
+    let (batch, outcomes) = committing.await.map_err(Error::internal)?;
+    for ((row, (index, request_id)), outcome) in batch.rows.iter().zip(batch.origins).zip(outcomes?)
+    {
+        match outcome {
+            Inserted::Created => report.created_count += 1,
+            Inserted::Existing(bytes) => {
+                if same_meeting(&bytes, &row.meeting)?.is_some() {
+                    report.duplicate_count += 1;
+                } else {
+                    let mut v = Violations::new();
+                    v.add("request_id", "was already used for a different meeting");
+                    reject(report, index, request_id, v);
+                }
+            }
+        }
     }
+    Ok(())
 }
 
 /// Validates a meeting and its idempotency key as CreateMeeting and
@@ -398,15 +439,17 @@ impl MeetingService for MeetingsApi {
     }
 
     type StreamMeetingsByCountryPairStream =
-        ReceiverStream<Result<pb::StreamMeetingsByCountryPairResponse, Status>>;
+        Pin<Box<dyn Stream<Item = Result<pb::StreamMeetingsByCountryPairResponse, Status>> + Send>>;
 
     async fn stream_meetings_by_country_pair(
         &self,
         request: Request<pb::StreamMeetingsByCountryPairRequest>,
     ) -> Result<Response<Self::StreamMeetingsByCountryPairStream>, Status> {
         let query = self.stream_start(request.get_ref()).await?;
-        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
-        tokio::spawn(self.clone().feed_stream(query, tx).in_current_span());
-        Ok(Response::new(ReceiverStream::new(rx)))
+        Ok(Response::new(Box::pin(pair_stream(
+            self.storage.clone(),
+            query,
+            self.shutdown.clone(),
+        ))))
     }
 }

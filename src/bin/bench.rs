@@ -628,9 +628,7 @@ fn run_psql_copy(options: &PgConnectOptions, expected: usize) -> anyhow::Result<
          m.anniversary_occasion, m.summary, m.country_codes, m.create_time, m.update_time, \
          (SELECT json_agg(json_build_object('name', p.name, 'title', p.title, 'country_code', p.country_code) ORDER BY p.position) \
             FROM meeting_participants p WHERE p.meeting_id = m.id), \
-         (SELECT array_agg(t.topic ORDER BY t.position) FROM meeting_topics t WHERE t.meeting_id = m.id), \
-         (SELECT json_agg(json_build_object('name', s.name, 'url', s.url) ORDER BY s.position) \
-            FROM meeting_sources s WHERE s.meeting_id = m.id) \
+         m.topics, m.source_names, m.source_urls \
          FROM meeting_country_pairs cp JOIN meetings m ON m.id = cp.meeting_id \
          WHERE cp.country_low = '{low}' AND cp.country_high = '{high}' \
          ORDER BY cp.date, cp.meeting_id) TO '/dev/null'"
