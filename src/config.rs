@@ -43,6 +43,10 @@ pub struct Config {
     #[arg(long, env = "MEETINGS_SHUTDOWN_TIMEOUT_MS", default_value_t = 10_000)]
     pub shutdown_timeout_ms: u64,
 
+    /// How long change-feed events are kept for WatchMeetings, in hours.
+    #[arg(long, env = "MEETINGS_EVENT_RETENTION_HOURS", default_value_t = 168)]
+    pub event_retention_hours: u64,
+
     /// Log format; the level comes from RUST_LOG (default "info").
     #[arg(long, env = "MEETINGS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -63,6 +67,10 @@ impl Config {
 
     pub fn health_interval(&self) -> Duration {
         Duration::from_millis(self.health_interval_ms.max(50))
+    }
+
+    pub fn event_retention(&self) -> Duration {
+        Duration::from_secs(self.event_retention_hours.saturating_mul(3600))
     }
 
     pub fn shutdown_timeout(&self) -> Duration {

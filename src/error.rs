@@ -26,6 +26,10 @@ pub enum Error {
     MeetingNotFound(Uuid),
     #[error("request_id was already used for a different meeting")]
     RequestIdReused { request_id: String },
+    #[error("meeting {0} was changed since its etag was read: read it again")]
+    EtagMismatch(Uuid),
+    #[error("events up to sequence {oldest} have expired: start again from a full read")]
+    EventsExpired { oldest: i64 },
     #[error("the server is shutting down")]
     ShuttingDown,
     #[error("database unavailable")]
@@ -63,6 +67,8 @@ impl Error {
             Self::InvalidArgument { reason, .. } => reason,
             Self::MeetingNotFound(_) => "MEETING_NOT_FOUND",
             Self::RequestIdReused { .. } => "REQUEST_ID_REUSED",
+            Self::EtagMismatch(_) => "ETAG_MISMATCH",
+            Self::EventsExpired { .. } => "EVENTS_EXPIRED",
             Self::ShuttingDown => "SHUTTING_DOWN",
             Self::Unavailable(_) => "DATABASE_UNAVAILABLE",
             Self::Internal(_) => "INTERNAL",
@@ -124,6 +130,14 @@ impl From<Error> for Status {
             Error::RequestIdReused { request_id } => {
                 metadata.insert("request_id".to_owned(), request_id.clone());
                 (Code::AlreadyExists, e.to_string())
+            }
+            Error::EtagMismatch(id) => {
+                metadata.insert("id".to_owned(), id.to_string());
+                (Code::Aborted, e.to_string())
+            }
+            Error::EventsExpired { oldest } => {
+                metadata.insert("oldest_sequence".to_owned(), oldest.to_string());
+                (Code::OutOfRange, e.to_string())
             }
             Error::ShuttingDown => (Code::Unavailable, e.to_string()),
             Error::Unavailable(cause) => {

@@ -102,7 +102,22 @@ impl Application {
         let reflection_v1alpha = reflection().build_v1alpha()?;
         let reflection_v1 = reflection().build_v1()?;
 
-        let api = MeetingServiceServer::new(MeetingsApi::new(storage.clone(), stop.clone()));
+        // Change feed: number events and wake watchers (see api::watch).
+        let (events_tx, events_rx) = tokio::sync::watch::channel(0u64);
+        let sequencer = tokio::spawn(crate::api::run_sequencer(
+            storage.clone(),
+            events_tx.clone(),
+            config.event_retention(),
+            stop.clone(),
+        ));
+        let event_listener = tokio::spawn(crate::api::run_listener(
+            storage.clone(),
+            events_tx,
+            stop.clone(),
+        ));
+
+        let api =
+            MeetingServiceServer::new(MeetingsApi::new(storage.clone(), stop.clone(), events_rx));
         let server = Server::builder()
             .layer(grpc_trace_layer())
             .add_service(health_service)
@@ -134,6 +149,8 @@ impl Application {
         };
         stop.cancel();
         health_task.abort();
+        sequencer.abort();
+        event_listener.abort();
         storage.pool().close().await;
         if let Some(pg) = embedded {
             pg.stop().await;

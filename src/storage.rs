@@ -1,20 +1,24 @@
 //! All SQL of the service. Queries are static and parameterised; callers get
 //! domain values or the stored record bytes, never rows.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use tokio::sync::Notify;
 use uuid::Uuid;
 
-use crate::domain::{CountryPair, NewMeeting, RequestId};
+use crate::domain::{CountryCode, CountryPair, NewMeeting, RequestId};
 use crate::error::Result;
 
 /// Handle to the meetings database; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Storage {
     pool: PgPool,
+    /// Wakes this instance's event sequencer when a write added events.
+    events_written: Arc<Notify>,
 }
 
 /// A meeting ready to be written: the validated meeting, the id and time the
@@ -24,8 +28,21 @@ pub struct NewRow {
     pub id: Uuid,
     pub meeting: NewMeeting,
     pub create_time: DateTime<Utc>,
+    pub update_time: DateTime<Utc>,
+    /// 1 for a new meeting; one more than before for an update.
+    pub version: i64,
     pub record: Vec<u8>,
     pub request_id: Option<RequestId>,
+}
+
+/// Kinds of change-feed events, as stored (and as numbered in the proto's
+/// MeetingEventKind).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(i16)]
+pub enum EventKind {
+    Created = 1,
+    Updated = 2,
+    Deleted = 3,
 }
 
 /// What a create did with one row.
@@ -36,6 +53,110 @@ pub enum Inserted {
     /// A meeting with the same request_id was already stored; its record.
     Existing(Vec<u8>),
 }
+
+/// A transaction that reads, locks and rewrites one meeting.
+pub struct Tx {
+    tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    events_written: Arc<Notify>,
+    wrote_events: bool,
+}
+
+/// A stored meeting locked for a change.
+#[derive(Debug, sqlx::FromRow)]
+pub struct LockedMeeting {
+    pub record: Vec<u8>,
+    pub version: i64,
+    pub request_id: Option<String>,
+    pub create_time: DateTime<Utc>,
+}
+
+impl Tx {
+    /// Reads and locks a meeting until commit.
+    pub async fn lock_meeting(&mut self, id: Uuid) -> Result<Option<LockedMeeting>> {
+        Ok(sqlx::query_as(
+            "SELECT record, version, request_id, create_time FROM meetings WHERE id = $1 FOR UPDATE",
+        )
+        .bind(id)
+        .fetch_optional(&mut *self.tx)
+        .await?)
+    }
+
+    /// Replaces a locked meeting with `row` (same id): its columns, child
+    /// rows, pair rows and search document, with an UPDATED event.
+    pub async fn replace_meeting(&mut self, row: &NewRow) -> Result<()> {
+        sqlx::query("DELETE FROM meetings WHERE id = $1")
+            .bind(row.id)
+            .execute(&mut *self.tx)
+            .await?;
+        bind_batch(
+            sqlx::query_scalar::<_, Uuid>(INSERT_MEETINGS),
+            std::slice::from_ref(row),
+            EventKind::Updated,
+        )
+        .fetch_one(&mut *self.tx)
+        .await?;
+        self.wrote_events = true;
+        Ok(())
+    }
+
+    /// Deletes a locked meeting, with a DELETED event.
+    pub async fn delete_meeting(&mut self, id: Uuid) -> Result<()> {
+        sqlx::query(DELETE_MEETING)
+            .bind(id)
+            .bind(EventKind::Deleted as i16)
+            .execute(&mut *self.tx)
+            .await?;
+        self.wrote_events = true;
+        Ok(())
+    }
+
+    pub async fn commit(self) -> Result<()> {
+        self.tx.commit().await?;
+        if self.wrote_events {
+            self.events_written.notify_one();
+        }
+        Ok(())
+    }
+}
+
+/// Filters of ListMeetings, validated.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct ListFilter {
+    pub country_code: Option<CountryCode>,
+    pub from: Option<NaiveDate>,
+    pub to: Option<NaiveDate>,
+    /// Lower-cased.
+    pub topic: Option<String>,
+    pub query: Option<String>,
+}
+
+/// What GetCountryPairSummary reports, as stored.
+#[derive(Debug)]
+pub struct PairSummary {
+    pub count: i64,
+    pub first: Option<NaiveDate>,
+    pub last: Option<NaiveDate>,
+    /// (topic as first written, meetings), most frequent first.
+    pub topics: Vec<(String, i64)>,
+    /// (occasion, implied year, meetings, earliest meeting id), oldest first.
+    pub anniversaries: Vec<(String, i32, i64, Uuid)>,
+}
+
+/// A numbered change-feed event.
+#[derive(Debug, sqlx::FromRow)]
+pub struct EventRow {
+    pub sequence: i64,
+    pub kind: i16,
+    pub meeting_id: Uuid,
+    pub country_codes: Vec<String>,
+    pub record: Option<Vec<u8>>,
+    pub event_time: DateTime<Utc>,
+}
+
+/// Advisory lock key of the event sequencer ("meetings" in ASCII).
+const SEQUENCER_LOCK: i64 = 0x6d65_6574_696e_6773;
+/// NOTIFY channel the sequencer wakes watchers on.
+const EVENTS_CHANNEL: &str = "meetings_events";
 
 /// Position in a pair stream: the (date, id) of the last meeting sent.
 /// Ordered like the rows (date, then id; PostgreSQL and `Uuid` both compare
@@ -109,7 +230,10 @@ impl Storage {
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            events_written: Arc::new(Notify::new()),
+        })
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -129,9 +253,16 @@ impl Storage {
     /// Outcomes are in the order of `rows`.
     #[tracing::instrument(name = "storage.insert_meetings", skip_all, fields(rows = rows.len()))]
     pub async fn insert_meetings(&self, rows: &[NewRow]) -> Result<Vec<Inserted>> {
-        let created: Vec<Uuid> = bind_batch(sqlx::query_scalar(INSERT_MEETINGS), rows)
-            .fetch_all(&self.pool)
-            .await?;
+        let created: Vec<Uuid> = bind_batch(
+            sqlx::query_scalar(INSERT_MEETINGS),
+            rows,
+            EventKind::Created,
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        if !created.is_empty() {
+            self.events_written.notify_one();
+        }
         let mut outcomes = Vec::with_capacity(rows.len());
         if created.len() == rows.len() {
             outcomes.extend(rows.iter().map(|_| Inserted::Created));
@@ -174,6 +305,146 @@ impl Storage {
         Ok(outcomes)
     }
 
+    /// Starts a transaction for a read-modify-write of one meeting.
+    pub async fn begin(&self) -> Result<Tx> {
+        Ok(Tx {
+            tx: self.pool.begin().await?,
+            events_written: self.events_written.clone(),
+            wrote_events: false,
+        })
+    }
+
+    /// One page of ListMeetings, newest first, after `after` (exclusive).
+    #[tracing::instrument(name = "storage.list_meetings", skip_all, fields(limit))]
+    pub async fn list_meetings(
+        &self,
+        filter: &ListFilter,
+        after: Option<Cursor>,
+        limit: u32,
+    ) -> Result<Vec<RecordRow>> {
+        let (date, id) = after.map_or((None, None), |c| (Some(c.date), Some(c.id)));
+        Ok(sqlx::query_as(LIST_MEETINGS)
+            .bind(date)
+            .bind(id)
+            .bind(filter.country_code.map(|c| c.to_string()))
+            .bind(filter.from)
+            .bind(filter.to)
+            .bind(filter.topic.as_deref())
+            .bind(filter.query.as_deref())
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    /// Counts, dates, top topics and anniversaries of a pair's meetings.
+    #[tracing::instrument(name = "storage.pair_summary", skip(self))]
+    pub async fn pair_summary(&self, pair: CountryPair, top_topics: u32) -> Result<PairSummary> {
+        let (count, first, last): (i64, Option<NaiveDate>, Option<NaiveDate>) = sqlx::query_as(
+            "SELECT count(*), min(date), max(date) FROM meeting_country_pairs \
+             WHERE country_low = $1 AND country_high = $2",
+        )
+        .bind(pair.low().to_string())
+        .bind(pair.high().to_string())
+        .fetch_one(&self.pool)
+        .await?;
+        let topics: Vec<(String, i64)> = sqlx::query_as(PAIR_TOP_TOPICS)
+            .bind(pair.low().to_string())
+            .bind(pair.high().to_string())
+            .bind(i64::from(top_topics))
+            .fetch_all(&self.pool)
+            .await?;
+        let anniversaries: Vec<(String, i32, i64, Uuid)> = sqlx::query_as(PAIR_ANNIVERSARIES)
+            .bind(pair.low().to_string())
+            .bind(pair.high().to_string())
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(PairSummary {
+            count,
+            first,
+            last,
+            topics,
+            anniversaries,
+        })
+    }
+
+    /// Numbers the events of committed transactions, in one serial step
+    /// across all instances (an advisory lock), and wakes watchers with a
+    /// NOTIFY when it numbered any. Returns how many it numbered; 0 also
+    /// when another instance holds the lock.
+    pub async fn sequence_events(&self) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+            .bind(SEQUENCER_LOCK)
+            .fetch_one(&mut *tx)
+            .await?;
+        if !locked {
+            return Ok(0);
+        }
+        let numbered = sqlx::query(SEQUENCE_EVENTS)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if numbered > 0 {
+            sqlx::query("SELECT pg_notify($1, '')")
+                .bind(EVENTS_CHANNEL)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(numbered)
+    }
+
+    /// Waits until this instance wrote events (or `timeout` passes).
+    pub async fn events_written(&self, timeout: Duration) {
+        let _ = tokio::time::timeout(timeout, self.events_written.notified()).await;
+    }
+
+    /// Deletes events older than `retention`.
+    pub async fn expire_events(&self, retention: Duration) -> Result<u64> {
+        let cutoff =
+            Utc::now() - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
+        Ok(
+            sqlx::query(
+                "DELETE FROM meeting_events WHERE sequence IS NOT NULL AND event_time < $1",
+            )
+            .bind(cutoff)
+            .execute(&self.pool)
+            .await?
+            .rows_affected(),
+        )
+    }
+
+    /// Numbered events after `after`, optionally of one pair, in order.
+    pub async fn events_after(
+        &self,
+        after: i64,
+        pair: Option<CountryPair>,
+        limit: u32,
+    ) -> Result<Vec<EventRow>> {
+        Ok(sqlx::query_as(EVENTS_AFTER)
+            .bind(after)
+            .bind(pair.map(|p| vec![p.low().to_string(), p.high().to_string()]))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    /// The oldest retained sequence number, if any event is numbered.
+    pub async fn oldest_event(&self) -> Result<Option<i64>> {
+        Ok(
+            sqlx::query_scalar("SELECT min(sequence) FROM meeting_events")
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    /// A listener for the sequencer's wake-ups (its own connection).
+    pub async fn listen_events(&self) -> Result<sqlx::postgres::PgListener> {
+        let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
+        listener.listen(EVENTS_CHANNEL).await?;
+        Ok(listener)
+    }
+
     /// The stored record of one meeting.
     #[tracing::instrument(name = "storage.get_meeting", skip(self))]
     pub async fn get_meeting(&self, id: Uuid) -> Result<Option<RecordRow>> {
@@ -213,6 +484,7 @@ impl Storage {
 fn bind_batch<'q, O>(
     q: sqlx::query::QueryScalar<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
     rows: &'q [NewRow],
+    kind: EventKind,
 ) -> sqlx::query::QueryScalar<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
     let col = |f: &dyn Fn(&NewRow) -> Option<String>| rows.iter().map(f).collect::<Vec<_>>();
     let mut participants = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -275,6 +547,13 @@ fn bind_batch<'q, O>(
         }))
         .bind(rows.iter().map(|r| r.record.as_slice()).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.create_time).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.update_time).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.version).collect::<Vec<_>>())
+        .bind(
+            rows.iter()
+                .map(|r| search_text(&r.meeting))
+                .collect::<Vec<_>>(),
+        )
         .bind(participants.0)
         .bind(participants.1)
         .bind(participants.2)
@@ -283,6 +562,23 @@ fn bind_batch<'q, O>(
         .bind(pairs.0)
         .bind(pairs.1)
         .bind(pairs.2)
+        .bind(kind as i16)
+}
+
+/// What full-text search sees of a meeting.
+fn search_text(m: &NewMeeting) -> String {
+    let mut text = m.summary().to_owned();
+    for t in m.topics() {
+        text.push(' ');
+        text.push_str(t);
+    }
+    for p in m.participants() {
+        text.push(' ');
+        text.push_str(p.name());
+        text.push(' ');
+        text.push_str(p.title());
+    }
+    text
 }
 
 /// A JSON array of strings, for a per-row list bound as one text value.
@@ -295,35 +591,42 @@ fn position(i: usize) -> i32 {
     i32::try_from(i + 1).unwrap_or(i32::MAX)
 }
 
+/// Inserts meetings with their child rows and change-feed events.
 const INSERT_MEETINGS: &str = r#"
 WITH meeting AS (
     INSERT INTO meetings (id, date, location_city, location_country_code, anniversary_years,
                           anniversary_occasion, summary, topics, source_names, source_urls,
-                          country_codes, request_id, record, create_time, update_time)
+                          country_codes, request_id, record, create_time, update_time, version,
+                          search)
     SELECT m.id, m.date, coalesce(m.city, ''), m.location_country_code, m.years, m.occasion,
            m.summary,
            ARRAY(SELECT e FROM jsonb_array_elements_text(m.topics::jsonb) WITH ORDINALITY AS x (e, n) ORDER BY n),
            ARRAY(SELECT e FROM jsonb_array_elements_text(m.source_names::jsonb) WITH ORDINALITY AS x (e, n) ORDER BY n),
            ARRAY(SELECT e FROM jsonb_array_elements_text(m.source_urls::jsonb) WITH ORDINALITY AS x (e, n) ORDER BY n),
-           string_to_array(m.codes, ','), m.request_id, m.record, m.create_time, m.create_time
+           string_to_array(m.codes, ','), m.request_id, m.record, m.create_time, m.update_time,
+           m.version, to_tsvector('simple', m.search)
     FROM UNNEST($1::uuid[], $2::date[], $3::text[], $4::text[], $5::int4[], $6::text[],
                 $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
-                $13::bytea[], $14::timestamptz[])
+                $13::bytea[], $14::timestamptz[], $15::timestamptz[], $16::int8[], $17::text[])
          AS m (id, date, city, location_country_code, years, occasion, summary, topics,
-               source_names, source_urls, codes, request_id, record, create_time)
+               source_names, source_urls, codes, request_id, record, create_time,
+               update_time, version, search)
     ON CONFLICT (request_id) DO NOTHING
-    RETURNING id, date
+    RETURNING id, date, country_codes, record
 ), participants AS (
     INSERT INTO meeting_participants (meeting_id, position, name, title, country_code)
     SELECT p.meeting_id, p.position, p.name, p.title, p.country_code
-    FROM UNNEST($15::uuid[], $16::int4[], $17::text[], $18::text[], $19::text[])
+    FROM UNNEST($18::uuid[], $19::int4[], $20::text[], $21::text[], $22::text[])
          AS p (meeting_id, position, name, title, country_code)
     WHERE p.meeting_id IN (SELECT id FROM meeting)
 ), pairs AS (
     INSERT INTO meeting_country_pairs (country_low, country_high, date, meeting_id)
     SELECT p.low, p.high, meeting.date, meeting.id
-    FROM UNNEST($20::uuid[], $21::text[], $22::text[]) AS p (meeting_id, low, high)
+    FROM UNNEST($23::uuid[], $24::text[], $25::text[]) AS p (meeting_id, low, high)
     JOIN meeting ON meeting.id = p.meeting_id
+), events AS (
+    INSERT INTO meeting_events (kind, meeting_id, country_codes, record)
+    SELECT $26::int2, meeting.id, meeting.country_codes, meeting.record FROM meeting
 )
 SELECT id FROM meeting
 "#;
@@ -346,4 +649,70 @@ WHERE p.country_low = $1 AND p.country_high = $2
   AND (p.date, p.meeting_id) < ($3, $4) AND p.date >= $5
 ORDER BY p.date DESC, p.meeting_id DESC
 LIMIT $6
+"#;
+
+const DELETE_MEETING: &str = r#"
+WITH gone AS (
+    DELETE FROM meetings WHERE id = $1 RETURNING id, country_codes
+)
+INSERT INTO meeting_events (kind, meeting_id, country_codes, record)
+SELECT $2::int2, gone.id, gone.country_codes, NULL FROM gone
+"#;
+
+/// Newest first; each filter applies only when its parameter is set.
+const LIST_MEETINGS: &str = r#"
+SELECT m.date, m.id, m.record
+FROM meetings m
+WHERE ($1::date IS NULL OR (m.date, m.id) < ($1::date, $2::uuid))
+  AND ($3::text IS NULL OR m.country_codes @> ARRAY[$3::text])
+  AND ($4::date IS NULL OR m.date >= $4::date)
+  AND ($5::date IS NULL OR m.date <= $5::date)
+  AND ($6::text IS NULL OR meetings_lower_topics(m.topics) @> ARRAY[$6::text])
+  AND ($7::text IS NULL OR m.search @@ websearch_to_tsquery('simple', $7::text))
+ORDER BY m.date DESC, m.id DESC
+LIMIT $8
+"#;
+
+const PAIR_TOP_TOPICS: &str = r#"
+SELECT min(t.topic) AS topic, count(DISTINCT m.id) AS meetings
+FROM meeting_country_pairs p
+JOIN meetings m ON m.id = p.meeting_id
+CROSS JOIN LATERAL unnest(m.topics) AS t (topic)
+WHERE p.country_low = $1 AND p.country_high = $2
+GROUP BY lower(t.topic)
+ORDER BY meetings DESC, lower(t.topic)
+LIMIT $3
+"#;
+
+const PAIR_ANNIVERSARIES: &str = r#"
+SELECT m.anniversary_occasion AS occasion,
+       (extract(year FROM m.date)::int - m.anniversary_years) AS since_year,
+       count(*) AS meetings,
+       (array_agg(m.id ORDER BY m.date, m.id))[1] AS meeting_id
+FROM meeting_country_pairs p
+JOIN meetings m ON m.id = p.meeting_id
+WHERE p.country_low = $1 AND p.country_high = $2 AND m.anniversary_years IS NOT NULL
+GROUP BY m.anniversary_occasion, since_year
+ORDER BY since_year, occasion
+"#;
+
+/// Numbers every event of a committed transaction that has none yet, in
+/// the order they were written. Events of transactions still in flight are
+/// invisible here and get later numbers in a later step.
+const SEQUENCE_EVENTS: &str = r#"
+UPDATE meeting_events e
+SET sequence = n.sequence
+FROM (
+    SELECT event_id, nextval('meeting_event_sequence') AS sequence
+    FROM (SELECT event_id FROM meeting_events WHERE sequence IS NULL ORDER BY event_id) AS pending
+) AS n
+WHERE e.event_id = n.event_id
+"#;
+
+const EVENTS_AFTER: &str = r#"
+SELECT sequence, kind, meeting_id, country_codes, record, event_time
+FROM meeting_events
+WHERE sequence > $1 AND ($2::text[] IS NULL OR country_codes @> $2::text[])
+ORDER BY sequence
+LIMIT $3
 "#;

@@ -42,20 +42,32 @@ pub fn meeting_to_pb(m: &NewMeeting) -> pb::Meeting {
         country_codes: Vec::new(),
         create_time: None,
         update_time: None,
+        etag: String::new(),
     }
 }
 
-/// The record stored for a new meeting: the wire form with the output-only
+/// The record stored for a meeting: the wire form with the output-only
 /// fields the service assigns.
-pub fn stored_record(m: &NewMeeting, id: Uuid, create_time: DateTime<Utc>) -> pb::Meeting {
-    let time = timestamp(create_time);
+pub fn stored_record(
+    m: &NewMeeting,
+    id: Uuid,
+    create_time: DateTime<Utc>,
+    update_time: DateTime<Utc>,
+    version: i64,
+) -> pb::Meeting {
     pb::Meeting {
         id: id.to_string(),
         country_codes: m.country_codes().iter().map(|c| c.to_string()).collect(),
-        create_time: Some(time),
-        update_time: Some(time),
+        create_time: Some(timestamp(create_time)),
+        update_time: Some(timestamp(update_time)),
+        etag: etag(version),
         ..meeting_to_pb(m)
     }
+}
+
+/// The etag of a meeting version (AIP-154): opaque to callers.
+pub fn etag(version: i64) -> String {
+    format!("v{version}")
 }
 
 /// Clears the output-only fields, leaving what a caller sent (normalised).
@@ -64,10 +76,11 @@ pub fn without_output_fields(mut m: pb::Meeting) -> pb::Meeting {
     m.country_codes.clear();
     m.create_time = None;
     m.update_time = None;
+    m.etag.clear();
     m
 }
 
-fn timestamp(t: DateTime<Utc>) -> Timestamp {
+pub fn timestamp(t: DateTime<Utc>) -> Timestamp {
     Timestamp {
         seconds: t.timestamp(),
         nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0),

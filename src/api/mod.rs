@@ -1,7 +1,11 @@
 //! The wire layer: the tonic service. Each RPC parses its request into
 //! domain values, calls storage, and maps results back to wire types.
 
+mod changes;
 mod convert;
+mod watch;
+
+pub use watch::{run_listener, run_sequencer};
 
 use chrono::{NaiveDate, SubsecRound, Utc};
 use prost::Message;
@@ -13,7 +17,7 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::Instrument;
 use uuid::Uuid;
 
-pub use convert::{meeting_to_pb, stored_record, without_output_fields};
+pub use convert::{etag, meeting_to_pb, stored_record, timestamp, without_output_fields};
 
 use crate::domain::{CountryCode, CountryPair, NewMeeting, RequestId, Violations, parse_date};
 use crate::error::{Error, Result};
@@ -36,12 +40,23 @@ const LATEST: NaiveDate = NaiveDate::from_ymd_opt(9999, 12, 31).expect("valid da
 pub struct MeetingsApi {
     storage: Storage,
     shutdown: CancellationToken,
+    /// Bumped whenever events were numbered; wakes watchers.
+    events: tokio::sync::watch::Receiver<u64>,
 }
 
 impl MeetingsApi {
     /// `shutdown` ends open streams when cancelled.
-    pub fn new(storage: Storage, shutdown: CancellationToken) -> Self {
-        Self { storage, shutdown }
+    /// `events` is bumped whenever change-feed events were numbered.
+    pub fn new(
+        storage: Storage,
+        shutdown: CancellationToken,
+        events: tokio::sync::watch::Receiver<u64>,
+    ) -> Self {
+        Self {
+            storage,
+            shutdown,
+            events,
+        }
     }
 
     async fn create(&self, req: pb::CreateMeetingRequest) -> Result<pb::Meeting> {
@@ -136,22 +151,7 @@ impl MeetingsApi {
         req: &pb::StreamMeetingsByCountryPairRequest,
     ) -> Result<PairQuery> {
         let mut v = Violations::new();
-        let a = CountryCode::parse(&req.country_a)
-            .map_err(|e| v.add("country_a", e))
-            .ok();
-        let b = CountryCode::parse(&req.country_b)
-            .map_err(|e| v.add("country_b", e))
-            .ok();
-        let pair = match (a, b) {
-            (Some(a), Some(b)) => CountryPair::new(a, b).or_else(|| {
-                v.add(
-                    "country_b",
-                    format!("must differ from country_a (both are {a})"),
-                );
-                None
-            }),
-            _ => None,
-        };
+        let pair = parse_pair(&req.country_a, &req.country_b, &mut v);
         let mut optional_date = |field: &str, raw: &str| match raw {
             "" => None,
             raw => parse_date(raw).map_err(|e| v.add(field, e)).ok(),
@@ -313,6 +313,24 @@ async fn account(committing: Committing, report: &mut pb::ImportMeetingsResponse
     Ok(())
 }
 
+/// Two distinct country codes, as an unordered pair.
+fn parse_pair(a: &str, b: &str, v: &mut Violations) -> Option<CountryPair> {
+    let a = CountryCode::parse(a)
+        .map_err(|e| v.add("country_a", e))
+        .ok();
+    let b = CountryCode::parse(b)
+        .map_err(|e| v.add("country_b", e))
+        .ok();
+    let (a, b) = (a?, b?);
+    CountryPair::new(a, b).or_else(|| {
+        v.add(
+            "country_b",
+            format!("must differ from country_a (both are {a})"),
+        );
+        None
+    })
+}
+
 /// Validates a meeting and its idempotency key as CreateMeeting and
 /// ImportMeetings receive them.
 fn parse_new(
@@ -344,11 +362,13 @@ fn new_row(meeting: NewMeeting, request_id: Option<RequestId>) -> (NewRow, pb::M
     let id = Uuid::now_v7();
     // PostgreSQL keeps microseconds: the record must say what the row says.
     let now = Utc::now().trunc_subsecs(6);
-    let record = stored_record(&meeting, id, now);
+    let record = stored_record(&meeting, id, now, now, 1);
     let row = NewRow {
         id,
         meeting,
         create_time: now,
+        update_time: now,
+        version: 1,
         record: record.encode_to_vec(),
         request_id,
     };
@@ -436,6 +456,59 @@ impl MeetingService for MeetingsApi {
         request: Request<Streaming<pb::ImportMeetingsRequest>>,
     ) -> Result<Response<pb::ImportMeetingsResponse>, Status> {
         Ok(Response::new(self.import(request.into_inner()).await?))
+    }
+
+    async fn list_meetings(
+        &self,
+        request: Request<pb::ListMeetingsRequest>,
+    ) -> Result<Response<pb::ListMeetingsResponse>, Status> {
+        Ok(Response::new(self.list(request.into_inner()).await?))
+    }
+
+    async fn update_meeting(
+        &self,
+        request: Request<pb::UpdateMeetingRequest>,
+    ) -> Result<Response<pb::UpdateMeetingResponse>, Status> {
+        let meeting = self.update(request.into_inner()).await?;
+        tracing::info!(id = %meeting.id, etag = %meeting.etag, "meeting updated");
+        Ok(Response::new(pb::UpdateMeetingResponse {
+            meeting: Some(meeting),
+        }))
+    }
+
+    async fn delete_meeting(
+        &self,
+        request: Request<pb::DeleteMeetingRequest>,
+    ) -> Result<Response<pb::DeleteMeetingResponse>, Status> {
+        let req = request.into_inner();
+        let id = req.id.clone();
+        self.delete(req).await?;
+        tracing::info!(id = %id, "meeting deleted");
+        Ok(Response::new(pb::DeleteMeetingResponse {}))
+    }
+
+    type WatchMeetingsStream =
+        Pin<Box<dyn Stream<Item = Result<pb::WatchMeetingsResponse, Status>> + Send>>;
+
+    async fn watch_meetings(
+        &self,
+        request: Request<pb::WatchMeetingsRequest>,
+    ) -> Result<Response<Self::WatchMeetingsStream>, Status> {
+        let (after, pair) = self.watch_start(request.get_ref()).await?;
+        Ok(Response::new(Box::pin(watch::watch_stream(
+            self.storage.clone(),
+            after,
+            pair,
+            self.events.clone(),
+            self.shutdown.clone(),
+        ))))
+    }
+
+    async fn get_country_pair_summary(
+        &self,
+        request: Request<pb::GetCountryPairSummaryRequest>,
+    ) -> Result<Response<pb::GetCountryPairSummaryResponse>, Status> {
+        Ok(Response::new(self.summary(request.into_inner()).await?))
     }
 
     type StreamMeetingsByCountryPairStream =

@@ -207,7 +207,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     // same full records.
     let load = load_pair(&channels, plan.stream_meetings, &mut seq).await?;
     println!(
-        "loaded {} {}-{} meetings at {:.0}/s through CreateMeeting",
+        "loaded {} {}-{} meetings at {:.0}/s through ImportMeetings",
         plan.stream_meetings, STREAM_PAIR.0, STREAM_PAIR.1, load
     );
     let mut svc = Vec::new();
@@ -449,11 +449,13 @@ fn rows_for(meetings: impl IntoIterator<Item = pb::Meeting>) -> Vec<NewRow> {
             let meeting =
                 NewMeeting::parse(m, "meeting", today).expect("sample meetings are valid");
             let id = Uuid::now_v7();
-            let record = stored_record(&meeting, id, now).encode_to_vec();
+            let record = stored_record(&meeting, id, now, now, 1).encode_to_vec();
             NewRow {
                 id,
                 meeting,
                 create_time: now,
+                update_time: now,
+                version: 1,
                 record,
                 request_id: None,
             }

@@ -6,6 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::sync::LazyLock;
 use std::time::Duration;
 
+use clap::Parser;
 use futures_util::future::join_all;
 use meetings::config::{Config, LogFormat};
 use meetings::pb;
@@ -69,16 +70,15 @@ pub async fn spawn_app() -> TestApp {
 
 pub async fn spawn_app_with(settings: Settings) -> TestApp {
     LazyLock::force(&TRACING);
-    let mut config = Config {
-        listen_addr: "127.0.0.1:0".parse().unwrap(),
-        database_url: None,
-        data_dir: None,
-        db_pool_size: settings.db_pool_size,
-        db_acquire_timeout_ms: settings.acquire_timeout_ms,
-        health_interval_ms: 100,
-        shutdown_timeout_ms: 2000,
-        log_format: LogFormat::Text,
-    };
+    let mut config = Config::parse_from(["meetings"]);
+    config.listen_addr = "127.0.0.1:0".parse().unwrap();
+    config.database_url = None;
+    config.data_dir = None;
+    config.db_pool_size = settings.db_pool_size;
+    config.db_acquire_timeout_ms = settings.acquire_timeout_ms;
+    config.health_interval_ms = 100;
+    config.shutdown_timeout_ms = 2000;
+    config.log_format = LogFormat::Text;
     let database = match std::env::var("DATABASE_URL") {
         Ok(url) => {
             let admin: PgConnectOptions = url.parse().expect("DATABASE_URL parses");

@@ -3,6 +3,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
+use clap::Parser;
 use meetings::config::{Config, LogFormat};
 use meetings::embedded::EmbeddedPostgres;
 use meetings::pb;
@@ -99,16 +100,15 @@ async fn app_on_own_database() -> (Application, EmbeddedPostgres, tempfile::Temp
     let dir = tempfile::tempdir().unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let pg = EmbeddedPostgres::start(dir.path(), &[]).await.unwrap();
-    let config = Config {
-        listen_addr: "127.0.0.1:0".parse().unwrap(),
-        database_url: Some(pg.connect_options().to_url_lossy().to_string()),
-        data_dir: None,
-        db_pool_size: 4,
-        db_acquire_timeout_ms: 500,
-        health_interval_ms: 100,
-        shutdown_timeout_ms: 2000,
-        log_format: LogFormat::Text,
-    };
+    let mut config = Config::parse_from(["meetings"]);
+    config.listen_addr = "127.0.0.1:0".parse().unwrap();
+    config.database_url = Some(pg.connect_options().to_url_lossy().to_string());
+    config.data_dir = None;
+    config.db_pool_size = 4;
+    config.db_acquire_timeout_ms = 500;
+    config.health_interval_ms = 100;
+    config.shutdown_timeout_ms = 2000;
+    config.log_format = LogFormat::Text;
     (Application::build(config).await.unwrap(), pg, dir)
 }
 

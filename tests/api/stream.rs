@@ -241,7 +241,7 @@ async fn a_stream_of_fifty_thousand_meetings_is_complete_and_ordered() {
 #[tokio::test]
 async fn a_client_that_cancels_frees_the_database_connection() {
     let app = spawn_app_with(Settings {
-        db_pool_size: 2,
+        db_pool_size: 3,
         ..Settings::default()
     })
     .await;
@@ -263,10 +263,11 @@ async fn a_client_that_cancels_frees_the_database_connection() {
     assert!(
         eventually(Duration::from_secs(10), || {
             let pool = pool.clone();
-            async move { pool.num_idle() == pool.size() as usize }
+            // The change-feed listener keeps one connection for itself.
+            async move { pool.size() as usize - pool.num_idle() <= 1 }
         })
         .await,
-        "every server connection is idle again (size {}, idle {})",
+        "every server connection but the listener's is idle again (size {}, idle {})",
         app.pool.size(),
         app.pool.num_idle()
     );

@@ -1,0 +1,206 @@
+//! WatchMeetings: the change feed, read from the events table.
+//!
+//! Events are written in the same transaction as the change (a
+//! transactional outbox) and numbered afterwards by the sequencer (see
+//! `storage::Storage::sequence_events`). A watcher reads numbered events
+//! after its position; it is woken by NOTIFY, by this instance's own
+//! sequencer, or, if a notification was lost, by a poll every second.
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio_stream::Stream;
+use tokio_util::sync::CancellationToken;
+use tonic::Status;
+use tracing::Instrument;
+
+use super::{MeetingsApi, decode_record, parse_pair, timestamp};
+use crate::domain::{CountryPair, Violations};
+use crate::error::{Error, Result};
+use crate::pb;
+use crate::storage::{EventRow, Storage};
+
+/// Events read per query.
+const EVENT_PAGE: u32 = 256;
+/// How long a watcher waits for a wake-up before looking anyway.
+const POLL: Duration = Duration::from_secs(1);
+
+impl MeetingsApi {
+    pub(super) async fn watch_start(
+        &self,
+        req: &pb::WatchMeetingsRequest,
+    ) -> Result<(i64, Option<CountryPair>)> {
+        let mut v = Violations::new();
+        let pair = match (req.country_a.trim(), req.country_b.trim()) {
+            ("", "") => None,
+            _ => parse_pair(&req.country_a, &req.country_b, &mut v),
+        };
+        let after = i64::try_from(req.after_sequence)
+            .map_err(|_| v.add("after_sequence", "is larger than any sequence number"))
+            .unwrap_or(0);
+        if !v.is_empty() {
+            return Err(Error::invalid_request(v));
+        }
+        if after > 0
+            && let Some(oldest) = self.storage.oldest_event().await?
+            && after < oldest - 1
+        {
+            return Err(Error::EventsExpired { oldest });
+        }
+        Ok((after, pair))
+    }
+}
+
+/// Where a watcher is.
+struct Watcher {
+    storage: Storage,
+    after: i64,
+    pair: Option<CountryPair>,
+    buffer: std::vec::IntoIter<EventRow>,
+    wake: watch::Receiver<u64>,
+    shutdown: CancellationToken,
+    ended: bool,
+}
+
+/// The events after `after`, then new ones as they are numbered, until the
+/// client goes away or the server shuts down (UNAVAILABLE: resume with the
+/// last sequence received).
+pub(super) fn watch_stream(
+    storage: Storage,
+    after: i64,
+    pair: Option<CountryPair>,
+    wake: watch::Receiver<u64>,
+    shutdown: CancellationToken,
+) -> impl Stream<Item = Result<pb::WatchMeetingsResponse, Status>> + Send {
+    let state = Watcher {
+        storage,
+        after,
+        pair,
+        buffer: Vec::new().into_iter(),
+        wake,
+        shutdown,
+        ended: false,
+    };
+    let span = tracing::Span::current();
+    futures_util::stream::unfold(state, move |mut w| {
+        async move {
+            loop {
+                if w.ended {
+                    return None;
+                }
+                if w.shutdown.is_cancelled() {
+                    w.ended = true;
+                    return Some((Err(Error::ShuttingDown.into()), w));
+                }
+                if let Some(row) = w.buffer.next() {
+                    w.after = row.sequence;
+                    let item = event_to_pb(row).map_err(Status::from);
+                    w.ended = item.is_err();
+                    return Some((item, w));
+                }
+                // Mark the current wake-up as seen before reading, so one that
+                // arrives during the read is not missed.
+                w.wake.borrow_and_update();
+                match w.storage.events_after(w.after, w.pair, EVENT_PAGE).await {
+                    Ok(rows) if !rows.is_empty() => {
+                        w.buffer = rows.into_iter();
+                        continue;
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        w.ended = true;
+                        return Some((Err(e.into()), w));
+                    }
+                }
+                tokio::select! {
+                    () = w.shutdown.cancelled() => {}
+                    _ = w.wake.changed() => {}
+                    () = tokio::time::sleep(POLL) => {}
+                }
+            }
+        }
+        .instrument(span.clone())
+    })
+}
+
+fn event_to_pb(row: EventRow) -> Result<pb::WatchMeetingsResponse> {
+    let meeting = match &row.record {
+        Some(record) => decode_record(record)?,
+        None => pb::Meeting {
+            id: row.meeting_id.to_string(),
+            country_codes: row.country_codes.clone(),
+            ..Default::default()
+        },
+    };
+    Ok(pb::WatchMeetingsResponse {
+        event: Some(pb::MeetingEvent {
+            sequence: u64::try_from(row.sequence).unwrap_or(0),
+            kind: i32::from(row.kind),
+            meeting: Some(meeting),
+            event_time: Some(timestamp(row.event_time)),
+        }),
+    })
+}
+
+/// Numbers events and wakes this instance's watchers; expires old events.
+/// Runs in every instance: the advisory lock makes one number at a time.
+pub async fn run_sequencer(
+    storage: Storage,
+    wake: watch::Sender<u64>,
+    retention: Duration,
+    stop: CancellationToken,
+) {
+    let mut last_expiry = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = storage.events_written(Duration::from_millis(100)) => {}
+        }
+        match storage.sequence_events().await {
+            Ok(0) => {}
+            Ok(_) => {
+                wake.send_modify(|n| *n += 1);
+            }
+            Err(e) => tracing::warn!(error = %e, "event sequencer failed; retrying"),
+        }
+        if last_expiry.elapsed() > Duration::from_secs(60) {
+            last_expiry = tokio::time::Instant::now();
+            match storage.expire_events(retention).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(expired = n, "old change-feed events deleted"),
+                Err(e) => tracing::warn!(error = %e, "expiring events failed"),
+            }
+        }
+    }
+}
+
+/// Forwards the sequencers' NOTIFYs (from any instance) to this instance's
+/// watchers. PgListener reconnects by itself; notifications lost meanwhile
+/// are covered by the watchers' polling.
+pub async fn run_listener(storage: Storage, wake: watch::Sender<u64>, stop: CancellationToken) {
+    loop {
+        let mut listener = tokio::select! {
+            () = stop.cancelled() => return,
+            l = storage.listen_events() => match l {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::debug!(error = %e, "cannot listen for events yet");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            },
+        };
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                n = listener.recv() => match n {
+                    Ok(_) => wake.send_modify(|n| *n += 1),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "event listener lost its connection");
+                        break;
+                    }
+                },
+            }
+        }
+    }
+}
