@@ -84,12 +84,12 @@ impl Tx {
     /// Replaces a locked meeting with `row` (same id): its columns, child
     /// rows, pair rows and search document, with an UPDATED event.
     pub async fn replace_meeting(&mut self, row: &NewRow) -> Result<()> {
-        sqlx::query("DELETE FROM meetings WHERE id = $1")
+        sqlx::query(DELETE_CHILD_ROWS)
             .bind(row.id)
             .execute(&mut *self.tx)
             .await?;
         bind_batch(
-            sqlx::query_scalar::<_, Uuid>(INSERT_MEETINGS),
+            sqlx::query_scalar::<_, Uuid>(UPDATE_MEETINGS),
             std::slice::from_ref(row),
             EventKind::Updated,
         )
@@ -591,28 +591,35 @@ fn position(i: usize) -> i32 {
     i32::try_from(i + 1).unwrap_or(i32::MAX)
 }
 
-/// Inserts meetings with their child rows and change-feed events.
-const INSERT_MEETINGS: &str = r#"
-WITH meeting AS (
-    INSERT INTO meetings (id, date, location_city, location_country_code, anniversary_years,
-                          anniversary_occasion, summary, topics, source_names, source_urls,
-                          country_codes, request_id, record, create_time, update_time, version,
-                          search)
-    SELECT m.id, m.date, coalesce(m.city, ''), m.location_country_code, m.years, m.occasion,
-           m.summary,
-           ARRAY(SELECT e FROM jsonb_array_elements_text(m.topics::jsonb) WITH ORDINALITY AS x (e, n) ORDER BY n),
-           ARRAY(SELECT e FROM jsonb_array_elements_text(m.source_names::jsonb) WITH ORDINALITY AS x (e, n) ORDER BY n),
-           ARRAY(SELECT e FROM jsonb_array_elements_text(m.source_urls::jsonb) WITH ORDINALITY AS x (e, n) ORDER BY n),
-           string_to_array(m.codes, ','), m.request_id, m.record, m.create_time, m.update_time,
-           m.version, to_tsvector('simple', m.search)
-    FROM UNNEST($1::uuid[], $2::date[], $3::text[], $4::text[], $5::int4[], $6::text[],
+/// The meetings of a batch as rows: parameters $1 to $17, as bound by
+/// `bind_batch`.
+macro_rules! batch_rows {
+    () => {
+        r#"UNNEST($1::uuid[], $2::date[], $3::text[], $4::text[], $5::int4[], $6::text[],
                 $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
                 $13::bytea[], $14::timestamptz[], $15::timestamptz[], $16::int8[], $17::text[])
          AS m (id, date, city, location_country_code, years, occasion, summary, topics,
                source_names, source_urls, codes, request_id, record, create_time,
-               update_time, version, search)
-    ON CONFLICT (request_id) DO NOTHING
-    RETURNING id, date, country_codes, record
+               update_time, version, search)"#
+    };
+}
+
+/// A per-meeting list passed as JSON text, as a text[] in its order.
+macro_rules! json_list {
+    ($column:literal) => {
+        concat!(
+            "ARRAY(SELECT e FROM jsonb_array_elements_text(m.",
+            $column,
+            "::jsonb) WITH ORDINALITY AS x (e, n) ORDER BY n)"
+        )
+    };
+}
+
+/// After a `meeting` CTE that returns (id, date, country_codes, record):
+/// its participants, pair rows and change-feed event (kind $26).
+macro_rules! child_rows {
+    () => {
+        r#"
 ), participants AS (
     INSERT INTO meeting_participants (meeting_id, position, name, title, country_code)
     SELECT p.meeting_id, p.position, p.name, p.title, p.country_code
@@ -629,6 +636,68 @@ WITH meeting AS (
     SELECT $26::int2, meeting.id, meeting.country_codes, meeting.record FROM meeting
 )
 SELECT id FROM meeting
+"#
+    };
+}
+
+/// Inserts meetings with their child rows and change-feed events.
+const INSERT_MEETINGS: &str = concat!(
+    r#"
+WITH meeting AS (
+    INSERT INTO meetings (id, date, location_city, location_country_code, anniversary_years,
+                          anniversary_occasion, summary, topics, source_names, source_urls,
+                          country_codes, request_id, record, create_time, update_time, version,
+                          search)
+    SELECT m.id, m.date, coalesce(m.city, ''), m.location_country_code, m.years, m.occasion,
+           m.summary, "#,
+    json_list!("topics"),
+    ", ",
+    json_list!("source_names"),
+    ", ",
+    json_list!("source_urls"),
+    r#",
+           string_to_array(m.codes, ','), m.request_id, m.record, m.create_time, m.update_time,
+           m.version, to_tsvector('simple', m.search)
+    FROM "#,
+    batch_rows!(),
+    r#"
+    ON CONFLICT (request_id) DO NOTHING
+    RETURNING id, date, country_codes, record"#,
+    child_rows!()
+);
+
+/// Rewrites meetings in place (their old participants and pairs deleted
+/// first), keeping the row so that concurrent writers waiting on its lock
+/// see the new version rather than a deleted row.
+const UPDATE_MEETINGS: &str = concat!(
+    r#"
+WITH meeting AS (
+    UPDATE meetings AS t
+    SET date = m.date, location_city = coalesce(m.city, ''),
+        location_country_code = m.location_country_code, anniversary_years = m.years,
+        anniversary_occasion = m.occasion, summary = m.summary, topics = "#,
+    json_list!("topics"),
+    ", source_names = ",
+    json_list!("source_names"),
+    ", source_urls = ",
+    json_list!("source_urls"),
+    r#",
+        country_codes = string_to_array(m.codes, ','), record = m.record,
+        update_time = m.update_time, version = m.version,
+        search = to_tsvector('simple', m.search)
+    FROM "#,
+    batch_rows!(),
+    r#"
+    WHERE t.id = m.id
+    RETURNING t.id, t.date, t.country_codes, t.record"#,
+    child_rows!()
+);
+
+const DELETE_CHILD_ROWS: &str = r#"
+WITH participants AS (
+    DELETE FROM meeting_participants WHERE meeting_id = $1
+)
+DELETE FROM meeting_country_pairs WHERE meeting_id = $1
 "#;
 
 const PAIR_PAGE_ASC: &str = r#"

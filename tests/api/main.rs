@@ -1,6 +1,7 @@
 //! Integration tests: the real server over real gRPC against real
 //! PostgreSQL, each test with its own database.
 
+mod changes;
 mod create;
 mod get;
 mod helpers;
