@@ -46,6 +46,8 @@ enum TestDatabase {
     Embedded {
         _dir: tempfile::TempDir,
     },
+    /// Another instance's database: nothing to clean up.
+    Borrowed,
 }
 
 /// Test-specific settings on top of the defaults.
@@ -69,6 +71,18 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(settings: Settings) -> TestApp {
+    spawn(settings, None).await
+}
+
+impl TestApp {
+    /// A second server instance on this one's database.
+    pub async fn second_instance(&self) -> TestApp {
+        let url = self.pool.connect_options().to_url_lossy().to_string();
+        spawn(Settings::default(), Some(url)).await
+    }
+}
+
+async fn spawn(settings: Settings, shared_url: Option<String>) -> TestApp {
     LazyLock::force(&TRACING);
     let mut config = Config::parse_from(["meetings"]);
     config.listen_addr = "127.0.0.1:0".parse().unwrap();
@@ -79,38 +93,38 @@ pub async fn spawn_app_with(settings: Settings) -> TestApp {
     config.health_interval_ms = 100;
     config.shutdown_timeout_ms = 2000;
     config.log_format = LogFormat::Text;
-    let database = match std::env::var("DATABASE_URL") {
-        Ok(url) => {
-            let admin: PgConnectOptions = url.parse().expect("DATABASE_URL parses");
-            let name = format!("meetings_test_{}", uuid::Uuid::now_v7().simple());
-            let mut conn = PgConnection::connect_with(&admin)
-                .await
-                .expect("DATABASE_URL reachable");
-            sqlx::query(sqlx::AssertSqlSafe(format!(r#"CREATE DATABASE "{name}""#)))
-                .execute(&mut conn)
-                .await
-                .expect("can create a test database");
-            // A throwaway database need not wait for the disk at each commit.
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                r#"ALTER DATABASE "{name}" SET synchronous_commit = off"#
-            )))
+    let database = if let Some(url) = shared_url {
+        config.database_url = Some(url);
+        TestDatabase::Borrowed
+    } else if let Ok(url) = std::env::var("DATABASE_URL") {
+        let admin: PgConnectOptions = url.parse().expect("DATABASE_URL parses");
+        let name = format!("meetings_test_{}", uuid::Uuid::now_v7().simple());
+        let mut conn = PgConnection::connect_with(&admin)
+            .await
+            .expect("DATABASE_URL reachable");
+        sqlx::query(sqlx::AssertSqlSafe(format!(r#"CREATE DATABASE "{name}""#)))
             .execute(&mut conn)
             .await
-            .expect("can configure the test database");
-            conn.close().await.ok();
-            config.database_url = Some(admin.clone().database(&name).to_url_lossy().to_string());
-            TestDatabase::Shared {
-                admin: Box::new(admin),
-                name,
-            }
+            .expect("can create a test database");
+        // A throwaway database need not wait for the disk at each commit.
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            r#"ALTER DATABASE "{name}" SET synchronous_commit = off"#
+        )))
+        .execute(&mut conn)
+        .await
+        .expect("can configure the test database");
+        conn.close().await.ok();
+        config.database_url = Some(admin.clone().database(&name).to_url_lossy().to_string());
+        TestDatabase::Shared {
+            admin: Box::new(admin),
+            name,
         }
-        Err(_) => {
-            let dir = tempfile::tempdir().unwrap();
-            // The embedded server may run as another user: let it reach its directory.
-            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-            config.data_dir = Some(dir.path().to_owned());
-            TestDatabase::Embedded { _dir: dir }
-        }
+    } else {
+        let dir = tempfile::tempdir().unwrap();
+        // The embedded server may run as another user: let it reach its directory.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        config.data_dir = Some(dir.path().to_owned());
+        TestDatabase::Embedded { _dir: dir }
     };
     let app = Application::build(config)
         .await

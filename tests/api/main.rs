@@ -9,3 +9,4 @@ mod import;
 mod service;
 mod stream;
 mod validation;
+mod watch;

@@ -1,0 +1,272 @@
+//! WatchMeetings: order, filtering, resuming, several instances, lost
+//! notifications, expiry.
+
+use std::time::Duration;
+
+use meetings::pb;
+use meetings::pb::MeetingEventKind as Kind;
+use tonic::Code;
+use tonic::codec::Streaming;
+
+use crate::helpers::{TestApp, assert_error, meeting, spawn_app};
+
+async fn watch(
+    app: &TestApp,
+    req: pb::WatchMeetingsRequest,
+) -> Streaming<pb::WatchMeetingsResponse> {
+    app.client
+        .clone()
+        .watch_meetings(req)
+        .await
+        .expect("watch starts")
+        .into_inner()
+}
+
+/// The next `n` events, failing the test if they take more than 10 s.
+async fn next_events(
+    stream: &mut Streaming<pb::WatchMeetingsResponse>,
+    n: usize,
+) -> Vec<pb::MeetingEvent> {
+    let mut out = Vec::new();
+    while out.len() < n {
+        let item = tokio::time::timeout(Duration::from_secs(10), stream.message())
+            .await
+            .expect("an event arrives in time")
+            .expect("the stream is healthy")
+            .expect("the stream is open");
+        out.push(item.event.expect("a message carries an event"));
+    }
+    out
+}
+
+fn kinds(events: &[pb::MeetingEvent]) -> Vec<(Kind, String)> {
+    events
+        .iter()
+        .map(|e| {
+            (
+                Kind::try_from(e.kind).unwrap(),
+                e.meeting.as_ref().unwrap().id.clone(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn changes_arrive_in_order_and_the_pair_filter_applies() {
+    let app = spawn_app().await;
+    let mut all = watch(&app, pb::WatchMeetingsRequest::default()).await;
+    let mut az_jp = watch(
+        &app,
+        pb::WatchMeetingsRequest {
+            country_a: "jp".into(),
+            country_b: "az".into(),
+            after_sequence: 0,
+        },
+    )
+    .await;
+
+    let m = app.create(meeting("2022-05-05", &["AZ", "JP"])).await;
+    let other = app.create(meeting("2022-05-06", &["FR", "DE"])).await;
+    let updated = app
+        .client
+        .clone()
+        .update_meeting(pb::UpdateMeetingRequest {
+            meeting: Some(pb::Meeting {
+                id: m.id.clone(),
+                summary: "updated".into(),
+                ..Default::default()
+            }),
+            update_mask: None,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .meeting
+        .unwrap();
+    app.client
+        .clone()
+        .delete_meeting(pb::DeleteMeetingRequest {
+            id: m.id.clone(),
+            etag: String::new(),
+        })
+        .await
+        .unwrap();
+
+    let events = next_events(&mut all, 4).await;
+    assert_eq!(
+        kinds(&events),
+        [
+            (Kind::Created, m.id.clone()),
+            (Kind::Created, other.id.clone()),
+            (Kind::Updated, m.id.clone()),
+            (Kind::Deleted, m.id.clone()),
+        ]
+    );
+    assert!(events.windows(2).all(|w| w[0].sequence < w[1].sequence));
+    assert_eq!(
+        events[0].meeting.as_ref(),
+        Some(&m),
+        "a creation carries the meeting"
+    );
+    assert_eq!(events[2].meeting.as_ref(), Some(&updated));
+    let deleted = events[3].meeting.as_ref().unwrap();
+    assert_eq!(
+        (deleted.country_codes.clone(), deleted.topics.len()),
+        (vec!["AZ".to_owned(), "JP".to_owned()], 0)
+    );
+
+    let pair_events = next_events(&mut az_jp, 3).await;
+    assert_eq!(
+        kinds(&pair_events),
+        [
+            (Kind::Created, m.id.clone()),
+            (Kind::Updated, m.id.clone()),
+            (Kind::Deleted, m.id.clone())
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_watcher_that_reconnects_gets_what_it_missed_exactly_once() {
+    let app = spawn_app().await;
+    let mut stream = watch(&app, pb::WatchMeetingsRequest::default()).await;
+    let first = app.create(meeting("2022-01-01", &["AZ", "JP"])).await;
+    let seen = next_events(&mut stream, 1).await;
+    assert_eq!(kinds(&seen), [(Kind::Created, first.id.clone())]);
+    drop(stream);
+
+    // Changes while the watcher is away.
+    let mut missed = Vec::new();
+    for day in 2..=6 {
+        missed.push(
+            app.create(meeting(&format!("2022-01-0{day}"), &["AZ", "JP"]))
+                .await
+                .id,
+        );
+    }
+    let mut resumed = watch(
+        &app,
+        pb::WatchMeetingsRequest {
+            after_sequence: seen[0].sequence,
+            ..Default::default()
+        },
+    )
+    .await;
+    let later = app.create(meeting("2022-02-01", &["AZ", "JP"])).await;
+    let events = next_events(&mut resumed, 6).await;
+    let ids: Vec<_> = kinds(&events).into_iter().map(|(_, id)| id).collect();
+    missed.push(later.id);
+    assert_eq!(
+        ids, missed,
+        "everything missed, then the new one, each once"
+    );
+    // Nothing else follows.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(1500), resumed.message())
+            .await
+            .is_err(),
+        "no duplicate arrives"
+    );
+}
+
+#[tokio::test]
+async fn two_instances_on_one_database_see_each_others_changes() {
+    let a = spawn_app().await;
+    let b = a.second_instance().await;
+    let mut on_b = watch(&b, pb::WatchMeetingsRequest::default()).await;
+    let mut on_a = watch(&a, pb::WatchMeetingsRequest::default()).await;
+    let mut created = Vec::new();
+    for i in 0..10 {
+        let app = if i % 2 == 0 { &a } else { &b };
+        created.push(
+            app.create(meeting(&format!("2022-03-{:02}", i + 1), &["AZ", "JP"]))
+                .await
+                .id,
+        );
+    }
+    for stream in [&mut on_a, &mut on_b] {
+        let events = next_events(stream, 10).await;
+        let mut ids: Vec<_> = kinds(&events).into_iter().map(|(_, id)| id).collect();
+        assert!(events.windows(2).all(|w| w[0].sequence < w[1].sequence));
+        ids.sort();
+        let mut expected = created.clone();
+        expected.sort();
+        assert_eq!(ids, expected);
+    }
+}
+
+#[tokio::test]
+async fn an_event_whose_notification_never_arrives_is_still_delivered() {
+    let app = spawn_app().await;
+    let mut stream = watch(&app, pb::WatchMeetingsRequest::default()).await;
+    // The watcher is caught up and waiting.
+    let m = app.create(meeting("2022-01-01", &["AZ", "JP"])).await;
+    assert_eq!(
+        kinds(&next_events(&mut stream, 1).await),
+        [(Kind::Created, m.id)]
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Another writer's event, numbered without any NOTIFY (as when a
+    // notification is lost): the watcher must find it by itself.
+    let id = uuid::Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO meeting_events (kind, meeting_id, country_codes, record, sequence) \
+         VALUES (3, $1, ARRAY['AZ','JP'], NULL, nextval('meeting_event_sequence'))",
+    )
+    .bind(id)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let events = next_events(&mut stream, 1).await;
+    assert_eq!(kinds(&events), [(Kind::Deleted, id.to_string())]);
+}
+
+#[tokio::test]
+async fn a_position_older_than_the_retained_events_is_out_of_range() {
+    let app = spawn_app().await;
+    let mut stream = watch(&app, pb::WatchMeetingsRequest::default()).await;
+    for day in 1..=3 {
+        app.create(meeting(&format!("2022-01-0{day}"), &["AZ", "JP"]))
+            .await;
+    }
+    let events = next_events(&mut stream, 3).await;
+    sqlx::query("DELETE FROM meeting_events WHERE sequence <= $1")
+        .bind(events[1].sequence as i64)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let status = app
+        .client
+        .clone()
+        .watch_meetings(pb::WatchMeetingsRequest {
+            after_sequence: events[0].sequence,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_error(&status, Code::OutOfRange, "EVENTS_EXPIRED");
+    // Resuming from the last retained position still works.
+    let mut ok = watch(
+        &app,
+        pb::WatchMeetingsRequest {
+            after_sequence: events[1].sequence,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        next_events(&mut ok, 1).await[0].sequence,
+        events[2].sequence
+    );
+
+    let status = app
+        .client
+        .clone()
+        .watch_meetings(pb::WatchMeetingsRequest {
+            country_a: "AZ".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_error(&status, Code::InvalidArgument, "INVALID_REQUEST");
+}
