@@ -8,7 +8,7 @@ use clap::{Parser, ValueEnum};
 
 /// Serve the meetings.v1 gRPC API.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "meetings", version, about)]
+#[command(name = "meetings", version)]
 pub struct Config {
     /// Address to serve gRPC on (port 0 picks a free port).
     #[arg(long, env = "MEETINGS_LISTEN_ADDR", default_value = "127.0.0.1:50051")]

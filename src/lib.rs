@@ -7,6 +7,7 @@
 //! [`telemetry`] build and run the process.
 
 pub mod api;
+pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod embedded;
@@ -21,6 +22,8 @@ pub use error::Error;
 pub mod pb {
     #![allow(clippy::derive_partial_eq_without_eq, missing_docs)]
     tonic::include_proto!("meetings.v1");
+    // proto3 JSON mapping (camelCase out, both spellings in), as grpcurl.
+    include!(concat!(env!("OUT_DIR"), "/meetings.v1.serde.rs"));
 
     /// Encoded descriptors of `meetings.v1`, for reflection.
     pub const FILE_DESCRIPTOR_SET: &[u8] =

@@ -1,21 +1,33 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use meetings::cli::{Cli, Command};
 use meetings::config::Config;
 use meetings::startup::Application;
 use meetings::telemetry;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let config = Config::parse();
-    telemetry::init(config.log_format);
-    match run(config).await {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        None => serve(cli.serve).await,
+        Some(Command::Serve(config)) => serve(config).await,
+        Some(command) => meetings::cli::run(command).await.map_err(|e| {
+            eprintln!("error: {e:#}");
+        }),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "meetings failed");
-            ExitCode::FAILURE
-        }
+        Err(()) => ExitCode::FAILURE,
     }
+}
+
+/// Runs the service; errors are logged (once) here.
+async fn serve(config: Config) -> Result<(), ()> {
+    telemetry::init(config.log_format);
+    run(config).await.map_err(|e| {
+        tracing::error!(error = format!("{e:#}"), "meetings failed");
+    })
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {

@@ -216,7 +216,7 @@ impl MeetingsApi {
 /// empty mask every field set in the patch (AIP-134).
 fn update_paths(
     patch: &pb::Meeting,
-    mask: Option<&prost_types::FieldMask>,
+    mask: Option<&pbjson_types::FieldMask>,
     v: &mut Violations,
 ) -> Vec<&'static str> {
     let paths: Vec<&str> = mask

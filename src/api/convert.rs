@@ -1,7 +1,7 @@
 //! Domain values to wire types.
 
 use chrono::{DateTime, Utc};
-use prost_types::Timestamp;
+use pbjson_types::Timestamp;
 use uuid::Uuid;
 
 use crate::domain::NewMeeting;

@@ -5,8 +5,8 @@ use tonic::Code;
 
 use crate::helpers::{TestApp, assert_error, meeting, spawn_app, violated_fields};
 
-fn mask(paths: &[&str]) -> Option<prost_types::FieldMask> {
-    Some(prost_types::FieldMask {
+fn mask(paths: &[&str]) -> Option<pbjson_types::FieldMask> {
+    Some(pbjson_types::FieldMask {
         paths: paths.iter().map(|p| (*p).to_owned()).collect(),
     })
 }

@@ -102,7 +102,7 @@ async fn text_is_trimmed_codes_upper_cased_and_output_fields_ignored() {
     });
     m.id = "not-an-id".into();
     m.country_codes = vec!["US".into()];
-    m.create_time = Some(prost_types::Timestamp {
+    m.create_time = Some(pbjson_types::Timestamp {
         seconds: 5,
         nanos: 0,
     });

@@ -2,6 +2,7 @@
 //! PostgreSQL, each test with its own database.
 
 mod changes;
+mod cli;
 mod create;
 mod get;
 mod helpers;

@@ -1,0 +1,419 @@
+//! The command line: `meetings` (or `meetings serve`) runs the service; the
+//! other subcommands are a client of a running one. JSON in and out uses
+//! the proto3 JSON mapping, as grpcurl shows it, so a record copied from
+//! grpcurl output can be fed back unchanged.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use tonic::transport::Channel;
+use tonic_types::StatusExt;
+
+use crate::config::Config;
+use crate::pb;
+use crate::pb::meeting_service_client::MeetingServiceClient;
+
+/// Diplomatic meeting records over gRPC: serve them, or talk to a server.
+#[derive(Debug, Parser)]
+#[command(
+    name = "meetings",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    /// Server flags, for `meetings` without a subcommand.
+    #[command(flatten)]
+    pub serve: Config,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the service (what `meetings` alone does).
+    Serve(Config),
+    /// Create a meeting from a JSON file: a Meeting, or a CreateMeetingRequest
+    /// ({"meeting": ..., "requestId": ...}) as grpcurl takes it.
+    Create {
+        file: PathBuf,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Print one meeting.
+    Get {
+        id: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Print every meeting between two countries, one JSON object a line.
+    Pair {
+        country_a: String,
+        country_b: String,
+        /// Only meetings on or after this day (YYYY-MM-DD).
+        #[arg(long)]
+        from: Option<String>,
+        /// Only meetings on or before this day (YYYY-MM-DD).
+        #[arg(long)]
+        to: Option<String>,
+        /// Newest first.
+        #[arg(long)]
+        newest_first: bool,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Print meetings, newest first, one JSON object a line.
+    List {
+        /// Only meetings with a participant from this country.
+        #[arg(long)]
+        country: Option<String>,
+        #[arg(long)]
+        from: Option<String>,
+        #[arg(long)]
+        to: Option<String>,
+        /// Only meetings with this topic (ignoring case).
+        #[arg(long)]
+        topic: Option<String>,
+        /// Full-text search over summary, topics, names and titles.
+        #[arg(long)]
+        query: Option<String>,
+        /// Stop after this many meetings (default: all).
+        #[arg(long)]
+        limit: Option<usize>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Import a JSON-lines file (one Meeting or ImportMeetingsRequest a line)
+    /// with a progress bar, then print the report.
+    Import {
+        file: PathBuf,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Print changes as they happen, one JSON event a line, until Ctrl-C.
+    Watch {
+        /// With country_b: only changes to this pair's meetings.
+        country_a: Option<String>,
+        country_b: Option<String>,
+        /// Resume after this event sequence number.
+        #[arg(long, default_value_t = 0)]
+        after: u64,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServerArgs {
+    /// The server's address.
+    #[arg(long, env = "MEETINGS_ADDR", default_value = "http://127.0.0.1:50051")]
+    pub addr: String,
+}
+
+impl ServerArgs {
+    async fn client(&self) -> anyhow::Result<MeetingServiceClient<Channel>> {
+        let channel = Channel::from_shared(self.addr.clone())
+            .with_context(|| format!("{:?} is not a server address", self.addr))?
+            .connect()
+            .await
+            .with_context(|| format!("cannot reach a server at {}", self.addr))?;
+        Ok(MeetingServiceClient::new(channel).max_decoding_message_size(64 << 20))
+    }
+}
+
+/// Runs a client subcommand.
+pub async fn run(command: Command) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match command {
+        Command::Serve(_) => unreachable!("serving is handled by main"),
+        Command::Create { file, server } => {
+            let text = read(&file)?;
+            let request =
+                parse_create(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let created = server
+                .client()
+                .await?
+                .create_meeting(request)
+                .await
+                .map_err(explain)?;
+            print_json(&mut out, &created.into_inner().meeting)?;
+        }
+        Command::Get { id, server } => {
+            let got = server
+                .client()
+                .await?
+                .get_meeting(pb::GetMeetingRequest { id })
+                .await
+                .map_err(explain)?;
+            print_json(&mut out, &got.into_inner().meeting)?;
+        }
+        Command::Pair {
+            country_a,
+            country_b,
+            from,
+            to,
+            newest_first,
+            server,
+        } => {
+            let request = pb::StreamMeetingsByCountryPairRequest {
+                country_a,
+                country_b,
+                from_date: from.unwrap_or_default(),
+                to_date: to.unwrap_or_default(),
+                start_after_id: String::new(),
+                newest_first,
+            };
+            let mut stream = server
+                .client()
+                .await?
+                .stream_meetings_by_country_pair(request)
+                .await
+                .map_err(explain)?
+                .into_inner();
+            while let Some(item) = stream.message().await.map_err(explain)? {
+                print_json(&mut out, &item.meeting)?;
+            }
+        }
+        Command::List {
+            country,
+            from,
+            to,
+            topic,
+            query,
+            limit,
+            server,
+        } => {
+            let mut client = server.client().await?;
+            let mut request = pb::ListMeetingsRequest {
+                page_size: 1_000,
+                page_token: String::new(),
+                country_code: country.unwrap_or_default(),
+                from_date: from.unwrap_or_default(),
+                to_date: to.unwrap_or_default(),
+                topic: topic.unwrap_or_default(),
+                query: query.unwrap_or_default(),
+            };
+            let mut printed = 0;
+            loop {
+                let page = client
+                    .list_meetings(request.clone())
+                    .await
+                    .map_err(explain)?
+                    .into_inner();
+                for m in &page.meetings {
+                    if limit.is_some_and(|l| printed >= l) {
+                        return Ok(());
+                    }
+                    print_json(&mut out, m)?;
+                    printed += 1;
+                }
+                if page.next_page_token.is_empty() {
+                    break;
+                }
+                request.page_token = page.next_page_token;
+            }
+        }
+        Command::Import { file, server } => import(&file, &server, &mut out).await?,
+        Command::Watch {
+            country_a,
+            country_b,
+            after,
+            server,
+        } => {
+            let request = pb::WatchMeetingsRequest {
+                country_a: country_a.unwrap_or_default(),
+                country_b: country_b.unwrap_or_default(),
+                after_sequence: after,
+            };
+            let mut stream = server
+                .client()
+                .await?
+                .watch_meetings(request)
+                .await
+                .map_err(explain)?
+                .into_inner();
+            loop {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => break,
+                    item = stream.message() => match item.map_err(explain)? {
+                        Some(item) => print_json(&mut out, &item.event)?,
+                        None => break,
+                    },
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn read(file: &Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))
+}
+
+fn print_json(out: &mut impl Write, value: &impl serde::Serialize) -> anyhow::Result<()> {
+    serde_json::to_writer(&mut *out, value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+/// A CreateMeetingRequest from JSON holding either the request or just the
+/// meeting (as GetMeeting's output has it under "meeting").
+fn parse_create(text: &str) -> Result<pb::CreateMeetingRequest, String> {
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+    if value.get("meeting").is_some() {
+        serde_json::from_value(value).map_err(|e| format!("not a CreateMeetingRequest: {e}"))
+    } else {
+        let meeting: pb::Meeting =
+            serde_json::from_value(value).map_err(|e| format!("not a Meeting: {e}"))?;
+        Ok(pb::CreateMeetingRequest {
+            meeting: Some(meeting),
+            request_id: String::new(),
+        })
+    }
+}
+
+/// One line of an import file: an ImportMeetingsRequest or a Meeting.
+fn parse_import_line(line: &str) -> Result<pb::ImportMeetingsRequest, String> {
+    parse_create(line).map(|r| pb::ImportMeetingsRequest {
+        meeting: r.meeting,
+        request_id: r.request_id,
+    })
+}
+
+/// Most bad lines listed before giving up on a file.
+const MAX_BAD_LINES: usize = 20;
+
+async fn import(file: &Path, server: &ServerArgs, out: &mut impl Write) -> anyhow::Result<()> {
+    // A first pass finds malformed lines, so nothing is sent from a file
+    // that would stop half-way.
+    let mut bad = Vec::new();
+    let mut lines = 0u64;
+    for (i, line) in open_lines(file)?.enumerate() {
+        let line =
+            line.with_context(|| format!("{}: cannot read line {}", file.display(), i + 1))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        lines += 1;
+        if let Err(e) = parse_import_line(&line) {
+            bad.push(format!("{}:{}: {e}", file.display(), i + 1));
+        }
+    }
+    if !bad.is_empty() {
+        let shown = bad.len().min(MAX_BAD_LINES);
+        bail!(
+            "{} malformed line(s), nothing imported:\n{}{}",
+            bad.len(),
+            bad[..shown].join("\n"),
+            if bad.len() > shown { "\n..." } else { "" }
+        );
+    }
+
+    let progress = ProgressBar::new(lines).with_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} meetings sent ({per_sec}, {eta} left)")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let (tx, rx) = tokio::sync::mpsc::channel(256);
+    let reader = {
+        let file = file.to_owned();
+        let progress = progress.clone();
+        tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+            for line in open_lines(&file)? {
+                let line = line?;
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let request = parse_import_line(&line).map_err(|e| anyhow::anyhow!(e))?;
+                if tx.blocking_send(request).is_err() {
+                    break;
+                }
+                progress.inc(1);
+            }
+            Ok(())
+        })
+    };
+    let report = server
+        .client()
+        .await?
+        .import_meetings(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .map_err(explain)?
+        .into_inner();
+    reader.await??;
+    progress.finish_and_clear();
+    print_json(out, &report)?;
+    eprintln!(
+        "{} created, {} duplicate, {} rejected",
+        report.created_count, report.duplicate_count, report.rejected_count
+    );
+    Ok(())
+}
+
+fn open_lines(file: &Path) -> anyhow::Result<std::io::Lines<BufReader<std::fs::File>>> {
+    let f = std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
+    Ok(BufReader::new(f).lines())
+}
+
+/// A failed call as a readable error: code, message, and each field
+/// violation on its own line.
+fn explain(status: tonic::Status) -> anyhow::Error {
+    let mut text = format!("{:?}: {}", status.code(), status.message());
+    if let Some(bad) = status.get_error_details().bad_request() {
+        for v in &bad.field_violations {
+            text.push_str(&format!("\n  {}: {}", v.field, v.description));
+        }
+    }
+    anyhow::anyhow!(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_or_a_bare_meeting_both_parse() {
+        let request = parse_create(include_str!(
+            "../tests/fixtures/azertac-2022-05-05-azerbaijan-japan.json"
+        ))
+        .unwrap();
+        assert_eq!(request.request_id, "azertac-2022-05-05-azerbaijan-japan");
+        assert_eq!(request.meeting.unwrap().participants[1].country_code, "JP");
+        let bare = parse_create(
+            r#"{"date": "2022-05-05", "topics": ["energy"], "country_codes": ["AZ"]}"#,
+        )
+        .unwrap();
+        let meeting = bare.meeting.unwrap();
+        assert_eq!(meeting.date, "2022-05-05");
+        assert_eq!(
+            meeting.country_codes,
+            ["AZ"],
+            "original field names are accepted too"
+        );
+    }
+
+    #[test]
+    fn grpcurl_output_with_output_only_fields_parses() {
+        let copied = r#"{"meeting": {"id": "01a2212b-9ff7-75ef-a633-a2035fbebbf2", "date": "2022-05-05",
+            "createTime": "2026-11-28T08:00:36.855077Z", "etag": "v1", "countryCodes": ["AZ", "JP"]}}"#;
+        let request = parse_create(copied).unwrap();
+        assert_eq!(
+            request.meeting.unwrap().create_time.unwrap().nanos,
+            855_077_000
+        );
+    }
+
+    #[test]
+    fn malformed_input_says_what_is_wrong() {
+        assert!(parse_create("{").unwrap_err().contains("not JSON"));
+        assert!(
+            parse_create(r#"{"date": 5}"#)
+                .unwrap_err()
+                .contains("not a Meeting")
+        );
+        assert!(parse_import_line(r#"{"meeting": {"topics": "energy"}}"#).is_err());
+    }
+}
