@@ -47,6 +47,44 @@ pub struct Config {
     #[arg(long, env = "MEETINGS_EVENT_RETENTION_HOURS", default_value_t = 168)]
     pub event_retention_hours: u64,
 
+    /// Largest request message accepted, in bytes (larger: RESOURCE_EXHAUSTED).
+    #[arg(long, env = "MEETINGS_MAX_REQUEST_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub max_request_bytes: usize,
+
+    /// Largest response message sent, in bytes.
+    #[arg(long, env = "MEETINGS_MAX_RESPONSE_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub max_response_bytes: usize,
+
+    /// Calls and open streams served at once; more get RESOURCE_EXHAUSTED.
+    #[arg(long, env = "MEETINGS_MAX_CONCURRENT_CALLS", default_value_t = 1024)]
+    pub max_concurrent_calls: usize,
+
+    /// HTTP/2 streams (concurrent calls) allowed per connection.
+    #[arg(
+        long,
+        env = "MEETINGS_MAX_STREAMS_PER_CONNECTION",
+        default_value_t = 256
+    )]
+    pub max_streams_per_connection: u32,
+
+    /// Deadline of unary calls, in milliseconds; a shorter grpc-timeout from
+    /// the client wins. Past it: DEADLINE_EXCEEDED.
+    #[arg(long, env = "MEETINGS_REQUEST_TIMEOUT_MS", default_value_t = 30_000)]
+    pub request_timeout_ms: u64,
+
+    /// HTTP/2 keep-alive ping interval, in milliseconds (0: off).
+    #[arg(long, env = "MEETINGS_HTTP2_KEEPALIVE_MS", default_value_t = 30_000)]
+    pub http2_keepalive_ms: u64,
+
+    /// How long a keep-alive ping may go unanswered before the connection is
+    /// closed, in milliseconds.
+    #[arg(
+        long,
+        env = "MEETINGS_HTTP2_KEEPALIVE_TIMEOUT_MS",
+        default_value_t = 10_000
+    )]
+    pub http2_keepalive_timeout_ms: u64,
+
     /// Log format; the level comes from RUST_LOG (default "info").
     #[arg(long, env = "MEETINGS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -67,6 +105,10 @@ impl Config {
 
     pub fn health_interval(&self) -> Duration {
         Duration::from_millis(self.health_interval_ms.max(50))
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
     }
 
     pub fn event_retention(&self) -> Duration {

@@ -32,6 +32,10 @@ pub enum Error {
     EventsExpired { oldest: i64 },
     #[error("the server is shutting down")]
     ShuttingDown,
+    #[error("the server is serving as many calls as it may; retry later")]
+    Overloaded,
+    #[error("the call's deadline passed")]
+    DeadlineExceeded,
     #[error("database unavailable")]
     Unavailable(#[source] sqlx::Error),
     #[error("internal error")]
@@ -70,6 +74,8 @@ impl Error {
             Self::EtagMismatch(_) => "ETAG_MISMATCH",
             Self::EventsExpired { .. } => "EVENTS_EXPIRED",
             Self::ShuttingDown => "SHUTTING_DOWN",
+            Self::Overloaded => "TOO_MANY_CALLS",
+            Self::DeadlineExceeded => "DEADLINE_EXCEEDED",
             Self::Unavailable(_) => "DATABASE_UNAVAILABLE",
             Self::Internal(_) => "INTERNAL",
         }
@@ -140,6 +146,8 @@ impl From<Error> for Status {
                 (Code::OutOfRange, e.to_string())
             }
             Error::ShuttingDown => (Code::Unavailable, e.to_string()),
+            Error::Overloaded => (Code::ResourceExhausted, e.to_string()),
+            Error::DeadlineExceeded => (Code::DeadlineExceeded, e.to_string()),
             Error::Unavailable(cause) => {
                 tracing::warn!(error = %cause, "database unavailable");
                 (

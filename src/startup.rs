@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use anyhow::Context;
 use sqlx::postgres::PgConnectOptions;
@@ -116,10 +117,28 @@ impl Application {
             stop.clone(),
         ));
 
-        let api =
-            MeetingServiceServer::new(MeetingsApi::new(storage.clone(), stop.clone(), events_rx));
+        let limits = crate::api::Limits::new(config.max_concurrent_calls, config.request_timeout());
+        let api = MeetingServiceServer::new(MeetingsApi::new(
+            storage.clone(),
+            stop.clone(),
+            events_rx,
+            limits,
+        ))
+        .max_decoding_message_size(config.max_request_bytes)
+        .max_encoding_message_size(config.max_response_bytes);
+        let keepalive = (config.http2_keepalive_ms > 0)
+            .then(|| Duration::from_millis(config.http2_keepalive_ms));
         let server = Server::builder()
+            .max_concurrent_streams(config.max_streams_per_connection)
+            .http2_keepalive_interval(keepalive)
+            .http2_keepalive_timeout(Some(Duration::from_millis(
+                config.http2_keepalive_timeout_ms,
+            )))
+            .tcp_keepalive(Some(Duration::from_secs(60)))
             .layer(grpc_trace_layer())
+            .layer(tower::util::MapResponseLayer::new(
+                crate::telemetry::grpc_status_codes::<tonic::body::Body>,
+            ))
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)

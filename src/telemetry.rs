@@ -76,3 +76,28 @@ fn finished(headers: Option<&HeaderMap>, latency: Duration, span: &Span) {
     span.record("latency_ms", latency.as_secs_f64() * 1e3);
     tracing::info!(parent: span, "request finished");
 }
+
+/// Gives two of tonic's own answers the codes gRPC specifies and callers
+/// branch on, when they come as trailers-only responses (every unary call):
+/// a request over the decoding limit (tonic: OUT_OF_RANGE) is
+/// RESOURCE_EXHAUSTED, and a call past the client's grpc-timeout (tonic's
+/// timeout layer: CANCELLED "Timeout expired") is DEADLINE_EXCEEDED.
+pub fn grpc_status_codes<B>(mut res: Response<B>) -> Response<B> {
+    let headers = res.headers_mut();
+    let message = headers
+        .get("grpc-message")
+        .and_then(|v| v.to_str().ok())
+        .map(|m| m.replace("%20", " "))
+        .unwrap_or_default();
+    let status = headers
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let code = match status {
+        "11" if message.contains("message length too large") => "8",
+        "1" if message == "Timeout expired" => "4",
+        _ => return res,
+    };
+    headers.insert("grpc-status", http::HeaderValue::from_static(code));
+    res
+}

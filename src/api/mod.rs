@@ -3,8 +3,10 @@
 
 mod changes;
 mod convert;
+mod limits;
 mod watch;
 
+pub use limits::Limits;
 pub use watch::{run_listener, run_sequencer};
 
 use chrono::{NaiveDate, SubsecRound, Utc};
@@ -42,6 +44,7 @@ pub struct MeetingsApi {
     shutdown: CancellationToken,
     /// Bumped whenever events were numbered; wakes watchers.
     events: tokio::sync::watch::Receiver<u64>,
+    limits: Limits,
 }
 
 impl MeetingsApi {
@@ -51,11 +54,13 @@ impl MeetingsApi {
         storage: Storage,
         shutdown: CancellationToken,
         events: tokio::sync::watch::Receiver<u64>,
+        limits: Limits,
     ) -> Self {
         Self {
             storage,
             shutdown,
             events,
+            limits,
         }
     }
 
@@ -434,7 +439,12 @@ impl MeetingService for MeetingsApi {
         &self,
         request: Request<pb::CreateMeetingRequest>,
     ) -> Result<Response<pb::CreateMeetingResponse>, Status> {
-        let meeting = self.create(request.into_inner()).await?;
+        let _permit = self.limits.admit()?;
+        let (metadata, _, req) = request.into_parts();
+        let meeting = self
+            .limits
+            .within_deadline(&metadata, self.create(req))
+            .await?;
         tracing::info!(id = %meeting.id, "meeting stored");
         Ok(Response::new(pb::CreateMeetingResponse {
             meeting: Some(meeting),
@@ -445,7 +455,12 @@ impl MeetingService for MeetingsApi {
         &self,
         request: Request<pb::GetMeetingRequest>,
     ) -> Result<Response<pb::GetMeetingResponse>, Status> {
-        let meeting = self.get(request.into_inner()).await?;
+        let _permit = self.limits.admit()?;
+        let (metadata, _, req) = request.into_parts();
+        let meeting = self
+            .limits
+            .within_deadline(&metadata, self.get(req))
+            .await?;
         Ok(Response::new(pb::GetMeetingResponse {
             meeting: Some(meeting),
         }))
@@ -455,6 +470,7 @@ impl MeetingService for MeetingsApi {
         &self,
         request: Request<Streaming<pb::ImportMeetingsRequest>>,
     ) -> Result<Response<pb::ImportMeetingsResponse>, Status> {
+        let _permit = self.limits.admit()?;
         Ok(Response::new(self.import(request.into_inner()).await?))
     }
 
@@ -462,14 +478,25 @@ impl MeetingService for MeetingsApi {
         &self,
         request: Request<pb::ListMeetingsRequest>,
     ) -> Result<Response<pb::ListMeetingsResponse>, Status> {
-        Ok(Response::new(self.list(request.into_inner()).await?))
+        let _permit = self.limits.admit()?;
+        let (metadata, _, req) = request.into_parts();
+        Ok(Response::new(
+            self.limits
+                .within_deadline(&metadata, self.list(req))
+                .await?,
+        ))
     }
 
     async fn update_meeting(
         &self,
         request: Request<pb::UpdateMeetingRequest>,
     ) -> Result<Response<pb::UpdateMeetingResponse>, Status> {
-        let meeting = self.update(request.into_inner()).await?;
+        let _permit = self.limits.admit()?;
+        let (metadata, _, req) = request.into_parts();
+        let meeting = self
+            .limits
+            .within_deadline(&metadata, self.update(req))
+            .await?;
         tracing::info!(id = %meeting.id, etag = %meeting.etag, "meeting updated");
         Ok(Response::new(pb::UpdateMeetingResponse {
             meeting: Some(meeting),
@@ -480,9 +507,12 @@ impl MeetingService for MeetingsApi {
         &self,
         request: Request<pb::DeleteMeetingRequest>,
     ) -> Result<Response<pb::DeleteMeetingResponse>, Status> {
-        let req = request.into_inner();
+        let _permit = self.limits.admit()?;
+        let (metadata, _, req) = request.into_parts();
         let id = req.id.clone();
-        self.delete(req).await?;
+        self.limits
+            .within_deadline(&metadata, self.delete(req))
+            .await?;
         tracing::info!(id = %id, "meeting deleted");
         Ok(Response::new(pb::DeleteMeetingResponse {}))
     }
@@ -494,21 +524,29 @@ impl MeetingService for MeetingsApi {
         &self,
         request: Request<pb::WatchMeetingsRequest>,
     ) -> Result<Response<Self::WatchMeetingsStream>, Status> {
+        let permit = self.limits.admit()?;
         let (after, pair) = self.watch_start(request.get_ref()).await?;
-        Ok(Response::new(Box::pin(watch::watch_stream(
+        let stream = watch::watch_stream(
             self.storage.clone(),
             after,
             pair,
             self.events.clone(),
             self.shutdown.clone(),
-        ))))
+        );
+        Ok(Response::new(Box::pin(holding(stream, permit))))
     }
 
     async fn get_country_pair_summary(
         &self,
         request: Request<pb::GetCountryPairSummaryRequest>,
     ) -> Result<Response<pb::GetCountryPairSummaryResponse>, Status> {
-        Ok(Response::new(self.summary(request.into_inner()).await?))
+        let _permit = self.limits.admit()?;
+        let (metadata, _, req) = request.into_parts();
+        Ok(Response::new(
+            self.limits
+                .within_deadline(&metadata, self.summary(req))
+                .await?,
+        ))
     }
 
     type StreamMeetingsByCountryPairStream =
@@ -518,11 +556,20 @@ impl MeetingService for MeetingsApi {
         &self,
         request: Request<pb::StreamMeetingsByCountryPairRequest>,
     ) -> Result<Response<Self::StreamMeetingsByCountryPairStream>, Status> {
+        let permit = self.limits.admit()?;
         let query = self.stream_start(request.get_ref()).await?;
-        Ok(Response::new(Box::pin(pair_stream(
-            self.storage.clone(),
-            query,
-            self.shutdown.clone(),
-        ))))
+        let stream = pair_stream(self.storage.clone(), query, self.shutdown.clone());
+        Ok(Response::new(Box::pin(holding(stream, permit))))
     }
+}
+
+/// A stream that keeps its call slot until it ends or is dropped.
+fn holding<S: Stream + Send>(
+    stream: S,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) -> impl Stream<Item = S::Item> + Send {
+    tokio_stream::StreamExt::map(stream, move |item| {
+        let _slot = &permit;
+        item
+    })
 }

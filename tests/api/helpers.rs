@@ -55,6 +55,9 @@ enum TestDatabase {
 pub struct Settings {
     pub db_pool_size: u32,
     pub acquire_timeout_ms: u64,
+    pub max_concurrent_calls: usize,
+    pub max_request_bytes: usize,
+    pub request_timeout_ms: u64,
 }
 
 impl Default for Settings {
@@ -62,6 +65,9 @@ impl Default for Settings {
         Self {
             db_pool_size: 16,
             acquire_timeout_ms: 3000,
+            max_concurrent_calls: 1024,
+            max_request_bytes: 4 * 1024 * 1024,
+            request_timeout_ms: 30_000,
         }
     }
 }
@@ -90,6 +96,9 @@ async fn spawn(settings: Settings, shared_url: Option<String>) -> TestApp {
     config.data_dir = None;
     config.db_pool_size = settings.db_pool_size;
     config.db_acquire_timeout_ms = settings.acquire_timeout_ms;
+    config.max_concurrent_calls = settings.max_concurrent_calls;
+    config.max_request_bytes = settings.max_request_bytes;
+    config.request_timeout_ms = settings.request_timeout_ms;
     config.health_interval_ms = 100;
     config.shutdown_timeout_ms = 2000;
     config.log_format = LogFormat::Text;

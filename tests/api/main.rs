@@ -7,6 +7,7 @@ mod create;
 mod get;
 mod helpers;
 mod import;
+mod limits;
 mod service;
 mod stream;
 mod validation;
