@@ -93,6 +93,16 @@ pub enum Command {
         #[command(flatten)]
         server: ServerArgs,
     },
+    /// Make a new bearer token: prints the token (give it to the client; it
+    /// is stored nowhere) and the line to add to the tokens file.
+    Token {
+        /// Comma-separated: read, write (write includes read).
+        #[arg(long, default_value = "read")]
+        scopes: String,
+        /// A name for the tokens file, to tell tokens apart.
+        #[arg(long, default_value = "")]
+        name: String,
+    },
     /// Print changes as they happen, one JSON event a line, until Ctrl-C.
     Watch {
         /// With country_b: only changes to this pair's meetings.
@@ -111,16 +121,51 @@ pub struct ServerArgs {
     /// The server's address.
     #[arg(long, env = "MEETINGS_ADDR", default_value = "http://127.0.0.1:50051")]
     pub addr: String,
+    /// Bearer token, for a server with a tokens file.
+    #[arg(long, env = "MEETINGS_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 }
 
+/// Adds the bearer token to every call.
+#[derive(Debug, Clone)]
+pub struct BearerToken(Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
+
+impl tonic::service::Interceptor for BearerToken {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+type Client =
+    MeetingServiceClient<tonic::service::interceptor::InterceptedService<Channel, BearerToken>>;
+
 impl ServerArgs {
-    async fn client(&self) -> anyhow::Result<MeetingServiceClient<Channel>> {
+    async fn client(&self) -> anyhow::Result<Client> {
         let channel = Channel::from_shared(self.addr.clone())
             .with_context(|| format!("{:?} is not a server address", self.addr))?
             .connect()
             .await
             .with_context(|| format!("cannot reach a server at {}", self.addr))?;
-        Ok(MeetingServiceClient::new(channel).max_decoding_message_size(64 << 20))
+        let token = match &self.token {
+            Some(t) => Some(
+                format!("Bearer {t}")
+                    .parse()
+                    .context("the token has characters a header cannot carry")?,
+            ),
+            None => None,
+        };
+        Ok(
+            MeetingServiceClient::with_interceptor(channel, BearerToken(token))
+                .max_decoding_message_size(64 << 20),
+        )
     }
 }
 
@@ -217,6 +262,11 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             }
         }
         Command::Import { file, server } => import(&file, &server, &mut out).await?,
+        Command::Token { scopes, name } => {
+            let (token, line) = crate::auth::new_token(&scopes, &name)?;
+            writeln!(out, "token: {token}")?;
+            writeln!(out, "tokens file line: {line}")?;
+        }
         Command::Watch {
             country_a,
             country_b,

@@ -47,6 +47,11 @@ pub struct Config {
     #[arg(long, env = "MEETINGS_EVENT_RETENTION_HOURS", default_value_t = 168)]
     pub event_retention_hours: u64,
 
+    /// Tokens file (see `meetings token`): bearer tokens' SHA-256 and their
+    /// scopes. Without it, every caller may read and write.
+    #[arg(long, env = "MEETINGS_TOKENS_FILE")]
+    pub tokens_file: Option<PathBuf>,
+
     /// Largest request message accepted, in bytes (larger: RESOURCE_EXHAUSTED).
     #[arg(long, env = "MEETINGS_MAX_REQUEST_BYTES", default_value_t = 4 * 1024 * 1024)]
     pub max_request_bytes: usize,

@@ -7,6 +7,7 @@
 //! [`telemetry`] build and run the process.
 
 pub mod api;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod domain;

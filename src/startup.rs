@@ -16,6 +16,7 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
 use crate::api::MeetingsApi;
+use crate::auth::{AuthLayer, Tokens};
 use crate::config::Config;
 use crate::embedded::{EmbeddedPostgres, default_data_dir};
 use crate::pb::meeting_service_server::MeetingServiceServer;
@@ -28,6 +29,7 @@ pub struct Application {
     listener: TcpListener,
     storage: Storage,
     embedded: Option<EmbeddedPostgres>,
+    tokens: Option<Tokens>,
 }
 
 impl Application {
@@ -54,6 +56,17 @@ impl Application {
         let storage = Storage::connect(options, &settings)
             .await
             .context("cannot connect to the database")?;
+        let tokens = match &config.tokens_file {
+            Some(path) => {
+                let tokens = Tokens::load(path)?;
+                tracing::info!(tokens = tokens.len(), file = %path.display(), "calls need a bearer token");
+                Some(tokens)
+            }
+            None => {
+                tracing::warn!("no --tokens-file: every caller may read and write");
+                None
+            }
+        };
         let listener = TcpListener::bind(config.listen_addr)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen_addr))?;
@@ -62,6 +75,7 @@ impl Application {
             listener,
             storage,
             embedded,
+            tokens,
         })
     }
 
@@ -88,6 +102,7 @@ impl Application {
             listener,
             storage,
             embedded,
+            tokens,
         } = self;
         let stop = CancellationToken::new();
         let (reporter, health_service) = tonic_health::server::health_reporter();
@@ -136,6 +151,7 @@ impl Application {
             )))
             .tcp_keepalive(Some(Duration::from_secs(60)))
             .layer(grpc_trace_layer())
+            .layer(AuthLayer::new(tokens))
             .layer(tower::util::MapResponseLayer::new(
                 crate::telemetry::grpc_status_codes::<tonic::body::Body>,
             ))

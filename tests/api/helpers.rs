@@ -51,13 +51,14 @@ enum TestDatabase {
 }
 
 /// Test-specific settings on top of the defaults.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub struct Settings {
     pub db_pool_size: u32,
     pub acquire_timeout_ms: u64,
     pub max_concurrent_calls: usize,
     pub max_request_bytes: usize,
     pub request_timeout_ms: u64,
+    pub tokens_file: Option<std::path::PathBuf>,
 }
 
 impl Default for Settings {
@@ -68,6 +69,7 @@ impl Default for Settings {
             max_concurrent_calls: 1024,
             max_request_bytes: 4 * 1024 * 1024,
             request_timeout_ms: 30_000,
+            tokens_file: None,
         }
     }
 }
@@ -99,6 +101,7 @@ async fn spawn(settings: Settings, shared_url: Option<String>) -> TestApp {
     config.max_concurrent_calls = settings.max_concurrent_calls;
     config.max_request_bytes = settings.max_request_bytes;
     config.request_timeout_ms = settings.request_timeout_ms;
+    config.tokens_file = settings.tokens_file.clone();
     config.health_interval_ms = 100;
     config.shutdown_timeout_ms = 2000;
     config.log_format = LogFormat::Text;

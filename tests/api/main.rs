@@ -1,6 +1,7 @@
 //! Integration tests: the real server over real gRPC against real
 //! PostgreSQL, each test with its own database.
 
+mod auth;
 mod changes;
 mod cli;
 mod create;
