@@ -47,6 +47,23 @@ pub struct Config {
     #[arg(long, env = "MEETINGS_EVENT_RETENTION_HOURS", default_value_t = 168)]
     pub event_retention_hours: u64,
 
+    /// TLS certificate chain (PEM). With --tls-key, the service speaks TLS.
+    #[arg(long, env = "MEETINGS_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// TLS private key (PEM).
+    #[arg(long, env = "MEETINGS_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// CA certificates (PEM) that client certificates must chain to: mutual
+    /// TLS; a client without a valid certificate is refused.
+    #[arg(long, env = "MEETINGS_TLS_CLIENT_CA", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
+
+    /// Serve plaintext on a non-loopback address (refused by default).
+    #[arg(long, env = "MEETINGS_ALLOW_PLAINTEXT")]
+    pub allow_plaintext: bool,
+
     /// Tokens file (see `meetings token`): bearer tokens' SHA-256 and their
     /// scopes. Without it, every caller may read and write.
     #[arg(long, env = "MEETINGS_TOKENS_FILE")]

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::server::NamedService;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
@@ -30,12 +31,14 @@ pub struct Application {
     storage: Storage,
     embedded: Option<EmbeddedPostgres>,
     tokens: Option<Tokens>,
+    tls: Option<ServerTlsConfig>,
 }
 
 impl Application {
     /// Connects to the database (starting the embedded one when no URL is
     /// configured), applies migrations and binds the listen address.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let tls = tls_config(&config)?;
         let (options, embedded) = match &config.database_url {
             Some(url) => {
                 let options: PgConnectOptions = url
@@ -76,6 +79,7 @@ impl Application {
             storage,
             embedded,
             tokens,
+            tls,
         })
     }
 
@@ -103,6 +107,7 @@ impl Application {
             storage,
             embedded,
             tokens,
+            tls,
         } = self;
         let stop = CancellationToken::new();
         let (reporter, health_service) = tonic_health::server::health_reporter();
@@ -143,7 +148,11 @@ impl Application {
         .max_encoding_message_size(config.max_response_bytes);
         let keepalive = (config.http2_keepalive_ms > 0)
             .then(|| Duration::from_millis(config.http2_keepalive_ms));
-        let server = Server::builder()
+        let mut builder = Server::builder();
+        if let Some(tls) = tls {
+            builder = builder.tls_config(tls).context("TLS configuration")?;
+        }
+        let server = builder
             .max_concurrent_streams(config.max_streams_per_connection)
             .http2_keepalive_interval(keepalive)
             .http2_keepalive_timeout(Some(Duration::from_millis(
@@ -193,6 +202,35 @@ impl Application {
         tracing::info!("stopped");
         result
     }
+}
+
+/// TLS from the configured files; refuses plaintext on a non-loopback
+/// address unless allowed explicitly.
+fn tls_config(config: &Config) -> anyhow::Result<Option<ServerTlsConfig>> {
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+    };
+    let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) else {
+        if !config.listen_addr.ip().is_loopback() {
+            if !config.allow_plaintext {
+                anyhow::bail!(
+                    "refusing to serve plaintext on {}, which is not a loopback address: \
+                     give --tls-cert and --tls-key, or --allow-plaintext",
+                    config.listen_addr
+                );
+            }
+            tracing::warn!(addr = %config.listen_addr, "serving PLAINTEXT on a non-loopback address (--allow-plaintext)");
+        }
+        return Ok(None);
+    };
+    let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(read(cert)?, read(key)?));
+    if let Some(ca) = &config.tls_client_ca {
+        tls = tls.client_ca_root(Certificate::from_pem(read(ca)?));
+        tracing::info!("TLS with client certificates required (mTLS)");
+    } else {
+        tracing::info!("TLS");
+    }
+    Ok(Some(tls))
 }
 
 /// Reflection over our service, the health service and the error details

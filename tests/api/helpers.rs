@@ -59,6 +59,12 @@ pub struct Settings {
     pub max_request_bytes: usize,
     pub request_timeout_ms: u64,
     pub tokens_file: Option<std::path::PathBuf>,
+    /// Certificate, key and, for mTLS, the client CA.
+    pub tls: Option<(
+        std::path::PathBuf,
+        std::path::PathBuf,
+        Option<std::path::PathBuf>,
+    )>,
 }
 
 impl Default for Settings {
@@ -70,6 +76,7 @@ impl Default for Settings {
             max_request_bytes: 4 * 1024 * 1024,
             request_timeout_ms: 30_000,
             tokens_file: None,
+            tls: None,
         }
     }
 }
@@ -102,6 +109,11 @@ async fn spawn(settings: Settings, shared_url: Option<String>) -> TestApp {
     config.max_request_bytes = settings.max_request_bytes;
     config.request_timeout_ms = settings.request_timeout_ms;
     config.tokens_file = settings.tokens_file.clone();
+    if let Some((cert, key, ca)) = settings.tls.clone() {
+        config.tls_cert = Some(cert);
+        config.tls_key = Some(key);
+        config.tls_client_ca = ca;
+    }
     config.health_interval_ms = 100;
     config.shutdown_timeout_ms = 2000;
     config.log_format = LogFormat::Text;
@@ -147,10 +159,11 @@ async fn spawn(settings: Settings, shared_url: Option<String>) -> TestApp {
     let server = tokio::spawn(app.run_until_stopped(async {
         let _ = stopped.await;
     }));
-    let client = MeetingServiceClient::connect(format!("http://{addr}"))
-        .await
-        .expect("server accepts connections")
-        .max_decoding_message_size(64 * 1024 * 1024);
+    // Lazy: a TLS server is reached through a channel of the test's own.
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect_lazy();
+    let client = MeetingServiceClient::new(channel).max_decoding_message_size(64 * 1024 * 1024);
     TestApp {
         addr,
         client,

@@ -11,5 +11,6 @@ mod import;
 mod limits;
 mod service;
 mod stream;
+mod tls;
 mod validation;
 mod watch;

@@ -1,0 +1,152 @@
+//! TLS and mutual TLS, with certificates made here.
+
+use std::path::PathBuf;
+
+use meetings::pb;
+use meetings::pb::meeting_service_client::MeetingServiceClient;
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+    KeyUsagePurpose,
+};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
+
+use crate::helpers::{Settings, meeting, spawn_app_with};
+
+struct Pki {
+    dir: tempfile::TempDir,
+    ca_pem: String,
+    client: (String, String),
+}
+
+impl Pki {
+    /// A CA, a server certificate for localhost signed by it, and a client
+    /// certificate signed by it.
+    fn new() -> Self {
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+
+        let leaf = |names: Vec<String>, usage: ExtendedKeyUsagePurpose| {
+            let key = KeyPair::generate().unwrap();
+            let mut params = CertificateParams::new(names).unwrap();
+            params.extended_key_usages = vec![usage];
+            let cert = params.signed_by(&key, &*ca).unwrap();
+            (cert.pem(), key.serialize_pem())
+        };
+        let server = leaf(
+            vec!["localhost".into()],
+            ExtendedKeyUsagePurpose::ServerAuth,
+        );
+        let client = leaf(
+            vec!["news-platform".into()],
+            ExtendedKeyUsagePurpose::ClientAuth,
+        );
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("server.pem"), &server.0).unwrap();
+        std::fs::write(dir.path().join("server.key"), &server.1).unwrap();
+        std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
+        Self {
+            dir,
+            ca_pem: ca.pem(),
+            client,
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn server(&self, mutual: bool) -> (PathBuf, PathBuf, Option<PathBuf>) {
+        (
+            self.path("server.pem"),
+            self.path("server.key"),
+            mutual.then(|| self.path("ca.pem")),
+        )
+    }
+
+    async fn channel(
+        &self,
+        addr: std::net::SocketAddr,
+        with_client_cert: bool,
+    ) -> Result<Channel, tonic::transport::Error> {
+        let mut tls = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(&self.ca_pem))
+            .domain_name("localhost");
+        if with_client_cert {
+            tls = tls.identity(Identity::from_pem(&self.client.0, &self.client.1));
+        }
+        Channel::from_shared(format!("https://localhost:{}", addr.port()))
+            .unwrap()
+            .tls_config(tls)?
+            .connect()
+            .await
+    }
+}
+
+async fn create_over(channel: Channel) -> Result<pb::Meeting, tonic::Status> {
+    MeetingServiceClient::new(channel)
+        .create_meeting(pb::CreateMeetingRequest {
+            meeting: Some(meeting("2022-05-05", &["AZ", "JP"])),
+            request_id: String::new(),
+        })
+        .await
+        .map(|r| r.into_inner().meeting.unwrap())
+}
+
+#[tokio::test]
+async fn tls_serves_trusting_clients_and_not_plaintext_ones() {
+    let pki = Pki::new();
+    let app = spawn_app_with(Settings {
+        tls: Some(pki.server(false)),
+        ..Settings::default()
+    })
+    .await;
+    let channel = pki.channel(app.addr, false).await.expect("TLS handshake");
+    create_over(channel).await.expect("a call over TLS");
+    // The plaintext client of the test app cannot talk to it.
+    assert!(
+        app.client
+            .clone()
+            .list_meetings(pb::ListMeetingsRequest::default())
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn mutual_tls_refuses_a_client_without_a_certificate() {
+    let pki = Pki::new();
+    let app = spawn_app_with(Settings {
+        tls: Some(pki.server(true)),
+        ..Settings::default()
+    })
+    .await;
+    let with_cert = pki.channel(app.addr, true).await.expect("mTLS handshake");
+    create_over(with_cert)
+        .await
+        .expect("a call with a client certificate");
+    let refused = match pki.channel(app.addr, false).await {
+        Err(_) => true,
+        Ok(channel) => create_over(channel).await.is_err(),
+    };
+    assert!(refused, "no client certificate, no service");
+    assert_eq!(app.count_meetings().await, 1);
+}
+
+#[tokio::test]
+async fn plaintext_on_a_non_loopback_address_needs_an_explicit_flag() {
+    use clap::Parser;
+    let mut config = meetings::config::Config::parse_from(["meetings"]);
+    config.listen_addr = "0.0.0.0:0".parse().unwrap();
+    // Refused before any database is touched.
+    config.database_url = Some("postgres://nobody@127.0.0.1:1/none".into());
+    let err = meetings::startup::Application::build(config)
+        .await
+        .err()
+        .expect("refused");
+    assert!(format!("{err:#}").contains("--allow-plaintext"), "{err:#}");
+}
