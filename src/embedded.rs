@@ -33,6 +33,11 @@ pub struct EmbeddedPostgres {
     socket_dir: tempfile::TempDir,
     port: u16,
     data_dir: PathBuf,
+    bindir: PathBuf,
+    /// Extra `-c` settings.
+    settings: Vec<String>,
+    /// The unprivileged user it runs as, when started as root.
+    owner: Option<User>,
 }
 
 /// Where the embedded server keeps its files by default: /var/lib/meetings
@@ -74,42 +79,17 @@ impl EmbeddedPostgres {
             chown(socket_dir.path(), user)?;
         }
         let port = free_port()?;
-        let log_path = data_dir.join("postgres.log");
-        let log = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .with_context(|| format!("cannot open {}", log_path.display()))?;
-
-        let mut cmd = Command::new(bindir.join("postgres"));
-        cmd.arg("-D")
-            .arg(&pgdata)
-            .arg("-k")
-            .arg(socket_dir.path())
-            .args(["-p", &port.to_string(), "-c", "listen_addresses="]);
-        for (name, value) in settings {
-            cmd.arg("-c").arg(format!("{name}={value}"));
-        }
-        cmd.stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .current_dir(data_dir);
-        as_user(&mut cmd, owner.as_ref());
-        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
-        unsafe {
-            cmd.pre_exec(|| {
-                // If this process dies without stopping the server, the kernel
-                // asks it to shut down fast instead of leaving it orphaned.
-                nix::sys::prctl::set_pdeathsig(Signal::SIGINT).map_err(std::io::Error::from)
-            });
-        }
-        let child = cmd.spawn().context("cannot start postgres")?;
         let mut server = Self {
-            child: Some(child),
+            child: None,
             socket_dir,
             port,
             data_dir: data_dir.to_owned(),
+            bindir,
+            settings: settings.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+            owner,
         };
+        let log_path = server.log_path();
+        server.child = Some(server.spawn_postgres()?);
         server.wait_ready(&log_path).await?;
         server.create_database().await?;
         tracing::info!(
@@ -119,6 +99,65 @@ impl EmbeddedPostgres {
             "embedded PostgreSQL started"
         );
         Ok(server)
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.data_dir.join("postgres.log")
+    }
+
+    /// Starts the postgres process on this server's data directory, socket
+    /// directory and port.
+    fn spawn_postgres(&self) -> anyhow::Result<Child> {
+        let log_path = self.log_path();
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .with_context(|| format!("cannot open {}", log_path.display()))?;
+        let mut cmd = Command::new(self.bindir.join("postgres"));
+        cmd.arg("-D")
+            .arg(self.data_dir.join("pgdata"))
+            .arg("-k")
+            .arg(self.socket_dir.path())
+            .args(["-p", &self.port.to_string(), "-c", "listen_addresses="]);
+        for setting in &self.settings {
+            cmd.arg("-c").arg(setting);
+        }
+        cmd.stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .current_dir(&self.data_dir);
+        as_user(&mut cmd, self.owner.as_ref());
+        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                // If this process dies without stopping the server, the kernel
+                // asks it to shut down fast instead of leaving it orphaned.
+                nix::sys::prctl::set_pdeathsig(Signal::SIGINT).map_err(std::io::Error::from)
+            });
+        }
+        cmd.spawn().context("cannot start postgres")
+    }
+
+    /// Stops the server the hard way (immediate mode: no checkpoint, as in
+    /// a crash), for fault tests. `restart` brings it back.
+    pub async fn kill_immediately(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            signal(&child, Signal::SIGQUIT);
+            while matches!(child.try_wait(), Ok(None)) {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+
+    /// Starts the server again, where it was (same socket and port), after
+    /// `kill_immediately`; it recovers from its write-ahead log.
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        if self.child.is_none() {
+            self.child = Some(self.spawn_postgres()?);
+            self.wait_ready(&self.log_path()).await?;
+        }
+        Ok(())
     }
 
     /// How to reach the service's database in this server.

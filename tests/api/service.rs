@@ -9,7 +9,7 @@ use meetings::embedded::EmbeddedPostgres;
 use meetings::pb;
 use meetings::pb::meeting_service_client::MeetingServiceClient;
 use meetings::startup::Application;
-use sqlx::ConnectOptions;
+use sqlx::{ConnectOptions, Connection};
 use tokio_stream::StreamExt;
 use tonic::Code;
 use tonic_health::pb::HealthCheckRequest;
@@ -222,4 +222,119 @@ async fn shutdown_ends_open_streams_and_returns() {
         matches!(end, None | Some(Code::Unavailable)),
         "ended with {end:?}"
     );
+}
+
+/// Health of the meetings service, as the health service reports it.
+async fn serving(addr: std::net::SocketAddr) -> Option<i32> {
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .ok()?
+        .connect()
+        .await
+        .ok()?;
+    HealthClient::new(channel)
+        .check(HealthCheckRequest {
+            service: "meetings.v1.MeetingService".into(),
+        })
+        .await
+        .ok()
+        .map(|r| r.into_inner().status)
+}
+
+#[tokio::test]
+async fn no_acknowledged_create_is_lost_when_the_database_crashes_twice() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let (app, mut pg, _dir) = app_on_own_database().await;
+    let addr = app.local_addr();
+    let check_options = pg.connect_options();
+    let server = tokio::spawn(app.run_until_stopped(std::future::pending()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..8)
+        .map(|w| {
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let mut client = MeetingServiceClient::connect(format!("http://{addr}"))
+                    .await
+                    .unwrap();
+                let (mut acknowledged, mut unavailable, mut unexpected) =
+                    (Vec::new(), 0, Vec::new());
+                let mut i = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    i += 1;
+                    let request = pb::CreateMeetingRequest {
+                        meeting: Some(meeting("2022-05-05", &["AZ", "JP"])),
+                        request_id: format!("writer-{w}-{i}"),
+                    };
+                    match client.create_meeting(request).await {
+                        Ok(r) => acknowledged.push(r.into_inner().meeting.unwrap().id),
+                        Err(s) if s.code() == Code::Unavailable => {
+                            unavailable += 1;
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                        Err(s) => unexpected.push(format!("{:?}: {}", s.code(), s.message())),
+                    }
+                }
+                (acknowledged, unavailable, unexpected)
+            })
+        })
+        .collect();
+
+    for _ in 0..2 {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        pg.kill_immediately().await;
+        let down = eventually(Duration::from_secs(10), || async {
+            serving(addr).await == Some(ServingStatus::NotServing as i32)
+        })
+        .await;
+        assert!(down, "health turns NOT_SERVING while the database is down");
+        pg.restart().await.unwrap();
+        let up = eventually(Duration::from_secs(20), || async {
+            serving(addr).await == Some(ServingStatus::Serving as i32)
+        })
+        .await;
+        assert!(
+            up,
+            "health comes back by itself, without a restart of the service"
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    stop.store(true, Ordering::Relaxed);
+
+    let (mut acknowledged, mut unavailable, mut unexpected) = (Vec::new(), 0, Vec::new());
+    for w in writers {
+        let (a, u, x) = w.await.unwrap();
+        acknowledged.extend(a);
+        unavailable += u;
+        unexpected.extend(x);
+    }
+    assert!(!server.is_finished(), "the server never stopped");
+    assert!(
+        unexpected.is_empty(),
+        "only UNAVAILABLE during the outages: {unexpected:?}"
+    );
+    assert!(unavailable > 0, "the outages were seen");
+    assert!(
+        acknowledged.len() > 10,
+        "writes went through around the outages"
+    );
+
+    let mut conn = sqlx::PgConnection::connect_with(&check_options)
+        .await
+        .unwrap();
+    let ids: Vec<uuid::Uuid> = acknowledged
+        .iter()
+        .map(|id| uuid::Uuid::parse_str(id).unwrap())
+        .collect();
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM meetings WHERE id = ANY($1)")
+        .bind(&ids)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        stored as usize,
+        ids.len(),
+        "every acknowledged meeting is stored"
+    );
+    server.abort();
 }
