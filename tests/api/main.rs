@@ -9,6 +9,7 @@ mod get;
 mod helpers;
 mod import;
 mod limits;
+mod raw;
 mod service;
 mod stream;
 mod tls;

@@ -1,0 +1,136 @@
+//! Requests no well-behaved gRPC client sends, straight over HTTP/2: each
+//! gets a gRPC error, and the server keeps serving.
+
+use bytes::Bytes;
+use http::{HeaderMap, Request};
+
+use crate::helpers::{meeting, spawn_app};
+
+/// Sends one request; returns (HTTP status, grpc-status if any).
+async fn raw(
+    addr: std::net::SocketAddr,
+    path: &str,
+    content_type: &str,
+    body: Vec<u8>,
+) -> (u16, Option<String>) {
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut client, connection) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(connection);
+    let request = Request::post(format!("http://{addr}{path}"))
+        .header("content-type", content_type)
+        .header("te", "trailers")
+        .body(())
+        .unwrap();
+    let (response, mut send) = client.send_request(request, false).unwrap();
+    send.send_data(Bytes::from(body), true).unwrap();
+    let response = tokio::time::timeout(std::time::Duration::from_secs(10), response)
+        .await
+        .expect("an answer, not a hang")
+        .unwrap();
+    let status = response.status().as_u16();
+    let grpc = |h: &HeaderMap| h.get("grpc-status").map(|v| v.to_str().unwrap().to_owned());
+    if let Some(code) = grpc(response.headers()) {
+        return (status, Some(code));
+    }
+    let mut body = response.into_body();
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk.unwrap();
+        let _ = body.flow_control().release_capacity(chunk.len());
+    }
+    let trailers = body.trailers().await.unwrap();
+    (status, trailers.as_ref().and_then(grpc))
+}
+
+fn frame(declared_len: u32, payload: &[u8]) -> Vec<u8> {
+    let mut out = vec![0u8];
+    out.extend_from_slice(&declared_len.to_be_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+/// (case, path, content type, body, acceptable grpc-status codes).
+type Case = (
+    &'static str,
+    &'static str,
+    &'static str,
+    Vec<u8>,
+    &'static [&'static str],
+);
+
+const CREATE: &str = "/meetings.v1.MeetingService/CreateMeeting";
+const GRPC: &str = "application/grpc";
+
+#[tokio::test]
+async fn malformed_requests_get_grpc_errors_and_the_server_keeps_serving() {
+    let app = spawn_app().await;
+    let garbage = [0xff_u8, 0xff, 0xff, 0xff, 0x0f, 0x12, 0x99];
+    let cases: Vec<Case> = vec![
+        (
+            "malformed protobuf",
+            CREATE,
+            GRPC,
+            frame(garbage.len() as u32, &garbage),
+            &["13", "3"],
+        ),
+        (
+            "truncated frame",
+            CREATE,
+            GRPC,
+            frame(100, &[0x0a, 0x02]),
+            &["13", "3", "1", "2"],
+        ),
+        (
+            "half a frame header",
+            CREATE,
+            GRPC,
+            vec![0, 0, 0],
+            &["13", "3", "1", "2"],
+        ),
+        (
+            "oversized declared length",
+            CREATE,
+            GRPC,
+            frame(100 * 1024 * 1024, &[]),
+            &["8"],
+        ),
+        (
+            "compressed flag without compression",
+            CREATE,
+            GRPC,
+            vec![1, 0, 0, 0, 0],
+            &["12", "13", "3"],
+        ),
+        (
+            "unknown method",
+            "/meetings.v1.MeetingService/Nope",
+            GRPC,
+            frame(0, &[]),
+            &["12"],
+        ),
+        (
+            "unknown service",
+            "/nope.v1.Nope/Nope",
+            GRPC,
+            frame(0, &[]),
+            &["12"],
+        ),
+    ];
+    for (case, path, content_type, body, codes) in cases {
+        let (http, grpc) = raw(app.addr, path, content_type, body).await;
+        assert_eq!(http, 200, "{case}: gRPC errors travel in a 200 response");
+        let grpc = grpc.unwrap_or_else(|| panic!("{case}: no grpc-status"));
+        assert!(
+            codes.contains(&grpc.as_str()),
+            "{case}: grpc-status {grpc}, expected one of {codes:?}"
+        );
+    }
+    // A non-gRPC content type is refused too (with an HTTP error or a gRPC one).
+    let (http, grpc) = raw(app.addr, CREATE, "application/json", b"{}".to_vec()).await;
+    assert!(
+        http != 200 || grpc.is_some_and(|c| c != "0"),
+        "JSON is refused: {http}"
+    );
+
+    app.create(meeting("2022-05-05", &["AZ", "JP"])).await;
+    assert_eq!(app.count_meetings().await, 1);
+}
