@@ -1,0 +1,232 @@
+//! Property tests of validation over arbitrary meetings: it never panics,
+//! what it accepts obeys every rule, what it rejects is reported with paths,
+//! and normalising is idempotent.
+
+use chrono::NaiveDate;
+use meetings::api::meeting_to_pb;
+use meetings::domain::NewMeeting;
+use meetings::pb;
+use proptest::prelude::*;
+
+fn text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "[A-Za-z .'-]{0,12}",
+        " {0,2}[a-zA-Z]{1,8} {0,2}",
+        "\\PC{0,30}",
+        ".{0,8}",
+        "[a-z]{195,205}",
+        Just(String::new()),
+        Just("\u{7}bell".to_owned()),
+        Just("line\nbreak".to_owned()),
+    ]
+}
+
+fn country() -> impl Strategy<Value = String> {
+    prop::sample::select(vec![
+        "AZ", "jp", " TR ", "fr", "DE", "ZZ", "", "XK", "USA", "a", "Jp",
+    ])
+    .prop_map(str::to_owned)
+}
+
+fn date() -> impl Strategy<Value = String> {
+    prop_oneof![
+        (1790i32..2030, 1u32..14, 0u32..33).prop_map(|(y, m, d)| format!("{y:04}-{m:02}-{d:02}")),
+        "[0-9-]{0,12}",
+        Just("2022-05-05".to_owned()),
+    ]
+}
+
+fn participant() -> impl Strategy<Value = pb::Participant> {
+    (text(), text(), country()).prop_map(|(name, title, country_code)| pb::Participant {
+        name,
+        title,
+        country_code,
+    })
+}
+
+/// Meetings that are mostly valid, with a chance of a faulty title,
+/// summary or source.
+fn mostly_valid() -> impl Strategy<Value = pb::Meeting> {
+    (
+        (1900i32..2025, 1u32..13, 1u32..29),
+        prop::collection::vec(
+            (
+                "[A-Z][a-z]{1,10}",
+                text(),
+                prop::sample::select(vec!["AZ", "jp", " TR ", "fr"]),
+            ),
+            0..6,
+        ),
+        prop::collection::vec("[a-z]{1,12}", 1..6),
+        prop::option::of((1u32..1001, "[a-z ]{1,30}")),
+        text(),
+        prop::collection::vec(
+            prop_oneof![Just(String::new()), "https://[a-z]{1,8}\\.az/[a-z]{0,5}"],
+            0..3,
+        ),
+    )
+        .prop_map(|((y, m, d), people, topics, anniversary, summary, urls)| {
+            let mut participants = vec![
+                pb::Participant {
+                    name: "Jeyhun Bayramov".into(),
+                    title: String::new(),
+                    country_code: "AZ".into(),
+                },
+                pb::Participant {
+                    name: "Honda Taro".into(),
+                    title: String::new(),
+                    country_code: "JP".into(),
+                },
+            ];
+            participants.extend(
+                people
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, (name, title, code))| pb::Participant {
+                        name: format!("{name} {i}"),
+                        title,
+                        country_code: code.to_owned(),
+                    }),
+            );
+            pb::Meeting {
+                date: format!("{y:04}-{m:02}-{d:02}"),
+                participants,
+                topics: topics
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, t)| format!("{t} {i}"))
+                    .collect(),
+                anniversary: anniversary
+                    .map(|(years, occasion)| pb::Anniversary { years, occasion }),
+                summary,
+                sources: urls
+                    .into_iter()
+                    .map(|url| pb::Source {
+                        name: "AZERTAC".into(),
+                        url,
+                    })
+                    .collect(),
+                ..Default::default()
+            }
+        })
+}
+
+fn meeting() -> impl Strategy<Value = pb::Meeting> {
+    prop_oneof![mostly_valid(), anything()]
+}
+
+fn anything() -> impl Strategy<Value = pb::Meeting> {
+    (
+        date(),
+        prop::collection::vec(participant(), 0..6),
+        prop::collection::vec(text(), 0..5),
+        prop::option::of((0u32..1100, text())),
+        prop::option::of((text(), country())),
+        prop::collection::vec(
+            (
+                text(),
+                prop_oneof![
+                    Just(String::new()),
+                    "https?://[a-z]{1,8}\\.az/[a-z]{0,5}",
+                    ".{0,10}"
+                ],
+            ),
+            0..3,
+        ),
+        text(),
+    )
+        .prop_map(
+            |(date, participants, topics, anniversary, location, sources, summary)| pb::Meeting {
+                date,
+                participants,
+                topics,
+                anniversary: anniversary
+                    .map(|(years, occasion)| pb::Anniversary { years, occasion }),
+                location: location.map(|(city, country_code)| pb::Location { city, country_code }),
+                sources: sources
+                    .into_iter()
+                    .map(|(name, url)| pb::Source { name, url })
+                    .collect(),
+                summary,
+                ..Default::default()
+            },
+        )
+}
+
+fn today() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 11, 28).unwrap()
+}
+
+fn clean(s: &str, multiline: bool) -> bool {
+    s.trim() == s
+        && !s
+            .chars()
+            .any(|c| c.is_control() && !(multiline && matches!(c, '\n' | '\r' | '\t')))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+    #[test]
+    fn validation_accepts_only_what_the_rules_allow(raw in meeting()) {
+        match NewMeeting::parse(raw, "meeting", today()) {
+            Ok(m) => {
+                let n = m.participants().len();
+                prop_assert!((2..=200).contains(&n));
+                let codes = m.country_codes();
+                prop_assert!(codes.len() >= 2);
+                prop_assert_eq!(m.country_pairs().len(), codes.len() * (codes.len() - 1) / 2);
+                for p in m.participants() {
+                    prop_assert!(clean(p.name(), false) && !p.name().is_empty());
+                    prop_assert!(clean(p.title(), false));
+                    let code = p.country_code().to_string();
+                    prop_assert!(code.len() == 2 && code.chars().all(|c| c.is_ascii_uppercase()));
+                }
+                prop_assert!((1..=100).contains(&m.topics().len()));
+                let mut lower: Vec<_> = m.topics().iter().map(|t| t.to_lowercase()).collect();
+                lower.sort();
+                lower.dedup();
+                prop_assert_eq!(lower.len(), m.topics().len(), "topics unique ignoring case");
+                prop_assert!(m.topics().iter().all(|t| clean(t, false) && (1..=200).contains(&t.chars().count())));
+                prop_assert!(clean(m.summary(), true));
+                prop_assert!(m.date() >= NaiveDate::from_ymd_opt(1800, 1, 1).unwrap());
+                if let Some(a) = m.anniversary() {
+                    prop_assert!((1..=1000).contains(&a.years()));
+                }
+                for s in m.sources() {
+                    prop_assert!(s.url().is_empty() || s.url().starts_with("http"));
+                }
+                // Normalising is idempotent: the stored form parses to itself.
+                let again = NewMeeting::parse(meeting_to_pb(&m), "meeting", today());
+                prop_assert_eq!(again.as_ref(), Ok(&m));
+            }
+            Err(violations) => {
+                prop_assert!(!violations.is_empty());
+                for v in violations.iter() {
+                    prop_assert!(v.field.starts_with("meeting."), "path {}", v.field);
+                    prop_assert!(!v.description.is_empty());
+                }
+            }
+        }
+    }
+}
+
+/// The generator must reach the accepting side often enough for the
+/// property above to say something about accepted meetings.
+#[test]
+fn the_generator_produces_valid_meetings_too() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    let mut runner = TestRunner::deterministic();
+    let strategy = meeting();
+    let accepted = (0..2_000)
+        .filter(|_| {
+            let raw = strategy.new_tree(&mut runner).unwrap().current();
+            NewMeeting::parse(raw, "meeting", today()).is_ok()
+        })
+        .count();
+    assert!(
+        accepted >= 20,
+        "only {accepted} of 2,000 generated meetings were valid"
+    );
+}
