@@ -9,6 +9,7 @@ mod get;
 mod helpers;
 mod import;
 mod limits;
+mod load;
 mod raw;
 mod service;
 mod stream;

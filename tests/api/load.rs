@@ -1,0 +1,188 @@
+//! Load: many idle streams, and a bounded soak of mixed traffic against a
+//! server process whose memory is read from /proc.
+
+use std::time::{Duration, Instant};
+
+use meetings::pb;
+use meetings::pb::meeting_service_client::MeetingServiceClient;
+use sqlx::ConnectOptions;
+use tonic::transport::Channel;
+
+use crate::helpers::{meeting, spawn_app};
+
+#[tokio::test]
+async fn a_thousand_idle_streams_do_not_exhaust_the_pool() {
+    let app = spawn_app().await;
+    let created = app.create(meeting("2022-05-05", &["AZ", "JP"])).await;
+    let mut streams = Vec::new();
+    for c in 0..4 {
+        let channel = app.channel().await;
+        for _ in 0..250 {
+            let mut client = MeetingServiceClient::new(channel.clone());
+            let request = if c % 2 == 0 {
+                // Watchers, waiting for changes.
+                client
+                    .watch_meetings(pb::WatchMeetingsRequest::default())
+                    .await
+                    .map(|r| Box::new(r.into_inner()) as Box<dyn std::any::Any + Send>)
+            } else {
+                // Pair streams whose reader never reads.
+                client
+                    .stream_meetings_by_country_pair(pb::StreamMeetingsByCountryPairRequest {
+                        country_a: "AZ".into(),
+                        country_b: "JP".into(),
+                        ..Default::default()
+                    })
+                    .await
+                    .map(|r| Box::new(r.into_inner()) as Box<dyn std::any::Any + Send>)
+            };
+            streams.push(request.expect("the stream opens"));
+        }
+    }
+    assert_eq!(streams.len(), 1_000);
+    let started = Instant::now();
+    let got = app
+        .client
+        .clone()
+        .get_meeting(pb::GetMeetingRequest {
+            id: created.id.clone(),
+        })
+        .await
+        .expect("a unary call is served while 1,000 streams are open");
+    assert_eq!(got.into_inner().meeting.unwrap(), created);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(app.pool.size() <= 16, "the pool stays within its size");
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// Mixed traffic from one client task until `until`; returns unexpected errors.
+async fn traffic(channel: Channel, worker: usize, until: Instant) -> Vec<String> {
+    let mut client = MeetingServiceClient::new(channel).max_decoding_message_size(64 << 20);
+    let mut unexpected = Vec::new();
+    let mut ids = Vec::new();
+    let mut i = 0usize;
+    while Instant::now() < until {
+        i += 1;
+        let result = match i % 4 {
+            0 | 1 => client
+                .create_meeting(pb::CreateMeetingRequest {
+                    meeting: Some(meeting(
+                        &format!("2022-01-{:02}", 1 + i % 28),
+                        &["AZ", "JP"],
+                    )),
+                    request_id: format!("soak-{worker}-{i}"),
+                })
+                .await
+                .map(|r| ids.push(r.into_inner().meeting.unwrap().id)),
+            2 => match ids.last() {
+                Some(id) => client
+                    .get_meeting(pb::GetMeetingRequest { id: id.clone() })
+                    .await
+                    .map(drop),
+                None => Ok(()),
+            },
+            _ => {
+                let stream = client
+                    .stream_meetings_by_country_pair(pb::StreamMeetingsByCountryPairRequest {
+                        country_a: "JP".into(),
+                        country_b: "AZ".into(),
+                        from_date: "2022-01-20".into(),
+                        ..Default::default()
+                    })
+                    .await;
+                match stream {
+                    Ok(s) => {
+                        let mut s = s.into_inner();
+                        let mut r = Ok(());
+                        for _ in 0..50 {
+                            match s.message().await {
+                                Ok(Some(_)) => {}
+                                Ok(None) => break,
+                                Err(e) => {
+                                    r = Err(e);
+                                    break;
+                                }
+                            }
+                        }
+                        r
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+        };
+        if let Err(status) = result {
+            unexpected.push(format!("{:?}: {}", status.code(), status.message()));
+        }
+    }
+    unexpected
+}
+
+#[tokio::test]
+async fn a_soak_of_mixed_traffic_has_no_errors_and_bounded_memory() {
+    let app = spawn_app().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let url = app.pool.connect_options().to_url_lossy().to_string();
+    let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_meetings"))
+        .args(["serve", "--listen-addr", &addr, "--database-url", &url])
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let pid = server.id().unwrap();
+    let endpoint = Channel::from_shared(format!("http://{addr}")).unwrap();
+    let mut channels = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while channels.len() < 4 {
+        match endpoint.connect().await {
+            Ok(c) => channels.push(c),
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            Err(e) => panic!("the server did not start: {e}"),
+        }
+    }
+
+    let run = |seconds: u64| {
+        let until = Instant::now() + Duration::from_secs(seconds);
+        let tasks: Vec<_> = (0..16)
+            .map(|w| tokio::spawn(traffic(channels[w % channels.len()].clone(), w, until)))
+            .collect();
+        async move {
+            let mut unexpected = Vec::new();
+            for t in tasks {
+                unexpected.extend(t.await.unwrap());
+            }
+            unexpected
+        }
+    };
+    // Warm-up, then the soak itself.
+    let warm = run(3).await;
+    assert!(warm.is_empty(), "{warm:?}");
+    let after_warm_up = rss_kib(pid);
+    let unexpected = run(12).await;
+    let at_end = rss_kib(pid);
+    assert!(unexpected.is_empty(), "unexpected errors: {unexpected:?}");
+    assert!(
+        server.try_wait().unwrap().is_none(),
+        "the server is still running"
+    );
+    // Stated bound: at most 32 MiB above the memory after warm-up.
+    assert!(
+        at_end <= after_warm_up + 32 * 1024,
+        "RSS grew from {after_warm_up} KiB after warm-up to {at_end} KiB"
+    );
+    server.kill().await.unwrap();
+}
