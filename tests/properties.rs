@@ -230,3 +230,31 @@ fn the_generator_produces_valid_meetings_too() {
         "only {accepted} of 2,000 generated meetings were valid"
     );
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(3_000))]
+
+    /// What a server does with any bytes as a CreateMeetingRequest: decode,
+    /// then validate. Neither may panic. (A stable-toolchain stand-in for
+    /// coverage-guided fuzzing of the same path.)
+    #[test]
+    fn mangled_bytes_never_panic_the_decoder_or_validator(
+        m in meeting(),
+        flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..8),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        use prost::Message;
+        // A real request's bytes, with some bytes changed and the tail cut.
+        let mut bytes = pb::CreateMeetingRequest { meeting: Some(m), request_id: "r".into() }.encode_to_vec();
+        for (at, value) in flips {
+            let i = at.index(bytes.len());
+            bytes[i] = value;
+        }
+        bytes.truncate(cut.index(bytes.len() + 1));
+        if let Ok(request) = pb::CreateMeetingRequest::decode(&bytes[..])
+            && let Some(m) = request.meeting
+        {
+            let _ = NewMeeting::parse(m, "meeting", today());
+        }
+    }
+}

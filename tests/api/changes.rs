@@ -26,14 +26,6 @@ async fn update(
         .map(|r| r.into_inner().meeting.unwrap())
 }
 
-async fn get(app: &TestApp, id: &str) -> Result<pb::Meeting, tonic::Status> {
-    app.client
-        .clone()
-        .get_meeting(pb::GetMeetingRequest { id: id.into() })
-        .await
-        .map(|r| r.into_inner().meeting.unwrap())
-}
-
 fn pair(a: &str, b: &str) -> pb::StreamMeetingsByCountryPairRequest {
     pb::StreamMeetingsByCountryPairRequest {
         country_a: a.into(),
@@ -69,7 +61,7 @@ async fn an_update_replaces_the_masked_fields_and_moves_the_pair_index() {
     assert_eq!(updated.create_time, created.create_time);
     let (before, after) = (created.update_time.unwrap(), updated.update_time.unwrap());
     assert!((after.seconds, after.nanos) > (before.seconds, before.nanos));
-    assert_eq!(get(&app, &created.id).await.unwrap(), updated);
+    assert_eq!(app.get(&created.id).await.unwrap(), updated);
     assert!(app.stream(pair("AZ", "JP")).await.unwrap().is_empty());
     assert_eq!(app.stream(pair("TR", "AZ")).await.unwrap(), [updated]);
 }
@@ -147,7 +139,7 @@ async fn bad_updates_are_rejected_with_their_fields() {
         "MEETING_NOT_FOUND",
     );
     assert_eq!(
-        get(&app, &created.id).await.unwrap(),
+        app.get(&created.id).await.unwrap(),
         created,
         "nothing changed"
     );
@@ -222,7 +214,7 @@ async fn a_deleted_meeting_is_gone_from_get_stream_and_list() {
         .await
         .unwrap();
     assert_error(
-        &get(&app, &gone.id).await.unwrap_err(),
+        &app.get(&gone.id).await.unwrap_err(),
         Code::NotFound,
         "MEETING_NOT_FOUND",
     );

@@ -73,17 +73,7 @@ async fn the_example_article_round_trips_field_by_field() {
     assert_eq!(created.update_time, Some(create_time));
     assert!(!created.etag.is_empty(), "an etag is set");
 
-    let fetched = app
-        .client
-        .clone()
-        .get_meeting(pb::GetMeetingRequest {
-            id: created.id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .meeting
-        .unwrap();
+    let fetched = app.get(&created.id).await.unwrap();
     assert_eq!(fetched, created);
     // The input, minus output-only fields, is exactly what was sent.
     let sent = azertac_request().meeting.unwrap();

@@ -7,16 +7,7 @@ use crate::helpers::{assert_error, meeting, spawn_app, violated_fields};
 async fn get_returns_the_stored_meeting() {
     let app = spawn_app().await;
     let created = app.create(meeting("2019-07-08", &["FR", "DE"])).await;
-    let got = app
-        .client
-        .clone()
-        .get_meeting(pb::GetMeetingRequest {
-            id: created.id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(got.meeting, Some(created));
+    assert_eq!(app.get(&created.id).await.unwrap(), created);
 }
 
 #[tokio::test]

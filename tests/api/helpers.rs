@@ -197,6 +197,14 @@ impl TestApp {
             .expect("response has the meeting")
     }
 
+    pub async fn get(&self, id: &str) -> Result<pb::Meeting, tonic::Status> {
+        self.client
+            .clone()
+            .get_meeting(pb::GetMeetingRequest { id: id.into() })
+            .await
+            .map(|r| r.into_inner().meeting.expect("response has the meeting"))
+    }
+
     pub async fn stream(
         &self,
         req: pb::StreamMeetingsByCountryPairRequest,

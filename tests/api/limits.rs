@@ -108,16 +108,6 @@ async fn a_call_past_the_servers_deadline_is_deadline_exceeded() {
     assert!(started.elapsed() < Duration::from_secs(10));
     tx.rollback().await.unwrap();
     // Nothing was changed, and the meeting can be updated now.
-    let got = app
-        .client
-        .clone()
-        .get_meeting(pb::GetMeetingRequest {
-            id: created.id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .meeting
-        .unwrap();
+    let got = app.get(&created.id).await.unwrap();
     assert_eq!(got.summary, "");
 }
