@@ -26,6 +26,26 @@ async fn an_oversized_request_is_refused_and_the_server_keeps_serving() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    // The same inside a client stream.
+    let mut big = meeting("2022-05-05", &["AZ", "JP"]);
+    big.summary = "x".repeat(100 * 1024);
+    let requests = vec![
+        pb::ImportMeetingsRequest {
+            meeting: Some(meeting("2022-05-05", &["AZ", "JP"])),
+            request_id: String::new(),
+        },
+        pb::ImportMeetingsRequest {
+            meeting: Some(big),
+            request_id: String::new(),
+        },
+    ];
+    let status = app
+        .client
+        .clone()
+        .import_meetings(tokio_stream::iter(requests))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
     app.create(meeting("2022-05-05", &["AZ", "JP"])).await;
 }
 
