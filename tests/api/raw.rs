@@ -134,3 +134,58 @@ async fn malformed_requests_get_grpc_errors_and_the_server_keeps_serving() {
     app.create(meeting("2022-05-05", &["AZ", "JP"])).await;
     assert_eq!(app.count_meetings().await, 1);
 }
+
+#[tokio::test]
+async fn a_clients_grpc_timeout_is_honoured_with_deadline_exceeded() {
+    use prost::Message;
+    let app = spawn_app().await;
+    let created = app.create(meeting("2022-05-05", &["AZ", "JP"])).await;
+    // Hold the row lock so the update waits past the client's deadline.
+    let mut tx = app.pool.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM meetings WHERE id = $1 FOR UPDATE")
+        .bind(uuid::Uuid::parse_str(&created.id).unwrap())
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let body = meetings::pb::UpdateMeetingRequest {
+        meeting: Some(meetings::pb::Meeting {
+            id: created.id.clone(),
+            summary: "late".into(),
+            ..Default::default()
+        }),
+        update_mask: None,
+    }
+    .encode_to_vec();
+
+    // A client that only sends the header and does not enforce it itself.
+    let tcp = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let (mut client, connection) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(connection);
+    let request = Request::post(format!(
+        "http://{}/meetings.v1.MeetingService/UpdateMeeting",
+        app.addr
+    ))
+    .header("content-type", GRPC)
+    .header("te", "trailers")
+    .header("grpc-timeout", "300m")
+    .body(())
+    .unwrap();
+    let (response, mut send) = client.send_request(request, false).unwrap();
+    send.send_data(Bytes::from(frame(body.len() as u32, &body)), true)
+        .unwrap();
+    let response = tokio::time::timeout(std::time::Duration::from_secs(10), response)
+        .await
+        .expect("an answer at the deadline, not a hang")
+        .unwrap();
+    let code = response
+        .headers()
+        .get("grpc-status")
+        .map(|v| v.to_str().unwrap().to_owned());
+    assert_eq!(code.as_deref(), Some("4"), "DEADLINE_EXCEEDED");
+    tx.rollback().await.unwrap();
+    assert_eq!(
+        app.get(&created.id).await.unwrap().summary,
+        "",
+        "the update did not happen"
+    );
+}
