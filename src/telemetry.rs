@@ -77,11 +77,10 @@ fn finished(headers: Option<&HeaderMap>, latency: Duration, span: &Span) {
     tracing::info!(parent: span, "request finished");
 }
 
-/// Gives two of tonic's own answers the codes gRPC specifies and callers
-/// branch on, when they come as trailers-only responses (every unary call):
-/// a request over the decoding limit (tonic: OUT_OF_RANGE) is
-/// RESOURCE_EXHAUSTED, and a call past the client's grpc-timeout (tonic's
-/// timeout layer: CANCELLED "Timeout expired") is DEADLINE_EXCEEDED.
+/// Gives tonic's answer to a request over the decoding limit (OUT_OF_RANGE)
+/// the code gRPC specifies and callers branch on, RESOURCE_EXHAUSTED, when
+/// it comes as a trailers-only response (unary calls, and client streams
+/// that fail before answering). Deadlines are handled in `api::Limits`.
 pub fn grpc_status_codes<B>(mut res: Response<B>) -> Response<B> {
     let headers = res.headers_mut();
     let message = headers
@@ -95,7 +94,6 @@ pub fn grpc_status_codes<B>(mut res: Response<B>) -> Response<B> {
         .unwrap_or("");
     let code = match status {
         "11" if message.contains("message length too large") => "8",
-        "1" if message == "Timeout expired" => "4",
         _ => return res,
     };
     headers.insert("grpc-status", http::HeaderValue::from_static(code));

@@ -9,6 +9,9 @@ use tonic::metadata::MetadataMap;
 
 use crate::error::{Error, Result};
 
+/// How much earlier than the client's deadline a call is ended.
+const DEADLINE_MARGIN: Duration = Duration::from_millis(20);
+
 /// Shared by every call of one server.
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -40,7 +43,15 @@ impl Limits {
         metadata: &MetadataMap,
         call: impl Future<Output = Result<T>>,
     ) -> Result<T> {
-        let deadline = grpc_timeout(metadata).map_or(self.timeout, |t| t.min(self.timeout));
+        // tonic also enforces grpc-timeout, in a layer outside ours, and
+        // answers CANCELLED; ending a little before the client's deadline
+        // makes the answer DEADLINE_EXCEEDED, as gRPC specifies. (That layer
+        // polls the call before its own timer, so the earlier timer wins.)
+        let deadline = grpc_timeout(metadata).map_or(self.timeout, |t| {
+            t.saturating_sub(DEADLINE_MARGIN)
+                .max(Duration::from_millis(1))
+                .min(self.timeout)
+        });
         tokio::time::timeout(deadline, call)
             .await
             .map_err(|_| Error::DeadlineExceeded)?

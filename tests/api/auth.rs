@@ -242,41 +242,14 @@ async fn tokens_and_database_passwords_never_reach_the_logs() {
         .password(password)
         .to_url_lossy()
         .to_string();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
-    // Logs go to a file: a pipe nobody reads would fill and stall the server.
-    let log = tempfile::NamedTempFile::new().unwrap();
-    let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_meetings"))
-        .args([
-            "serve",
-            "--listen-addr",
-            &addr,
-            "--database-url",
-            &url,
-            "--tokens-file",
-        ])
-        .arg(file.path())
-        .env("RUST_LOG", "trace")
-        .stdout(log.reopen().unwrap())
-        .stderr(log.reopen().unwrap())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let endpoint = tonic::transport::Channel::from_shared(format!("http://{addr}")).unwrap();
-    let mut channel = None;
-    for _ in 0..200 {
-        if let Ok(c) = endpoint.connect().await {
-            channel = Some(c);
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let mut server = crate::helpers::ServerProcess::start(
+        &url,
+        &["--tokens-file".as_ref(), file.path().as_os_str()],
+        "trace",
+    )
+    .await;
     let mut client =
-        pb::meeting_service_client::MeetingServiceClient::new(channel.expect("the server starts"));
+        pb::meeting_service_client::MeetingServiceClient::new(server.channel().await.unwrap());
     let create = pb::CreateMeetingRequest {
         meeting: Some(meeting("2022-05-05", &["AZ", "JP"])),
         request_id: String::new(),
@@ -295,17 +268,17 @@ async fn tokens_and_database_passwords_never_reach_the_logs() {
         "the error does not echo the token"
     );
 
-    let pid = server.id().unwrap() as i32;
+    let pid = server.child.id().unwrap() as i32;
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid),
         nix::sys::signal::Signal::SIGTERM,
     )
     .unwrap();
-    tokio::time::timeout(std::time::Duration::from_secs(30), server.wait())
+    tokio::time::timeout(std::time::Duration::from_secs(30), server.child.wait())
         .await
         .expect("the server stops on SIGTERM")
         .unwrap();
-    let logs = std::fs::read_to_string(log.path()).unwrap();
+    let logs = std::fs::read_to_string(server.log.path()).unwrap();
     assert!(logs.contains("request finished"), "trace logs were written");
     for secret in [token.as_str(), wrong.as_str(), password] {
         assert!(!logs.contains(secret), "a secret reached the logs");

@@ -5,18 +5,21 @@ use tonic::Code;
 
 use crate::helpers::{assert_error, azertac_request, meeting, spawn_app};
 
-#[tokio::test]
-async fn the_example_article_round_trips_field_by_field() {
-    let app = spawn_app().await;
-    let created = app
-        .client
+async fn create_article(app: &crate::helpers::TestApp) -> pb::Meeting {
+    app.client
         .clone()
         .create_meeting(azertac_request())
         .await
         .unwrap()
         .into_inner()
         .meeting
-        .unwrap();
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_example_article_round_trips_field_by_field() {
+    let app = spawn_app().await;
+    let created = create_article(&app).await;
 
     assert!(
         uuid::Uuid::try_parse(&created.id).is_ok(),
@@ -206,15 +209,7 @@ async fn concurrent_creates_with_one_request_id_store_one_meeting() {
 #[tokio::test]
 async fn participants_topics_sources_and_pairs_are_stored_with_the_meeting() {
     let app = spawn_app().await;
-    let created = app
-        .client
-        .clone()
-        .create_meeting(azertac_request())
-        .await
-        .unwrap()
-        .into_inner()
-        .meeting
-        .unwrap();
+    let created = create_article(&app).await;
     let id = uuid::Uuid::parse_str(&created.id).unwrap();
     let count = |table: &'static str| {
         let pool = app.pool.clone();

@@ -397,3 +397,69 @@ pub fn many(n: usize) -> Vec<pb::Meeting> {
         })
         .collect()
 }
+
+/// Locks a meeting's row until the returned transaction ends, so that a
+/// write to it has to wait.
+pub async fn hold_row_lock(app: &TestApp, id: &str) -> sqlx::Transaction<'static, sqlx::Postgres> {
+    let mut tx = app.pool.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM meetings WHERE id = $1 FOR UPDATE")
+        .bind(uuid::Uuid::parse_str(id).unwrap())
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx
+}
+
+/// The `meetings` binary serving on `database_url` as its own process, with
+/// `extra` flags and RUST_LOG=`log_level`; its logs go to a file (a pipe
+/// nobody reads would fill and stall it). Returns once it accepts
+/// connections.
+pub struct ServerProcess {
+    pub child: tokio::process::Child,
+    pub addr: String,
+    pub log: tempfile::NamedTempFile,
+}
+
+impl ServerProcess {
+    pub async fn start(database_url: &str, extra: &[&std::ffi::OsStr], log_level: &str) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let log = tempfile::NamedTempFile::new().unwrap();
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_meetings"))
+            .args([
+                "serve",
+                "--listen-addr",
+                &addr,
+                "--database-url",
+                database_url,
+            ])
+            .args(extra)
+            .env("RUST_LOG", log_level)
+            .stdout(log.reopen().unwrap())
+            .stderr(log.reopen().unwrap())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let server = Self { child, addr, log };
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while server.channel().await.is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the server process did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        server
+    }
+
+    pub async fn channel(&self) -> Result<Channel, tonic::transport::Error> {
+        Channel::from_shared(format!("http://{}", self.addr))
+            .unwrap()
+            .connect()
+            .await
+    }
+}

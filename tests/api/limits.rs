@@ -103,12 +103,7 @@ async fn a_call_past_the_servers_deadline_is_deadline_exceeded() {
     .await;
     let created = app.create(meeting("2022-05-05", &["AZ", "JP"])).await;
     // Hold the meeting's row lock so an update has to wait.
-    let mut tx = app.pool.begin().await.unwrap();
-    sqlx::query("SELECT 1 FROM meetings WHERE id = $1 FOR UPDATE")
-        .bind(uuid::Uuid::parse_str(&created.id).unwrap())
-        .execute(&mut *tx)
-        .await
-        .unwrap();
+    let tx = crate::helpers::hold_row_lock(&app, &created.id).await;
     let request = tonic::Request::new(pb::UpdateMeetingRequest {
         meeting: Some(pb::Meeting {
             id: created.id.clone(),

@@ -8,7 +8,7 @@ use meetings::pb::meeting_service_client::MeetingServiceClient;
 use sqlx::ConnectOptions;
 use tonic::transport::Channel;
 
-use crate::helpers::{meeting, spawn_app};
+use crate::helpers::{ServerProcess, meeting, spawn_app};
 
 #[tokio::test]
 async fn a_thousand_idle_streams_do_not_exhaust_the_pool() {
@@ -124,31 +124,12 @@ async fn traffic(channel: Channel, worker: usize, until: Instant) -> Vec<String>
 #[tokio::test]
 async fn a_soak_of_mixed_traffic_has_no_errors_and_bounded_memory() {
     let app = spawn_app().await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
     let url = app.pool.connect_options().to_url_lossy().to_string();
-    let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_meetings"))
-        .args(["serve", "--listen-addr", &addr, "--database-url", &url])
-        .env("RUST_LOG", "warn")
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let pid = server.id().unwrap();
-    let endpoint = Channel::from_shared(format!("http://{addr}")).unwrap();
+    let mut server = ServerProcess::start(&url, &[], "warn").await;
+    let pid = server.child.id().unwrap();
     let mut channels = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while channels.len() < 4 {
-        match endpoint.connect().await {
-            Ok(c) => channels.push(c),
-            Err(_) if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(50)).await
-            }
-            Err(e) => panic!("the server did not start: {e}"),
-        }
+    for _ in 0..4 {
+        channels.push(server.channel().await.unwrap());
     }
 
     let run = |seconds: u64| {
@@ -172,7 +153,7 @@ async fn a_soak_of_mixed_traffic_has_no_errors_and_bounded_memory() {
     let at_end = rss_kib(pid);
     assert!(unexpected.is_empty(), "unexpected errors: {unexpected:?}");
     assert!(
-        server.try_wait().unwrap().is_none(),
+        server.child.try_wait().unwrap().is_none(),
         "the server is still running"
     );
     // Stated bound: at most 32 MiB above the memory after warm-up.
@@ -180,5 +161,5 @@ async fn a_soak_of_mixed_traffic_has_no_errors_and_bounded_memory() {
         at_end <= after_warm_up + 32 * 1024,
         "RSS grew from {after_warm_up} KiB after warm-up to {at_end} KiB"
     );
-    server.kill().await.unwrap();
+    server.child.kill().await.unwrap();
 }

@@ -141,12 +141,7 @@ async fn a_clients_grpc_timeout_is_honoured_with_deadline_exceeded() {
     let app = spawn_app().await;
     let created = app.create(meeting("2022-05-05", &["AZ", "JP"])).await;
     // Hold the row lock so the update waits past the client's deadline.
-    let mut tx = app.pool.begin().await.unwrap();
-    sqlx::query("SELECT 1 FROM meetings WHERE id = $1 FOR UPDATE")
-        .bind(uuid::Uuid::parse_str(&created.id).unwrap())
-        .execute(&mut *tx)
-        .await
-        .unwrap();
+    let tx = crate::helpers::hold_row_lock(&app, &created.id).await;
     let body = meetings::pb::UpdateMeetingRequest {
         meeting: Some(meetings::pb::Meeting {
             id: created.id.clone(),
