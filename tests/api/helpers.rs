@@ -184,6 +184,11 @@ impl TestApp {
     }
 
     pub async fn create(&self, meeting: pb::Meeting) -> pb::Meeting {
+        self.try_create(meeting).await.expect("meeting is created")
+    }
+
+    /// CreateMeeting without a request_id.
+    pub async fn try_create(&self, meeting: pb::Meeting) -> Result<pb::Meeting, tonic::Status> {
         self.client
             .clone()
             .create_meeting(pb::CreateMeetingRequest {
@@ -191,10 +196,7 @@ impl TestApp {
                 request_id: String::new(),
             })
             .await
-            .expect("meeting is created")
-            .into_inner()
-            .meeting
-            .expect("response has the meeting")
+            .map(|r| r.into_inner().meeting.expect("response has the meeting"))
     }
 
     pub async fn get(&self, id: &str) -> Result<pb::Meeting, tonic::Status> {

@@ -16,15 +16,7 @@ async fn an_oversized_request_is_refused_and_the_server_keeps_serving() {
     .await;
     let mut m = meeting("2022-05-05", &["AZ", "JP"]);
     m.summary = "x".repeat(100 * 1024);
-    let status = app
-        .client
-        .clone()
-        .create_meeting(pb::CreateMeetingRequest {
-            meeting: Some(m),
-            request_id: String::new(),
-        })
-        .await
-        .unwrap_err();
+    let status = app.try_create(m).await.unwrap_err();
     assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
     // The same inside a client stream.
     let mut big = meeting("2022-05-05", &["AZ", "JP"]);

@@ -326,15 +326,7 @@ async fn a_record_with_many_faults_reports_them_all() {
         summary: "ok\u{1b}".into(),
         ..Default::default()
     };
-    let status = app
-        .client
-        .clone()
-        .create_meeting(pb::CreateMeetingRequest {
-            meeting: Some(m),
-            request_id: String::new(),
-        })
-        .await
-        .unwrap_err();
+    let status = app.try_create(m).await.unwrap_err();
     let details = assert_error(&status, Code::InvalidArgument, "INVALID_MEETING");
     let mut fields = violated_fields(&details);
     fields.sort();
