@@ -40,6 +40,10 @@ pub enum Error {
     Unavailable(#[source] sqlx::Error),
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
+    /// A statement run for several calls at once failed; its cause was
+    /// logged once, for all of them.
+    #[error("a batched statement failed")]
+    BatchFailed { unavailable: bool },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -77,7 +81,20 @@ impl Error {
             Self::Overloaded => "TOO_MANY_CALLS",
             Self::DeadlineExceeded => "DEADLINE_EXCEEDED",
             Self::Unavailable(_) => "DATABASE_UNAVAILABLE",
-            Self::Internal(_) => "INTERNAL",
+            Self::Internal(_) | Self::BatchFailed { unavailable: false } => "INTERNAL",
+            Self::BatchFailed { unavailable: true } => "DATABASE_UNAVAILABLE",
+        }
+    }
+
+    /// Logs an internal cause (the only place one is logged); callers see
+    /// a status without it.
+    pub fn log_cause(&self) {
+        match self {
+            Self::Unavailable(cause) => tracing::warn!(error = %cause, "database unavailable"),
+            Self::Internal(cause) => {
+                tracing::error!(error = format!("{cause:#}"), "internal error");
+            }
+            _ => {}
         }
     }
 }
@@ -148,15 +165,15 @@ impl From<Error> for Status {
             Error::ShuttingDown => (Code::Unavailable, e.to_string()),
             Error::Overloaded => (Code::ResourceExhausted, e.to_string()),
             Error::DeadlineExceeded => (Code::DeadlineExceeded, e.to_string()),
-            Error::Unavailable(cause) => {
-                tracing::warn!(error = %cause, "database unavailable");
+            Error::Unavailable(_) | Error::BatchFailed { unavailable: true } => {
+                e.log_cause();
                 (
                     Code::Unavailable,
                     "the database is unavailable; retry later".to_owned(),
                 )
             }
-            Error::Internal(cause) => {
-                tracing::error!(error = format!("{cause:#}"), "internal error");
+            Error::Internal(_) | Error::BatchFailed { unavailable: false } => {
+                e.log_cause();
                 (Code::Internal, "internal error".to_owned())
             }
         };

@@ -380,10 +380,22 @@ impl Storage {
         if !locked {
             return Ok(0);
         }
-        let numbered = sqlx::query(SEQUENCE_EVENTS)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        // Two steps with explicit ids, so that the numbering is always a few
+        // primary-key lookups: as one UPDATE ... FROM (pending rows), stale
+        // statistics made the planner hash-join the whole events table.
+        let pending: Vec<i64> = sqlx::query_scalar(PENDING_EVENTS)
+            .fetch_all(&mut *tx)
+            .await?;
+        let numbered = if pending.is_empty() {
+            0
+        } else {
+            sqlx::query(NUMBER_EVENTS)
+                .bind(&pending)
+                .bind(i64::try_from(pending.len()).unwrap_or(i64::MAX))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+        };
         if numbered > 0 {
             sqlx::query("SELECT pg_notify($1, '')")
                 .bind(EVENTS_CHANNEL)
@@ -403,15 +415,19 @@ impl Storage {
     pub async fn expire_events(&self, retention: Duration) -> Result<u64> {
         let cutoff =
             Utc::now() - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
-        Ok(
-            sqlx::query(
-                "DELETE FROM meeting_events WHERE sequence IS NOT NULL AND event_time < $1",
-            )
-            .bind(cutoff)
-            .execute(&self.pool)
-            .await?
-            .rows_affected(),
+        let expired: i64 = sqlx::query_scalar(
+            "WITH gone AS ( \
+                 DELETE FROM meeting_events \
+                 WHERE sequence IS NOT NULL AND event_time < $1 RETURNING event_id \
+             ), records AS ( \
+                 DELETE FROM meeting_event_records WHERE event_id IN (SELECT event_id FROM gone) \
+             ) \
+             SELECT count(*) FROM gone",
         )
+        .bind(cutoff)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(u64::try_from(expired).unwrap_or(0))
     }
 
     /// Numbered events after `after`, optionally of one pair, in order.
@@ -452,6 +468,18 @@ impl Storage {
             sqlx::query_as("SELECT date, id, record FROM meetings WHERE id = $1")
                 .bind(id)
                 .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    /// The stored records of the meetings among `ids` that exist, in no
+    /// particular order: one statement for many concurrent GetMeeting calls.
+    #[tracing::instrument(name = "storage.get_meetings", skip_all, fields(ids = ids.len()))]
+    pub async fn get_meetings(&self, ids: &[Uuid]) -> Result<Vec<(Uuid, Vec<u8>)>> {
+        Ok(
+            sqlx::query_as("SELECT id, record FROM meetings WHERE id = ANY($1)")
+                .bind(ids)
+                .fetch_all(&self.pool)
                 .await?,
         )
     }
@@ -627,13 +655,17 @@ macro_rules! child_rows {
          AS p (meeting_id, position, name, title, country_code)
     WHERE p.meeting_id IN (SELECT id FROM meeting)
 ), pairs AS (
-    INSERT INTO meeting_country_pairs (country_low, country_high, date, meeting_id)
-    SELECT p.low, p.high, meeting.date, meeting.id
+    INSERT INTO meeting_country_pairs (country_low, country_high, date, meeting_id, record)
+    SELECT p.low, p.high, meeting.date, meeting.id, meeting.record
     FROM UNNEST($23::uuid[], $24::text[], $25::text[]) AS p (meeting_id, low, high)
     JOIN meeting ON meeting.id = p.meeting_id
 ), events AS (
-    INSERT INTO meeting_events (kind, meeting_id, country_codes, record)
-    SELECT $26::int2, meeting.id, meeting.country_codes, meeting.record FROM meeting
+    INSERT INTO meeting_events (kind, meeting_id, country_codes)
+    SELECT $26::int2, meeting.id, meeting.country_codes FROM meeting
+    RETURNING event_id, meeting_id
+), event_records AS (
+    INSERT INTO meeting_event_records (event_id, record)
+    SELECT events.event_id, meeting.record FROM events JOIN meeting ON meeting.id = events.meeting_id
 )
 SELECT id FROM meeting
 "#
@@ -701,9 +733,8 @@ DELETE FROM meeting_country_pairs WHERE meeting_id = $1
 "#;
 
 const PAIR_PAGE_ASC: &str = r#"
-SELECT p.date, p.meeting_id AS id, m.record
+SELECT p.date, p.meeting_id AS id, p.record
 FROM meeting_country_pairs p
-JOIN meetings m ON m.id = p.meeting_id
 WHERE p.country_low = $1 AND p.country_high = $2
   AND (p.date, p.meeting_id) > ($3, $4) AND p.date <= $5
 ORDER BY p.date, p.meeting_id
@@ -711,9 +742,8 @@ LIMIT $6
 "#;
 
 const PAIR_PAGE_DESC: &str = r#"
-SELECT p.date, p.meeting_id AS id, m.record
+SELECT p.date, p.meeting_id AS id, p.record
 FROM meeting_country_pairs p
-JOIN meetings m ON m.id = p.meeting_id
 WHERE p.country_low = $1 AND p.country_high = $2
   AND (p.date, p.meeting_id) < ($3, $4) AND p.date >= $5
 ORDER BY p.date DESC, p.meeting_id DESC
@@ -724,8 +754,8 @@ const DELETE_MEETING: &str = r#"
 WITH gone AS (
     DELETE FROM meetings WHERE id = $1 RETURNING id, country_codes
 )
-INSERT INTO meeting_events (kind, meeting_id, country_codes, record)
-SELECT $2::int2, gone.id, gone.country_codes, NULL FROM gone
+INSERT INTO meeting_events (kind, meeting_id, country_codes)
+SELECT $2::int2, gone.id, gone.country_codes FROM gone
 "#;
 
 /// Newest first; each filter applies only when its parameter is set.
@@ -765,23 +795,33 @@ GROUP BY m.anniversary_occasion, since_year
 ORDER BY since_year, occasion
 "#;
 
-/// Numbers every event of a committed transaction that has none yet, in
-/// the order they were written. Events of transactions still in flight are
+/// Every event of a committed transaction that has no number yet, in the
+/// order they were written. Events of transactions still in flight are
 /// invisible here and get later numbers in a later step.
-const SEQUENCE_EVENTS: &str = r#"
+const PENDING_EVENTS: &str = r#"
+SELECT event_id FROM meeting_events WHERE sequence IS NULL ORDER BY event_id
+"#;
+
+/// Numbers the events $1 (in that order) with the next $2 numbers of the
+/// sequence, reserved in one step (only the lock holder numbers).
+const NUMBER_EVENTS: &str = r#"
+WITH reserved AS (
+    SELECT setval('meeting_event_sequence', nextval('meeting_event_sequence') + $2 - 1) AS last
+), numbered AS (
+    SELECT p.event_id, reserved.last - $2 + p.position AS sequence
+    FROM UNNEST($1::int8[]) WITH ORDINALITY AS p (event_id, position), reserved
+)
 UPDATE meeting_events e
-SET sequence = n.sequence
-FROM (
-    SELECT event_id, nextval('meeting_event_sequence') AS sequence
-    FROM (SELECT event_id FROM meeting_events WHERE sequence IS NULL ORDER BY event_id) AS pending
-) AS n
-WHERE e.event_id = n.event_id
+SET sequence = numbered.sequence
+FROM numbered
+WHERE e.event_id = numbered.event_id
 "#;
 
 const EVENTS_AFTER: &str = r#"
-SELECT sequence, kind, meeting_id, country_codes, record, event_time
-FROM meeting_events
-WHERE sequence > $1 AND ($2::text[] IS NULL OR country_codes @> $2::text[])
-ORDER BY sequence
+SELECT e.sequence, e.kind, e.meeting_id, e.country_codes, r.record, e.event_time
+FROM meeting_events e
+LEFT JOIN meeting_event_records r ON r.event_id = e.event_id
+WHERE e.sequence > $1 AND ($2::text[] IS NULL OR e.country_codes @> $2::text[])
+ORDER BY e.sequence
 LIMIT $3
 "#;

@@ -2,6 +2,7 @@
 //! domain values, calls storage, and maps results back to wire types.
 
 mod changes;
+mod coalesce;
 mod convert;
 mod limits;
 mod watch;
@@ -25,6 +26,8 @@ use crate::domain::{CountryCode, CountryPair, NewMeeting, RequestId, Violations,
 use crate::error::{Error, Result};
 use crate::pb::{self, meeting_service_server::MeetingService};
 use crate::storage::{Cursor, Inserted, NewRow, PairQuery, RecordRow, Storage};
+use coalesce::Coalescer;
+use std::collections::HashMap;
 
 /// Rows in the first page of a stream: small, so the first record leaves
 /// quickly.
@@ -45,7 +48,22 @@ pub struct MeetingsApi {
     /// Bumped whenever events were numbered; wakes watchers.
     events: tokio::sync::watch::Receiver<u64>,
     limits: Limits,
+    /// Concurrent GetMeeting calls, one statement per batch.
+    lookups: Coalescer<Uuid, Option<Vec<u8>>>,
+    /// Concurrent CreateMeeting calls, one statement (one commit) per batch.
+    creates: Coalescer<NewRow, Result<(NewRow, Inserted)>>,
 }
+
+/// Most calls one coalesced statement serves.
+const MAX_COALESCED: usize = 64;
+/// Lookup statements running at once. A lookup statement takes well under
+/// a millisecond, so one or two keep up with any load; the fewer run, the
+/// more calls each serves.
+const LOOKUPS_IN_FLIGHT: usize = 1;
+/// Create statements running at once. Each waits for its commit to reach
+/// the disk; PostgreSQL flushes the commits of concurrent statements
+/// together, so several in flight share each flush.
+const CREATES_IN_FLIGHT: usize = 4;
 
 impl MeetingsApi {
     /// `shutdown` ends open streams when cancelled.
@@ -56,11 +74,38 @@ impl MeetingsApi {
         events: tokio::sync::watch::Receiver<u64>,
         limits: Limits,
     ) -> Self {
+        let lookups = {
+            let storage = storage.clone();
+            Coalescer::new(
+                "get_meeting",
+                MAX_COALESCED,
+                LOOKUPS_IN_FLIGHT,
+                move |ids: Vec<Uuid>| {
+                    let storage = storage.clone();
+                    async move {
+                        let found: HashMap<Uuid, Vec<u8>> =
+                            storage.get_meetings(&ids).await?.into_iter().collect();
+                        Ok(ids.iter().map(|id| found.get(id).cloned()).collect())
+                    }
+                },
+            )
+        };
+        let creates = {
+            let storage = storage.clone();
+            Coalescer::new(
+                "create_meeting",
+                MAX_COALESCED,
+                CREATES_IN_FLIGHT,
+                move |rows: Vec<NewRow>| insert_coalesced(storage.clone(), rows),
+            )
+        };
         Self {
             storage,
             shutdown,
             events,
             limits,
+            lookups,
+            creates,
         }
     }
 
@@ -68,13 +113,10 @@ impl MeetingsApi {
         let (meeting, request_id) =
             parse_new(req.meeting, &req.request_id).map_err(Error::invalid_meeting)?;
         let (row, record) = new_row(meeting, request_id);
-        let outcome = self
-            .storage
-            .insert_meetings(std::slice::from_ref(&row))
-            .await?;
-        match outcome.into_iter().next() {
-            Some(Inserted::Created) => Ok(record),
-            Some(Inserted::Existing(bytes)) => match same_meeting(&bytes, &row.meeting)? {
+        let (row, outcome) = self.creates.call(row).await??;
+        match outcome {
+            Inserted::Created => Ok(record),
+            Inserted::Existing(bytes) => match same_meeting(&bytes, &row.meeting)? {
                 Some(stored) => {
                     tracing::debug!(id = %stored.id, "request_id retried: returning the stored meeting");
                     Ok(stored)
@@ -83,9 +125,6 @@ impl MeetingsApi {
                     request_id: req.request_id,
                 }),
             },
-            None => Err(Error::internal(anyhow::anyhow!(
-                "insert returned no outcome"
-            ))),
         }
     }
 
@@ -146,8 +185,8 @@ impl MeetingsApi {
 
     async fn get(&self, req: pb::GetMeetingRequest) -> Result<pb::Meeting> {
         let id = parse_id("id", &req.id).map_err(Error::invalid_request)?;
-        let row = self.storage.get_meeting(id).await?;
-        decode_record(&row.ok_or(Error::MeetingNotFound(id))?.record)
+        let record = self.lookups.call(id).await?;
+        decode_record(&record.ok_or(Error::MeetingNotFound(id))?)
     }
 
     /// Parses the request and finds where the stream starts.
@@ -284,6 +323,38 @@ fn pair_stream(
         }
         .instrument(span.clone())
     })
+}
+
+/// Stores the rows of concurrent CreateMeeting calls in one statement. The
+/// rows are valid, so a statement fails for the database's sake, not a row's;
+/// if one fails otherwise, each row is tried alone so that a row the database
+/// refuses fails its own call only.
+async fn insert_coalesced(
+    storage: Storage,
+    rows: Vec<NewRow>,
+) -> Result<Vec<Result<(NewRow, Inserted)>>> {
+    match storage.insert_meetings(&rows).await {
+        Ok(outcomes) => Ok(rows.into_iter().zip(outcomes).map(Ok).collect()),
+        Err(e) if rows.len() == 1 || matches!(e, Error::Unavailable(_)) => Err(e),
+        Err(e) => {
+            tracing::warn!(error = %e, rows = rows.len(), "batched create failed; trying each row alone");
+            let mut out = Vec::with_capacity(rows.len());
+            for row in rows {
+                out.push(
+                    storage
+                        .insert_meetings(std::slice::from_ref(&row))
+                        .await
+                        .and_then(|o| {
+                            o.into_iter().next().ok_or_else(|| {
+                                Error::internal(anyhow::anyhow!("insert returned no outcome"))
+                            })
+                        })
+                        .map(|outcome| (row, outcome)),
+                );
+            }
+            Ok(out)
+        }
+    }
 }
 
 /// Valid rows of an import waiting for their transaction, and where each

@@ -24,6 +24,12 @@ use crate::storage::{EventRow, Storage};
 const EVENT_PAGE: u32 = 256;
 /// How long a watcher waits for a wake-up before looking anyway.
 const POLL: Duration = Duration::from_secs(1);
+/// Shortest time between the starts of two sequencer steps that numbered
+/// events. Each step is a committed (fsynced) transaction: stepping after
+/// every write would double the commits of a steady stream of writes, so
+/// under load a step numbers all the writes of its interval. An idle
+/// sequencer steps at once: a lone write is delivered without this delay.
+const SEQUENCE_INTERVAL: Duration = Duration::from_millis(100);
 
 impl MeetingsApi {
     pub(super) async fn watch_start(
@@ -156,10 +162,17 @@ pub async fn run_sequencer(
             () = stop.cancelled() => return,
             () = storage.events_written(Duration::from_millis(100)) => {}
         }
+        let step = tokio::time::Instant::now();
         match storage.sequence_events().await {
             Ok(0) => {}
             Ok(_) => {
                 wake.send_modify(|n| *n += 1);
+                // Writes meanwhile leave a stored wake-up; they are numbered
+                // together after the interval.
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep_until(step + SEQUENCE_INTERVAL) => {}
+                }
             }
             Err(e) => tracing::warn!(error = %e, "event sequencer failed; retrying"),
         }

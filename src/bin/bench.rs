@@ -44,9 +44,25 @@ struct Args {
     /// Rounds per figure; medians are quoted.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
+    /// Measure only these figures (comma-separated); all when absent.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    only: Vec<Phase>,
+    /// HTTP/2 connections the concurrent callers share (at most 32).
+    #[arg(long, default_value_t = CLIENTS)]
+    connections: usize,
     /// Internal: run as the service (the child process).
     #[arg(long, hide = true)]
     serve: bool,
+}
+
+/// The figures a run can measure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Phase {
+    Create,
+    Import,
+    Get,
+    Stream,
+    Rss,
 }
 
 /// Sizes of one run.
@@ -79,6 +95,7 @@ fn main() -> anyhow::Result<()> {
 /// environment.
 async fn serve() -> anyhow::Result<()> {
     let config = meetings::config::Config::parse_from(["meetings"]);
+    meetings::telemetry::init(config.log_format);
     let app = meetings::startup::Application::build(config).await?;
     app.run_until_stopped(async {
         let _ = tokio::signal::ctrl_c().await;
@@ -121,7 +138,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         Some(addr) => Server::Remote(addr.clone()),
         None => Server::spawn(&db.options).await?,
     };
-    let channels = server.channels(CLIENTS).await?;
+    let channels = server.channels(args.connections.clamp(1, CLIENTS)).await?;
     let mut report = Report::default();
     println!(
         "bench: {} run, {rounds} rounds, {} cores",
@@ -131,6 +148,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
     // CreateMeeting at 32 and at 1 client, next to the same statement
     // through sqlx at the same concurrency.
+    let runs = |phase| args.only.is_empty() || args.only.contains(&phase);
     let mut seq = 0usize;
     for (clients, n, name) in [
         (
@@ -140,12 +158,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
         ),
         (1, plan.creates_single, "CreateMeeting, 1 client"),
     ] {
+        if !runs(Phase::Create) {
+            break;
+        }
         let mut svc = Vec::new();
         let mut reference = Vec::new();
         for _ in 0..rounds {
             let batch = sample_meetings(seq, n, None);
             seq += n;
-            svc.push(run_creates(&channels[..clients], batch).await?);
+            svc.push(run_creates(&channels, clients, batch).await?);
             let batch = sample_meetings(seq, n, None);
             seq += n;
             reference.push(run_direct_inserts(&storage, clients, batch).await?);
@@ -162,88 +183,101 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
     // ImportMeetings from one client, next to the same rows through the
     // service's multi-row insert; and against one-by-one CreateMeeting.
-    let single_rate = report.rows.last().map_or(0.0, |r| r.service);
-    let mut svc = Vec::new();
-    let mut reference = Vec::new();
-    for _ in 0..rounds {
-        svc.push(run_import(&channels[0], seq, plan.imports, None).await?);
-        seq += plan.imports;
-        reference.push(run_direct_batches(&storage, seq, plan.imports).await?);
-        seq += plan.imports;
+    if runs(Phase::Import) {
+        let single_rate = report.rows.last().map(|r| r.service);
+        let mut svc = Vec::new();
+        let mut reference = Vec::new();
+        for _ in 0..rounds {
+            svc.push(run_import(&channels[0], seq, plan.imports, None).await?);
+            seq += plan.imports;
+            reference.push(run_direct_batches(&storage, seq, plan.imports).await?);
+            seq += plan.imports;
+        }
+        report.add_rates(
+            &format!("ImportMeetings, {} records, 1 client", plan.imports),
+            "records/s",
+            &svc,
+            &reference,
+            0.75,
+            "the same rows through the multi-row INSERT, 500 a statement",
+        );
+        let import_rate = report.rows.last().map_or(0.0, |r| r.service);
+        if let Some(single_rate) = single_rate {
+            report.add_figure(
+                "  ImportMeetings / CreateMeeting 1 client (target ≥ 10)",
+                import_rate / single_rate,
+                "×",
+            );
+        }
     }
-    report.add_rates(
-        &format!("ImportMeetings, {} records, 1 client", plan.imports),
-        "records/s",
-        &svc,
-        &reference,
-        0.75,
-        "the same rows through the multi-row INSERT, 500 a statement",
-    );
-    let import_rate = report.rows.last().map_or(0.0, |r| r.service);
-    report.add_figure(
-        "  ImportMeetings / CreateMeeting 1 client (target ≥ 10)",
-        import_rate / single_rate,
-        "×",
-    );
 
     // GetMeeting at 32 clients, next to the same SELECT through sqlx.
-    let ids = sample_ids(&storage, 10_000).await?;
-    let mut svc = Vec::new();
-    let mut reference = Vec::new();
-    for _ in 0..rounds {
-        svc.push(run_gets(&channels, &ids, plan.gets).await?);
-        reference.push(run_direct_gets(&storage, &ids, plan.gets).await?);
+    if runs(Phase::Get) {
+        if seq == 0 {
+            run_import(&channels[0], seq, 10_000, None).await?;
+            seq += 10_000;
+        }
+        let ids = sample_ids(&storage, 10_000).await?;
+        let mut svc = Vec::new();
+        let mut reference = Vec::new();
+        for _ in 0..rounds {
+            svc.push(run_gets(&channels, CLIENTS, &ids, plan.gets).await?);
+            reference.push(run_direct_gets(&storage, &ids, plan.gets).await?);
+        }
+        report.add_rates(
+            "GetMeeting, 32 clients",
+            "calls/s",
+            &svc,
+            &reference,
+            0.75,
+            "the same SELECT through sqlx",
+        );
     }
-    report.add_rates(
-        "GetMeeting, 32 clients",
-        "calls/s",
-        &svc,
-        &reference,
-        0.75,
-        "the same SELECT through sqlx",
-    );
 
     // StreamMeetingsByCountryPair over one pair, next to psql's \copy of the
     // same full records.
-    let load = load_pair(&channels, plan.stream_meetings, &mut seq).await?;
-    println!(
-        "loaded {} {}-{} meetings at {:.0}/s through ImportMeetings",
-        plan.stream_meetings, STREAM_PAIR.0, STREAM_PAIR.1, load
-    );
-    let mut svc = Vec::new();
-    let mut reference = Vec::new();
-    let mut first = Vec::new();
-    for _ in 0..rounds {
-        let s = run_stream(&channels[0], None).await?;
-        if s.records != plan.stream_meetings {
-            bail!(
-                "the stream returned {} meetings, expected {}",
-                s.records,
-                plan.stream_meetings
-            );
+    let mut in_pair = 0;
+    if runs(Phase::Stream) {
+        let load = load_pair(&channels, plan.stream_meetings, &mut seq).await?;
+        in_pair = plan.stream_meetings;
+        println!(
+            "loaded {} {}-{} meetings at {:.0}/s through ImportMeetings",
+            plan.stream_meetings, STREAM_PAIR.0, STREAM_PAIR.1, load
+        );
+        let mut svc = Vec::new();
+        let mut reference = Vec::new();
+        let mut first = Vec::new();
+        for _ in 0..rounds {
+            let s = run_stream(&channels[0], None).await?;
+            if s.records != plan.stream_meetings {
+                bail!(
+                    "the stream returned {} meetings, expected {}",
+                    s.records,
+                    plan.stream_meetings
+                );
+            }
+            first.push(s.first_record.as_secs_f64() * 1e3);
+            svc.push(Sample::rate(s.records, s.elapsed));
+            reference.push(run_psql_copy(&db.options, plan.stream_meetings)?);
         }
-        first.push(s.first_record.as_secs_f64() * 1e3);
-        svc.push(Sample::rate(s.records, s.elapsed));
-        reference.push(run_psql_copy(&db.options, plan.stream_meetings)?);
+        report.add_rates(
+            &format!(
+                "StreamMeetingsByCountryPair, {} meetings",
+                plan.stream_meetings
+            ),
+            "meetings/s",
+            &svc,
+            &reference,
+            1.5,
+            "psql \\copy of the same full records to /dev/null",
+        );
+        report.add_figure("  time to first record", median(&first), "ms");
     }
-    report.add_rates(
-        &format!(
-            "StreamMeetingsByCountryPair, {} meetings",
-            plan.stream_meetings
-        ),
-        "meetings/s",
-        &svc,
-        &reference,
-        1.5,
-        "psql \\copy of the same full records to /dev/null",
-    );
-    report.add_figure("  time to first record", median(&first), "ms");
 
     // Memory of the server process while it streams a large pair.
-    if let Some(pid) = server.pid() {
-        if plan.rss_meetings > plan.stream_meetings {
-            let extra = plan.rss_meetings - plan.stream_meetings;
-            load_pair(&channels, extra, &mut seq).await?;
+    if let Some(pid) = server.pid().filter(|_| runs(Phase::Rss)) {
+        if plan.rss_meetings > in_pair {
+            load_pair(&channels, plan.rss_meetings - in_pair, &mut seq).await?;
         }
         let rest = rss_kib(pid)?;
         let peak = Arc::new(Mutex::new(rest));
@@ -419,12 +453,20 @@ where
     Ok(Sample::calls(latencies, started.elapsed()))
 }
 
-async fn run_creates(channels: &[Channel], meetings: Vec<pb::Meeting>) -> anyhow::Result<Sample> {
-    let clients: Vec<_> = channels
-        .iter()
-        .map(|c| MeetingServiceClient::new(c.clone()))
-        .collect();
-    concurrently(clients.len(), meetings, move |w, m| {
+/// One client per caller, over the connections in turn.
+fn clients(channels: &[Channel], callers: usize) -> Vec<MeetingServiceClient<Channel>> {
+    (0..callers)
+        .map(|w| MeetingServiceClient::new(channels[w % channels.len()].clone()))
+        .collect()
+}
+
+async fn run_creates(
+    channels: &[Channel],
+    callers: usize,
+    meetings: Vec<pb::Meeting>,
+) -> anyhow::Result<Sample> {
+    let clients = clients(channels, callers);
+    concurrently(callers, meetings, move |w, m| {
         let mut client = clients[w].clone();
         async move {
             client
@@ -532,12 +574,14 @@ fn spread(ids: &[Uuid], n: usize) -> Vec<Uuid> {
     (0..n).map(|i| ids[(i * 7919) % ids.len()]).collect()
 }
 
-async fn run_gets(channels: &[Channel], ids: &[Uuid], n: usize) -> anyhow::Result<Sample> {
-    let clients: Vec<_> = channels
-        .iter()
-        .map(|c| MeetingServiceClient::new(c.clone()))
-        .collect();
-    concurrently(clients.len(), spread(ids, n), move |w, id| {
+async fn run_gets(
+    channels: &[Channel],
+    callers: usize,
+    ids: &[Uuid],
+    n: usize,
+) -> anyhow::Result<Sample> {
+    let clients = clients(channels, callers);
+    concurrently(callers, spread(ids, n), move |w, id| {
         let mut client = clients[w].clone();
         async move {
             client

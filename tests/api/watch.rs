@@ -210,8 +210,8 @@ async fn an_event_whose_notification_never_arrives_is_still_delivered() {
     // notification is lost): the watcher must find it by itself.
     let id = uuid::Uuid::now_v7();
     sqlx::query(
-        "INSERT INTO meeting_events (kind, meeting_id, country_codes, record, sequence) \
-         VALUES (3, $1, ARRAY['AZ','JP'], NULL, nextval('meeting_event_sequence'))",
+        "INSERT INTO meeting_events (kind, meeting_id, country_codes, sequence) \
+         VALUES (3, $1, ARRAY['AZ','JP'], nextval('meeting_event_sequence'))",
     )
     .bind(id)
     .execute(&app.pool)

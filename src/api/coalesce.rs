@@ -1,0 +1,128 @@
+//! Coalescing of concurrent calls into batched database statements.
+//!
+//! Each database round trip costs both sides a socket write, a wake-up and a
+//! context switch, and PostgreSQL a statement's fixed overhead; under load
+//! these, not the rows, are most of a lookup's or a create's cost (see the
+//! README's performance section). A `Coalescer` runs at most `in_flight`
+//! statements of one kind at a time; calls that arrive while they run wait
+//! and go together in the next statement. An idle server runs each call at
+//! once, alone: coalescing adds no waiting, only batches what load queues
+//! anyway (the way PostgreSQL's group commit does).
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tracing::Instrument;
+
+use crate::error::{Error, Result};
+
+struct Job<I, O> {
+    input: I,
+    reply: oneshot::Sender<Result<O>>,
+}
+
+/// Runs calls of one kind in batches; cheap to clone.
+pub struct Coalescer<I, O> {
+    queue: mpsc::UnboundedSender<Job<I, O>>,
+}
+
+impl<I, O> Clone for Coalescer<I, O> {
+    fn clone(&self) -> Self {
+        Self {
+            queue: self.queue.clone(),
+        }
+    }
+}
+
+impl<I, O> std::fmt::Debug for Coalescer<I, O> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Coalescer").finish_non_exhaustive()
+    }
+}
+
+impl<I: Send + 'static, O: Send + 'static> Coalescer<I, O> {
+    /// `run` gets up to `max_batch` inputs and answers with one output per
+    /// input, in their order. The queue needs no bound of its own: every
+    /// call in it holds one of the server's concurrent-call slots. The
+    /// dispatcher ends when the last clone is dropped.
+    pub fn new<F, Fut>(name: &'static str, max_batch: usize, in_flight: usize, run: F) -> Self
+    where
+        F: Fn(Vec<I>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Vec<O>>> + Send + 'static,
+    {
+        let (queue, mut jobs) = mpsc::unbounded_channel::<Job<I, O>>();
+        let slots = Arc::new(Semaphore::new(in_flight.max(1)));
+        let max_batch = max_batch.max(1);
+        tokio::spawn(async move {
+            while let Some(first) = jobs.recv().await {
+                // Calls that arrive while every slot is taken join this batch.
+                let Ok(slot) = slots.clone().acquire_owned().await else {
+                    return;
+                };
+                let mut batch = vec![first];
+                while batch.len() < max_batch {
+                    match jobs.try_recv() {
+                        Ok(job) => batch.push(job),
+                        Err(_) => break,
+                    }
+                }
+                let (inputs, replies): (Vec<I>, Vec<_>) =
+                    batch.into_iter().map(|j| (j.input, j.reply)).unzip();
+                let calls = inputs.len();
+                let statement = run(inputs);
+                let span = tracing::debug_span!("coalesced", name, calls);
+                tokio::spawn(
+                    async move {
+                        let _slot = slot;
+                        answer(replies, statement.await);
+                    }
+                    .instrument(span),
+                );
+            }
+        });
+        Self { queue }
+    }
+
+    /// Runs `input` in the next batch and waits for its output.
+    pub async fn call(&self, input: I) -> Result<O> {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send(Job { input, reply })
+            .map_err(|_| Error::ShuttingDown)?;
+        answer.await.map_err(|_| Error::ShuttingDown)?
+    }
+}
+
+/// Sends each caller its output, or the batch's failure. A failure is logged
+/// here, once for the batch; each caller gets a status without the cause.
+fn answer<O>(replies: Vec<oneshot::Sender<Result<O>>>, outcome: Result<Vec<O>>) {
+    match outcome {
+        Ok(outputs) if outputs.len() == replies.len() => {
+            for (reply, output) in replies.into_iter().zip(outputs) {
+                // A caller whose deadline passed has gone; nothing to do.
+                let _ = reply.send(Ok(output));
+            }
+        }
+        Ok(outputs) => {
+            tracing::error!(
+                calls = replies.len(),
+                outputs = outputs.len(),
+                "a batch answered the wrong number of calls"
+            );
+            for reply in replies {
+                let _ = reply.send(Err(Error::BatchFailed { unavailable: false }));
+            }
+        }
+        Err(e) => {
+            let unavailable = matches!(
+                e,
+                Error::Unavailable(_) | Error::BatchFailed { unavailable: true }
+            );
+            e.log_cause();
+            for reply in replies {
+                let _ = reply.send(Err(Error::BatchFailed { unavailable }));
+            }
+        }
+    }
+}
