@@ -253,13 +253,28 @@ impl Storage {
     /// Outcomes are in the order of `rows`.
     #[tracing::instrument(name = "storage.insert_meetings", skip_all, fields(rows = rows.len()))]
     pub async fn insert_meetings(&self, rows: &[NewRow]) -> Result<Vec<Inserted>> {
-        let created: Vec<Uuid> = bind_batch(
-            sqlx::query_scalar(INSERT_MEETINGS),
-            rows,
-            EventKind::Created,
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let mut attempt = 1;
+        let created: Vec<Uuid> = loop {
+            let result = bind_batch(
+                sqlx::query_scalar(INSERT_MEETINGS),
+                rows,
+                EventKind::Created,
+            )
+            .fetch_all(&self.pool)
+            .await;
+            match result {
+                // Batches that commit at once can wait on each other's
+                // request_ids in opposite orders; PostgreSQL ends one of them
+                // with a deadlock error. The statement is atomic: run it again.
+                Err(sqlx::Error::Database(e))
+                    if e.code().as_deref() == Some("40P01") && attempt < 3 =>
+                {
+                    tracing::debug!(attempt, "insert deadlocked with another batch; retrying");
+                    attempt += 1;
+                }
+                other => break other?,
+            }
+        };
         if !created.is_empty() {
             self.events_written.notify_one();
         }

@@ -5,11 +5,13 @@
 //! these, not the rows, are most of a lookup's or a create's cost (see the
 //! README's performance section). A `Coalescer` runs at most `in_flight`
 //! statements of one kind at a time; calls that arrive while they run wait
-//! and go together in the next statement. An idle server runs each call at
-//! once, alone: coalescing adds no waiting, only batches what load queues
+//! and go together in the next statement. A call that finds a slot free runs
+//! its statement itself, in its own task, at once: coalescing adds no waiting
+//! and no hand-off to an idle server, and batches only what load queues
 //! anyway (the way PostgreSQL's group commit does).
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use tokio::sync::{Semaphore, mpsc, oneshot};
@@ -22,15 +24,22 @@ struct Job<I, O> {
     reply: oneshot::Sender<Result<O>>,
 }
 
+type Statement<O> = Pin<Box<dyn Future<Output = Result<Vec<O>>> + Send>>;
+type Run<I, O> = Arc<dyn Fn(Vec<I>) -> Statement<O> + Send + Sync>;
+
 /// Runs calls of one kind in batches; cheap to clone.
 pub struct Coalescer<I, O> {
     queue: mpsc::UnboundedSender<Job<I, O>>,
+    slots: Arc<Semaphore>,
+    run: Run<I, O>,
 }
 
 impl<I, O> Clone for Coalescer<I, O> {
     fn clone(&self) -> Self {
         Self {
             queue: self.queue.clone(),
+            slots: self.slots.clone(),
+            run: self.run.clone(),
         }
     }
 }
@@ -48,12 +57,18 @@ impl<I: Send + 'static, O: Send + 'static> Coalescer<I, O> {
     /// dispatcher ends when the last clone is dropped.
     pub fn new<F, Fut>(name: &'static str, max_batch: usize, in_flight: usize, run: F) -> Self
     where
-        F: Fn(Vec<I>) -> Fut + Send + 'static,
+        F: Fn(Vec<I>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Vec<O>>> + Send + 'static,
     {
+        let run: Run<I, O> = Arc::new(move |inputs| Box::pin(run(inputs)));
         let (queue, mut jobs) = mpsc::unbounded_channel::<Job<I, O>>();
         let slots = Arc::new(Semaphore::new(in_flight.max(1)));
         let max_batch = max_batch.max(1);
+        let this = Self {
+            queue,
+            slots: slots.clone(),
+            run: run.clone(),
+        };
         tokio::spawn(async move {
             while let Some(first) = jobs.recv().await {
                 // Calls that arrive while every slot is taken join this batch.
@@ -81,11 +96,20 @@ impl<I: Send + 'static, O: Send + 'static> Coalescer<I, O> {
                 );
             }
         });
-        Self { queue }
+        this
     }
 
-    /// Runs `input` in the next batch and waits for its output.
+    /// Runs `input` at once if a slot is free, else in the next batch, and
+    /// waits for its output.
     pub async fn call(&self, input: I) -> Result<O> {
+        // Permits freed while the dispatcher waits go to the dispatcher (the
+        // semaphore is fair), so a call cannot overtake a queued batch here.
+        if let Ok(_slot) = self.slots.clone().try_acquire_owned() {
+            return (self.run)(vec![input])
+                .await?
+                .pop()
+                .ok_or_else(|| Error::internal(anyhow::anyhow!("a statement answered no output")));
+        }
         let (reply, answer) = oneshot::channel();
         self.queue
             .send(Job { input, reply })

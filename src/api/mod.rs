@@ -134,8 +134,9 @@ impl MeetingsApi {
     ) -> Result<pb::ImportMeetingsResponse, Status> {
         let mut report = pb::ImportMeetingsResponse::default();
         let mut batch = ImportBatch::default();
-        // One batch commits while the next is read and validated.
-        let mut committing: Option<Committing> = None;
+        // Up to IMPORT_IN_FLIGHT batches commit while the next is read and
+        // validated; outcomes are counted in stream order.
+        let mut committing: std::collections::VecDeque<Committing> = Default::default();
         let mut index = 0u64;
         while let Some(item) = requests.message().await? {
             match parse_new(item.meeting, &item.request_id) {
@@ -147,17 +148,19 @@ impl MeetingsApi {
             }
             index += 1;
             if batch.rows.len() == IMPORT_BATCH {
-                if let Some(previous) = committing.take() {
-                    account(previous, &mut report).await?;
+                if committing.len() == IMPORT_IN_FLIGHT
+                    && let Some(oldest) = committing.pop_front()
+                {
+                    account(oldest, &mut report).await?;
                 }
-                committing = Some(self.commit(std::mem::take(&mut batch)));
+                committing.push_back(self.commit(std::mem::take(&mut batch)));
             }
         }
-        if let Some(previous) = committing.take() {
-            account(previous, &mut report).await?;
-        }
         if !batch.rows.is_empty() {
-            account(self.commit(batch), &mut report).await?;
+            committing.push_back(self.commit(batch));
+        }
+        while let Some(oldest) = committing.pop_front() {
+            account(oldest, &mut report).await?;
         }
         tracing::info!(
             received = index,
@@ -462,6 +465,9 @@ fn same_meeting(stored: &[u8], meeting: &NewMeeting) -> Result<Option<pb::Meetin
 const MAX_REJECTED_DETAILS: usize = 1_000;
 /// Valid meetings an import commits per transaction.
 const IMPORT_BATCH: usize = 500;
+/// Batches of one import committing at once. PostgreSQL runs a statement on
+/// one core; two keep both cores of a small machine busy.
+const IMPORT_IN_FLIGHT: usize = 2;
 
 fn reject(
     report: &mut pb::ImportMeetingsResponse,

@@ -574,19 +574,41 @@ fn spread(ids: &[Uuid], n: usize) -> Vec<Uuid> {
     (0..n).map(|i| ids[(i * 7919) % ids.len()]).collect()
 }
 
+/// GetMeetingResponse with its meeting left encoded: the client takes each
+/// record's bytes without parsing them, as the reference takes the record
+/// column from PostgreSQL.
+#[derive(Clone, PartialEq, prost::Message)]
+struct EncodedMeeting {
+    #[prost(bytes = "vec", tag = "1")]
+    meeting: Vec<u8>,
+}
+
 async fn run_gets(
     channels: &[Channel],
     callers: usize,
     ids: &[Uuid],
     n: usize,
 ) -> anyhow::Result<Sample> {
-    let clients = clients(channels, callers);
+    let clients: Vec<_> = (0..callers)
+        .map(|w| tonic::client::Grpc::new(channels[w % channels.len()].clone()))
+        .collect();
     concurrently(callers, spread(ids, n), move |w, id| {
-        let mut client = clients[w].clone();
+        let mut grpc = clients[w].clone();
         async move {
-            client
-                .get_meeting(pb::GetMeetingRequest { id: id.to_string() })
+            grpc.ready().await?;
+            let path =
+                http::uri::PathAndQuery::from_static("/meetings.v1.MeetingService/GetMeeting");
+            let codec = tonic_prost::ProstCodec::<pb::GetMeetingRequest, EncodedMeeting>::default();
+            let response = grpc
+                .unary(
+                    tonic::Request::new(pb::GetMeetingRequest { id: id.to_string() }),
+                    path,
+                    codec,
+                )
                 .await?;
+            if response.get_ref().meeting.is_empty() {
+                bail!("GetMeeting {id} answered no meeting");
+            }
             Ok(())
         }
     })
