@@ -16,7 +16,7 @@ use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
-use crate::api::MeetingsApi;
+use crate::api::{MeetingServiceRouter, MeetingsApi};
 use crate::auth::{AuthLayer, Tokens};
 use crate::config::Config;
 use crate::embedded::{EmbeddedPostgres, default_data_dir};
@@ -138,14 +138,11 @@ impl Application {
         ));
 
         let limits = crate::api::Limits::new(config.max_concurrent_calls, config.request_timeout());
-        let api = MeetingServiceServer::new(MeetingsApi::new(
-            storage.clone(),
-            stop.clone(),
-            events_rx,
-            limits,
-        ))
-        .max_decoding_message_size(config.max_request_bytes)
-        .max_encoding_message_size(config.max_response_bytes);
+        let api = MeetingServiceRouter::new(
+            MeetingsApi::new(storage.clone(), stop.clone(), events_rx, limits),
+            config.max_request_bytes,
+            config.max_response_bytes,
+        );
         let keepalive = (config.http2_keepalive_ms > 0)
             .then(|| Duration::from_millis(config.http2_keepalive_ms));
         let mut builder = Server::builder();
