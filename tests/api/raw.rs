@@ -58,6 +58,8 @@ type Case = (
 );
 
 const CREATE: &str = "/meetings.v1.MeetingService/CreateMeeting";
+/// Served by its own codec (stored bytes forwarded): same errors expected.
+const GET: &str = "/meetings.v1.MeetingService/GetMeeting";
 const GRPC: &str = "application/grpc";
 
 #[tokio::test]
@@ -99,6 +101,41 @@ async fn malformed_requests_get_grpc_errors_and_the_server_keeps_serving() {
             GRPC,
             vec![1, 0, 0, 0, 0],
             &["12", "13", "3"],
+        ),
+        (
+            "GetMeeting: malformed protobuf",
+            GET,
+            GRPC,
+            frame(garbage.len() as u32, &garbage),
+            &["13", "3"],
+        ),
+        (
+            "GetMeeting: truncated frame",
+            GET,
+            GRPC,
+            frame(100, &[0x0a, 0x02]),
+            &["13", "3", "1", "2"],
+        ),
+        (
+            "GetMeeting: oversized declared length",
+            GET,
+            GRPC,
+            frame(100 * 1024 * 1024, &[]),
+            &["8"],
+        ),
+        (
+            "GetMeeting: compressed flag without compression",
+            GET,
+            GRPC,
+            vec![1, 0, 0, 0, 0],
+            &["12", "13", "3"],
+        ),
+        (
+            "GetMeeting: an empty request (no id)",
+            GET,
+            GRPC,
+            frame(0, &[]),
+            &["3"],
         ),
         (
             "unknown method",
