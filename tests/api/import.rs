@@ -143,3 +143,22 @@ async fn rejected_details_are_capped_but_all_counted() {
     assert_eq!(report.rejected.len(), 1_000);
     assert_eq!(report.rejected[999].index, 999);
 }
+
+/// Batches of one import commit concurrently. Here the second and third
+/// batches hold the first one's keys in the opposite order, so their
+/// inserts wait on each other's keys (PostgreSQL may end one with a
+/// deadlock, which the server retries): every record is still counted
+/// once, as created or as a duplicate.
+#[tokio::test]
+async fn batches_committing_together_with_the_same_keys_count_each_record_once() {
+    let app = spawn_app().await;
+    const BATCH: usize = 500;
+    let mut requests: Vec<_> = (0..BATCH).map(request).collect();
+    requests.extend((0..BATCH).rev().map(request));
+    requests.extend((0..BATCH).map(request));
+    let report = import(&app, requests).await;
+    assert_eq!(report.rejected_count, 0, "{report:?}");
+    assert_eq!(report.created_count, BATCH as u64);
+    assert_eq!(report.duplicate_count, 2 * BATCH as u64);
+    assert_eq!(app.count_meetings().await, BATCH as i64);
+}
