@@ -197,17 +197,23 @@ impl MeetingsApi {
             .ok_or(Error::MeetingNotFound(id))
     }
 
+    /// A unary call within the server's limits: a concurrent-call slot, then
+    /// `call` on the request's message within its deadline.
+    async fn unary<M, T, F>(&self, request: Request<M>, call: impl FnOnce(M) -> F) -> Result<T>
+    where
+        F: std::future::Future<Output = Result<T>>,
+    {
+        let _permit = self.limits.admit()?;
+        let (metadata, _, message) = request.into_parts();
+        self.limits.within_deadline(&metadata, call(message)).await
+    }
+
     /// GetMeeting as served: the stored record forwarded as it is.
     async fn get_meeting_encoded(
         &self,
         request: Request<pb::GetMeetingRequest>,
     ) -> Result<Response<encoded::EncodedGetMeetingResponse>, Status> {
-        let _permit = self.limits.admit()?;
-        let (metadata, _, req) = request.into_parts();
-        let record = self
-            .limits
-            .within_deadline(&metadata, self.get_record(req))
-            .await?;
+        let record = self.unary(request, |req| self.get_record(req)).await?;
         Ok(Response::new(
             encoded::EncodedGetMeetingResponse::from_record(&record),
         ))
@@ -538,12 +544,7 @@ impl MeetingService for MeetingsApi {
         &self,
         request: Request<pb::CreateMeetingRequest>,
     ) -> Result<Response<pb::CreateMeetingResponse>, Status> {
-        let _permit = self.limits.admit()?;
-        let (metadata, _, req) = request.into_parts();
-        let meeting = self
-            .limits
-            .within_deadline(&metadata, self.create(req))
-            .await?;
+        let meeting = self.unary(request, |req| self.create(req)).await?;
         tracing::info!(id = %meeting.id, "meeting stored");
         Ok(Response::new(pb::CreateMeetingResponse {
             meeting: Some(meeting),
@@ -556,12 +557,7 @@ impl MeetingService for MeetingsApi {
     ) -> Result<Response<pb::GetMeetingResponse>, Status> {
         // Served by MeetingServiceRouter from the stored bytes; this decoded
         // form answers only if the generated server is used on its own.
-        let _permit = self.limits.admit()?;
-        let (metadata, _, req) = request.into_parts();
-        let record = self
-            .limits
-            .within_deadline(&metadata, self.get_record(req))
-            .await?;
+        let record = self.unary(request, |req| self.get_record(req)).await?;
         Ok(Response::new(pb::GetMeetingResponse {
             meeting: Some(decode_record(&record)?),
         }))
@@ -579,12 +575,8 @@ impl MeetingService for MeetingsApi {
         &self,
         request: Request<pb::ListMeetingsRequest>,
     ) -> Result<Response<pb::ListMeetingsResponse>, Status> {
-        let _permit = self.limits.admit()?;
-        let (metadata, _, req) = request.into_parts();
         Ok(Response::new(
-            self.limits
-                .within_deadline(&metadata, self.list(req))
-                .await?,
+            self.unary(request, |req| self.list(req)).await?,
         ))
     }
 
@@ -592,12 +584,7 @@ impl MeetingService for MeetingsApi {
         &self,
         request: Request<pb::UpdateMeetingRequest>,
     ) -> Result<Response<pb::UpdateMeetingResponse>, Status> {
-        let _permit = self.limits.admit()?;
-        let (metadata, _, req) = request.into_parts();
-        let meeting = self
-            .limits
-            .within_deadline(&metadata, self.update(req))
-            .await?;
+        let meeting = self.unary(request, |req| self.update(req)).await?;
         tracing::info!(id = %meeting.id, etag = %meeting.etag, "meeting updated");
         Ok(Response::new(pb::UpdateMeetingResponse {
             meeting: Some(meeting),
@@ -608,12 +595,8 @@ impl MeetingService for MeetingsApi {
         &self,
         request: Request<pb::DeleteMeetingRequest>,
     ) -> Result<Response<pb::DeleteMeetingResponse>, Status> {
-        let _permit = self.limits.admit()?;
-        let (metadata, _, req) = request.into_parts();
-        let id = req.id.clone();
-        self.limits
-            .within_deadline(&metadata, self.delete(req))
-            .await?;
+        let id = request.get_ref().id.clone();
+        self.unary(request, |req| self.delete(req)).await?;
         tracing::info!(id = %id, "meeting deleted");
         Ok(Response::new(pb::DeleteMeetingResponse {}))
     }
@@ -641,12 +624,8 @@ impl MeetingService for MeetingsApi {
         &self,
         request: Request<pb::GetCountryPairSummaryRequest>,
     ) -> Result<Response<pb::GetCountryPairSummaryResponse>, Status> {
-        let _permit = self.limits.admit()?;
-        let (metadata, _, req) = request.into_parts();
         Ok(Response::new(
-            self.limits
-                .within_deadline(&metadata, self.summary(req))
-                .await?,
+            self.unary(request, |req| self.summary(req)).await?,
         ))
     }
 
