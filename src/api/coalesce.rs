@@ -139,10 +139,7 @@ fn answer<O>(replies: Vec<oneshot::Sender<Result<O>>>, outcome: Result<Vec<O>>) 
             }
         }
         Err(e) => {
-            let unavailable = matches!(
-                e,
-                Error::Unavailable(_) | Error::BatchFailed { unavailable: true }
-            );
+            let unavailable = matches!(e, Error::Unavailable(_));
             e.log_cause();
             for reply in replies {
                 let _ = reply.send(Err(Error::BatchFailed { unavailable }));

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use tonic::body::Body;
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::codec::{Codec, EncodeBuf, Encoder};
 use tonic::server::{Grpc, NamedService, UnaryService};
 use tonic::{Request, Response, Status};
 use tonic_prost::ProstCodec;
@@ -41,7 +41,7 @@ impl EncodedGetMeetingResponse {
 }
 
 /// Decodes requests with prost; writes encoded responses as they are.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct GetMeetingCodec;
 
 type ProstGet = ProstCodec<pb::GetMeetingResponse, pb::GetMeetingRequest>;
@@ -50,14 +50,14 @@ impl Codec for GetMeetingCodec {
     type Encode = EncodedGetMeetingResponse;
     type Decode = pb::GetMeetingRequest;
     type Encoder = RawEncoder;
-    type Decoder = RequestDecoder;
+    type Decoder = <ProstGet as Codec>::Decoder;
 
     fn encoder(&mut self) -> Self::Encoder {
         RawEncoder
     }
 
     fn decoder(&mut self) -> Self::Decoder {
-        RequestDecoder(ProstGet::default().decoder())
+        ProstGet::default().decoder()
     }
 }
 
@@ -71,17 +71,6 @@ impl Encoder for RawEncoder {
     fn encode(&mut self, item: Self::Item, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
         bytes::BufMut::put_slice(dst, &item.0);
         Ok(())
-    }
-}
-
-struct RequestDecoder(<ProstGet as Codec>::Decoder);
-
-impl Decoder for RequestDecoder {
-    type Item = pb::GetMeetingRequest;
-    type Error = Status;
-
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Self::Item>, Status> {
-        self.0.decode(src)
     }
 }
 
