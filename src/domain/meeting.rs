@@ -59,7 +59,7 @@ pub struct Source {
 }
 
 /// A caller's idempotency key: 1 to 128 characters, no control characters.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct RequestId(String);
 
 impl RequestId {
