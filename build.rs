@@ -21,5 +21,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .register_descriptors(&descriptors)?
         .build(&[".meetings.v1"])?;
     println!("cargo:rerun-if-changed=proto");
+    // sqlx::migrate! embeds migrations/ at compile time; without this line
+    // an incremental build would keep the old set.
+    println!("cargo:rerun-if-changed=migrations");
     Ok(())
 }
