@@ -99,8 +99,12 @@ impl Tx {
         Ok(())
     }
 
-    /// Deletes a locked meeting, with a DELETED event.
+    /// Deletes a locked meeting and its child rows, with a DELETED event.
     pub async fn delete_meeting(&mut self, id: Uuid) -> Result<()> {
+        sqlx::query(DELETE_CHILD_ROWS)
+            .bind(id)
+            .execute(&mut *self.tx)
+            .await?;
         sqlx::query(DELETE_MEETING)
             .bind(id)
             .bind(EventKind::Deleted as i16)
@@ -573,16 +577,15 @@ fn bind_batch<'q, O>(
             r.meeting.anniversary().map(|a| a.occasion().to_owned())
         }))
         .bind(rows().map(|r| r.meeting.summary()).collect::<Vec<_>>())
-        // Arrays of arrays must be rectangular in PostgreSQL: each meeting's
-        // list goes as one JSON array text.
+        // Each meeting's lists go as one text each (see joined_list).
         .bind(col(&|r| {
-            json_array(r.meeting.topics().iter().map(String::as_str))
+            joined_list(r.meeting.topics().iter().map(String::as_str))
         }))
         .bind(col(&|r| {
-            json_array(r.meeting.sources().iter().map(|s| s.name()))
+            joined_list(r.meeting.sources().iter().map(|s| s.name()))
         }))
         .bind(col(&|r| {
-            json_array(r.meeting.sources().iter().map(|s| s.url()))
+            joined_list(r.meeting.sources().iter().map(|s| s.url()))
         }))
         .bind(col(&|r| {
             let codes: Vec<String> = r
@@ -628,10 +631,23 @@ fn search_text(m: &NewMeeting) -> String {
     text
 }
 
-/// A JSON array of strings, for a per-row list bound as one text value.
-fn json_array<'a>(items: impl Iterator<Item = &'a str>) -> Option<String> {
-    serde_json::to_string(&items.collect::<Vec<_>>()).ok()
+/// A per-row list bound as one text value (arrays of arrays must be
+/// rectangular in PostgreSQL): each item preceded by U+001F, so that an
+/// empty list, a list of one empty item (a source without URL) and longer
+/// lists all differ. Items are validated single-line text, which has no
+/// control characters, so the separator never occurs inside one.
+fn joined_list<'a>(items: impl Iterator<Item = &'a str>) -> Option<String> {
+    let mut joined = String::new();
+    for item in items {
+        debug_assert!(!item.contains(LIST_SEPARATOR), "validated text");
+        joined.push(LIST_SEPARATOR);
+        joined.push_str(item);
+    }
+    Some(joined)
 }
+
+/// Separates the items of a `joined_list`; `chr(31)` in `text_list!`.
+const LIST_SEPARATOR: char = '\u{1f}';
 
 /// 1-based position of a child row.
 fn position(i: usize) -> i32 {
@@ -651,14 +667,13 @@ macro_rules! batch_rows {
     };
 }
 
-/// A per-meeting list passed as JSON text, as a text[] in its order.
-macro_rules! json_list {
+/// A per-meeting list passed as one text (see `joined_list`), as a text[]
+/// in its order: split at U+001F, dropping the empty piece before the first
+/// separator. One scan of the text, where parsing it as JSON took a subplan
+/// and a sort per list and row.
+macro_rules! text_list {
     ($column:literal) => {
-        concat!(
-            "ARRAY(SELECT e FROM jsonb_array_elements_text(m.",
-            $column,
-            "::jsonb) WITH ORDINALITY AS x (e, n) ORDER BY n)"
-        )
+        concat!("(string_to_array(m.", $column, ", chr(31)))[2:]")
     };
 }
 
@@ -701,11 +716,11 @@ WITH meeting AS (
                           search)
     SELECT m.id, m.date, coalesce(m.city, ''), m.location_country_code, m.years, m.occasion,
            m.summary, "#,
-    json_list!("topics"),
+    text_list!("topics"),
     ", ",
-    json_list!("source_names"),
+    text_list!("source_names"),
     ", ",
-    json_list!("source_urls"),
+    text_list!("source_urls"),
     r#",
            string_to_array(m.codes, ','), m.request_id, m.record, m.create_time, m.update_time,
            m.version, to_tsvector('simple', m.search)
@@ -727,11 +742,11 @@ WITH meeting AS (
     SET date = m.date, location_city = coalesce(m.city, ''),
         location_country_code = m.location_country_code, anniversary_years = m.years,
         anniversary_occasion = m.occasion, summary = m.summary, topics = "#,
-    json_list!("topics"),
+    text_list!("topics"),
     ", source_names = ",
-    json_list!("source_names"),
+    text_list!("source_names"),
     ", source_urls = ",
-    json_list!("source_urls"),
+    text_list!("source_urls"),
     r#",
         country_codes = string_to_array(m.codes, ','), record = m.record,
         update_time = m.update_time, version = m.version,

@@ -222,6 +222,18 @@ async fn a_deleted_meeting_is_gone_from_get_stream_and_list() {
         app.stream(pair("AZ", "JP")).await.unwrap(),
         std::slice::from_ref(&kept)
     );
+    let child_rows: i64 = sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM meeting_participants WHERE meeting_id = $1) \
+              + (SELECT count(*) FROM meeting_country_pairs WHERE meeting_id = $1)",
+    )
+    .bind(uuid::Uuid::parse_str(&gone.id).unwrap())
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        child_rows, 0,
+        "the deleted meeting's participants and pairs"
+    );
     let listed = client
         .list_meetings(pb::ListMeetingsRequest::default())
         .await

@@ -233,3 +233,49 @@ async fn participants_topics_sources_and_pairs_are_stored_with_the_meeting() {
     assert_eq!(topics, created.topics);
     assert_eq!(sources, ["AZERTAC"]);
 }
+
+/// The list columns (topics, source names, source URLs) keep their items
+/// and order, whatever the list: no sources, one source without a URL (an
+/// empty item), several with and without URLs, and text with commas,
+/// quotes, braces and non-ASCII characters.
+#[tokio::test]
+async fn list_columns_keep_every_item_in_order() {
+    let app = spawn_app().await;
+    let source = |name: &str, url: &str| pb::Source {
+        name: name.to_owned(),
+        url: url.to_owned(),
+    };
+    let cases = [
+        (vec!["trade"], vec![]),
+        (vec!["energy", "trade"], vec![source("AZERTAC", "")]),
+        (
+            vec!["\"quoted\", {braced}", "Ünïcödé, 日本", "NULL", "a\\b"],
+            vec![
+                source("AZERTAC", "https://azertag.az/en/xeber/1"),
+                source("Kyodo, \"News\"", ""),
+                source("{NHK}", "https://www3.nhk.or.jp/a,b"),
+            ],
+        ),
+    ];
+    for (topics, sources) in cases {
+        let mut m = meeting("2022-05-05", &["AZ", "JP"]);
+        m.topics = topics.iter().map(|t| t.to_string()).collect();
+        m.sources = sources.clone();
+        let created = app.create(m).await;
+        let (stored_topics, names, urls): (Vec<String>, Vec<String>, Vec<String>) =
+            sqlx::query_as("SELECT topics, source_names, source_urls FROM meetings WHERE id = $1")
+                .bind(uuid::Uuid::parse_str(&created.id).unwrap())
+                .fetch_one(&app.pool)
+                .await
+                .unwrap();
+        assert_eq!(stored_topics, topics);
+        assert_eq!(
+            names,
+            sources.iter().map(|s| s.name.as_str()).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            urls,
+            sources.iter().map(|s| s.url.as_str()).collect::<Vec<_>>()
+        );
+    }
+}
