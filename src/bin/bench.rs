@@ -166,7 +166,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         for _ in 0..rounds {
             let batch = sample_meetings(seq, n, None);
             seq += n;
-            svc.push(run_creates(&channels, clients, batch).await?);
+            svc.push(run_creates(server.addr(), channels.len(), clients, batch).await?);
             let batch = sample_meetings(seq, n, None);
             seq += n;
             reference.push(run_direct_inserts(&storage, clients, batch).await?);
@@ -453,32 +453,24 @@ where
     Ok(Sample::calls(latencies, started.elapsed()))
 }
 
-/// One client per caller, over the connections in turn.
-fn clients(channels: &[Channel], callers: usize) -> Vec<MeetingServiceClient<Channel>> {
-    (0..callers)
-        .map(|w| MeetingServiceClient::new(channels[w % channels.len()].clone()))
-        .collect()
-}
-
+/// CreateMeeting of each of `meetings`, `callers` at a time.
 async fn run_creates(
-    channels: &[Channel],
+    addr: &str,
+    connections: usize,
     callers: usize,
     meetings: Vec<pb::Meeting>,
 ) -> anyhow::Result<Sample> {
-    let clients = clients(channels, callers);
-    concurrently(callers, meetings, move |w, m| {
-        let mut client = clients[w].clone();
-        async move {
-            client
-                .create_meeting(pb::CreateMeetingRequest {
-                    meeting: Some(m),
-                    request_id: String::new(),
-                })
-                .await?;
-            Ok(())
-        }
-    })
-    .await
+    let messages = meetings
+        .into_iter()
+        .map(|m| {
+            pb::CreateMeetingRequest {
+                meeting: Some(m),
+                request_id: String::new(),
+            }
+            .encode_to_vec()
+        })
+        .collect();
+    raw_calls(addr, connections, callers, "CreateMeeting", messages).await
 }
 
 /// Meetings as the service stores them: validated, with id and record.
@@ -574,18 +566,20 @@ fn spread(ids: &[Uuid], n: usize) -> Vec<Uuid> {
     (0..n).map(|i| ids[(i * 7919) % ids.len()]).collect()
 }
 
-/// GetMeeting load from a minimal HTTP/2 client: gRPC framing by hand, one
-/// connection per channel, each response checked for its grpc-status and a
-/// non-empty message. The client takes each record's bytes without parsing
-/// them, as the reference takes the record column from PostgreSQL. A tonic
-/// client spends about a third of the 2 shared cores on its own at this
-/// load; this one leaves them to the server and PostgreSQL, as h2load would.
-async fn run_gets(
+/// Unary calls from a minimal HTTP/2 client: gRPC framing by hand, `callers`
+/// concurrent callers over `connections` connections, each response checked
+/// for its grpc-status and a non-empty message, whose bytes are not parsed (as
+/// the references take the record column from PostgreSQL). A tonic client
+/// spends about a third of the 2 shared cores on its own at GetMeeting's
+/// rate, and its request hops through a buffer task before reaching the
+/// connection; this one leaves the cores to the server and PostgreSQL, as
+/// h2load would.
+async fn raw_calls(
     addr: &str,
     connections: usize,
     callers: usize,
-    ids: &[Uuid],
-    n: usize,
+    method: &str,
+    messages: Vec<Vec<u8>>,
 ) -> anyhow::Result<Sample> {
     let mut senders = Vec::with_capacity(connections);
     for _ in 0..connections {
@@ -595,16 +589,17 @@ async fn run_gets(
         tokio::spawn(connection);
         senders.push(sender);
     }
-    let uri: http::Uri = format!("http://{addr}/meetings.v1.MeetingService/GetMeeting").parse()?;
-    concurrently(callers, spread(ids, n), move |w, id| {
+    let uri: http::Uri = format!("http://{addr}/meetings.v1.MeetingService/{method}").parse()?;
+    let method = method.to_owned();
+    concurrently(callers, messages, move |w, message| {
         let sender = senders[w % senders.len()].clone();
         let uri = uri.clone();
+        let method = method.clone();
         async move {
             let request = http::Request::post(uri)
                 .header("content-type", "application/grpc")
                 .header("te", "trailers")
                 .body(())?;
-            let message = pb::GetMeetingRequest { id: id.to_string() }.encode_to_vec();
             let mut body = Vec::with_capacity(5 + message.len());
             body.push(0);
             body.extend_from_slice(&u32::try_from(message.len())?.to_be_bytes());
@@ -625,12 +620,27 @@ async fn run_gets(
                 .and_then(|t| t.get("grpc-status"))
                 .and_then(|v| v.to_str().ok());
             if status != Some("0") || received <= 5 {
-                bail!("GetMeeting {id}: grpc-status {status:?}, {received} bytes");
+                bail!("{method}: grpc-status {status:?}, {received} bytes");
             }
             Ok(())
         }
     })
     .await
+}
+
+/// GetMeeting of `n` ids spread over `ids`.
+async fn run_gets(
+    addr: &str,
+    connections: usize,
+    callers: usize,
+    ids: &[Uuid],
+    n: usize,
+) -> anyhow::Result<Sample> {
+    let messages = spread(ids, n)
+        .into_iter()
+        .map(|id| pb::GetMeetingRequest { id: id.to_string() }.encode_to_vec())
+        .collect();
+    raw_calls(addr, connections, callers, "GetMeeting", messages).await
 }
 
 async fn run_direct_gets(storage: &Storage, ids: &[Uuid], n: usize) -> anyhow::Result<Sample> {
