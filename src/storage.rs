@@ -84,7 +84,7 @@ impl Tx {
     /// Replaces a locked meeting with `row` (same id): its columns, child
     /// rows, pair rows and search document, with an UPDATED event.
     pub async fn replace_meeting(&mut self, row: &NewRow) -> Result<()> {
-        sqlx::query(DELETE_CHILD_ROWS)
+        sqlx::query(PREPARE_REWRITE)
             .bind(row.id)
             .execute(&mut *self.tx)
             .await?;
@@ -101,7 +101,7 @@ impl Tx {
 
     /// Deletes a locked meeting and its child rows, with a DELETED event.
     pub async fn delete_meeting(&mut self, id: Uuid) -> Result<()> {
-        sqlx::query(DELETE_CHILD_ROWS)
+        sqlx::query(PREPARE_REWRITE)
             .bind(id)
             .execute(&mut *self.tx)
             .await?;
@@ -437,7 +437,9 @@ impl Storage {
         let _ = tokio::time::timeout(timeout, self.events_written.notified()).await;
     }
 
-    /// Deletes events older than `retention`.
+    /// Deletes events older than `retention`, with their records. Also
+    /// deletes records below the oldest event: a CREATED event's record
+    /// copied by a rewrite while a concurrent expiry deleted that event.
     pub async fn expire_events(&self, retention: Duration) -> Result<u64> {
         let cutoff =
             Utc::now() - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
@@ -447,6 +449,9 @@ impl Storage {
                  WHERE sequence IS NOT NULL AND event_time < $1 RETURNING event_id \
              ), records AS ( \
                  DELETE FROM meeting_event_records WHERE event_id IN (SELECT event_id FROM gone) \
+             ), orphans AS ( \
+                 DELETE FROM meeting_event_records \
+                 WHERE event_id < (SELECT min(event_id) FROM meeting_events) \
              ) \
              SELECT count(*) FROM gone",
         )
@@ -677,7 +682,8 @@ macro_rules! text_list {
     };
 }
 
-/// After a `meeting` CTE that returns (id, date, country_codes, record):
+/// After a `meeting` CTE that returns (id, date, country_codes, record,
+/// event_id):
 /// its participants, pair rows and change-feed event (kind $26).
 macro_rules! child_rows {
     () => {
@@ -694,12 +700,13 @@ macro_rules! child_rows {
     FROM UNNEST($23::uuid[], $24::text[], $25::text[]) AS p (meeting_id, low, high)
     JOIN meeting ON meeting.id = p.meeting_id
 ), events AS (
-    INSERT INTO meeting_events (kind, meeting_id, country_codes)
-    SELECT $26::int2, meeting.id, meeting.country_codes FROM meeting
-    RETURNING event_id, meeting_id
+    INSERT INTO meeting_events (event_id, kind, meeting_id, country_codes)
+    SELECT meeting.event_id, $26::int2, meeting.id, meeting.country_codes FROM meeting
 ), event_records AS (
+    -- A CREATED event's record is the meeting's until its first rewrite
+    -- (PREPARE_REWRITE copies it then).
     INSERT INTO meeting_event_records (event_id, record)
-    SELECT events.event_id, meeting.record FROM events JOIN meeting ON meeting.id = events.meeting_id
+    SELECT meeting.event_id, meeting.record FROM meeting WHERE $26::int2 <> 1
 )
 SELECT id FROM meeting
 "#
@@ -713,7 +720,7 @@ WITH meeting AS (
     INSERT INTO meetings (id, date, location_city, location_country_code, anniversary_years,
                           anniversary_occasion, summary, topics, source_names, source_urls,
                           country_codes, request_id, record, create_time, update_time, version,
-                          search)
+                          search, created_event_id)
     SELECT m.id, m.date, coalesce(m.city, ''), m.location_country_code, m.years, m.occasion,
            m.summary, "#,
     text_list!("topics"),
@@ -723,12 +730,12 @@ WITH meeting AS (
     text_list!("source_urls"),
     r#",
            string_to_array(m.codes, ','), m.request_id, m.record, m.create_time, m.update_time,
-           m.version, to_tsvector('simple', m.search)
+           m.version, to_tsvector('simple', m.search), nextval('meeting_events_event_id_seq')
     FROM "#,
     batch_rows!(),
     r#"
     ON CONFLICT (request_id) DO NOTHING
-    RETURNING id, date, country_codes, record"#,
+    RETURNING id, date, country_codes, record, created_event_id AS event_id"#,
     child_rows!()
 );
 
@@ -755,12 +762,22 @@ WITH meeting AS (
     batch_rows!(),
     r#"
     WHERE t.id = m.id
-    RETURNING t.id, t.date, t.country_codes, t.record"#,
+    RETURNING t.id, t.date, t.country_codes, t.record,
+              nextval('meeting_events_event_id_seq') AS event_id"#,
     child_rows!()
 );
 
-const DELETE_CHILD_ROWS: &str = r#"
-WITH participants AS (
+/// Before a locked meeting is rewritten or deleted: keeps the record of its
+/// CREATED event if that still reads the meeting's own (version 1, event
+/// not expired), and deletes its participant and pair rows.
+const PREPARE_REWRITE: &str = r#"
+WITH created_record AS (
+    INSERT INTO meeting_event_records (event_id, record)
+    SELECT m.created_event_id, m.record
+    FROM meetings m JOIN meeting_events e ON e.event_id = m.created_event_id
+    WHERE m.id = $1 AND m.version = 1
+    ON CONFLICT (event_id) DO NOTHING
+), participants AS (
     DELETE FROM meeting_participants WHERE meeting_id = $1
 )
 DELETE FROM meeting_country_pairs WHERE meeting_id = $1
@@ -852,9 +869,14 @@ WHERE e.event_id = numbered.event_id
 "#;
 
 const EVENTS_AFTER: &str = r#"
-SELECT e.sequence, e.kind, e.meeting_id, e.country_codes, r.record, e.event_time
+SELECT e.sequence, e.kind, e.meeting_id, e.country_codes,
+       coalesce(r.record, m.record) AS record, e.event_time
 FROM meeting_events e
 LEFT JOIN meeting_event_records r ON r.event_id = e.event_id
+-- A CREATED event without a stored record: the meeting is still at that
+-- version (its first rewrite stores the record in the same transaction).
+LEFT JOIN meetings m ON r.event_id IS NULL AND m.created_event_id = e.event_id
+                    AND m.id = e.meeting_id
 WHERE e.sequence > $1 AND ($2::text[] IS NULL OR e.country_codes @> $2::text[])
 ORDER BY e.sequence
 LIMIT $3

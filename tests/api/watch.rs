@@ -270,3 +270,61 @@ async fn a_position_older_than_the_retained_events_is_out_of_range() {
         .unwrap_err();
     assert_error(&status, Code::InvalidArgument, "INVALID_REQUEST");
 }
+
+/// A watcher that starts after the changes replays each event with the
+/// meeting as it was then: a creation shows the first version even after
+/// the meeting was updated or deleted (a CREATED event's record is kept
+/// only once the meeting is first rewritten).
+#[tokio::test]
+async fn a_replay_shows_each_meeting_as_it_was_at_each_event() {
+    let app = spawn_app().await;
+    let updated_later = app.create(meeting("2022-05-05", &["AZ", "JP"])).await;
+    let unchanged = app.create(meeting("2022-05-06", &["AZ", "JP"])).await;
+    let deleted_later = app.create(meeting("2022-05-07", &["FR", "DE"])).await;
+    let mut client = app.client.clone();
+    let mut updated = None;
+    for summary in ["second version", "third version"] {
+        updated = client
+            .update_meeting(pb::UpdateMeetingRequest {
+                meeting: Some(pb::Meeting {
+                    id: updated_later.id.clone(),
+                    summary: summary.into(),
+                    ..Default::default()
+                }),
+                update_mask: None,
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .meeting;
+    }
+    client
+        .delete_meeting(pb::DeleteMeetingRequest {
+            id: deleted_later.id.clone(),
+            etag: String::new(),
+        })
+        .await
+        .unwrap();
+
+    let mut replay = watch(&app, pb::WatchMeetingsRequest::default()).await;
+    let events = next_events(&mut replay, 6).await;
+    assert_eq!(
+        kinds(&events),
+        [
+            (Kind::Created, updated_later.id.clone()),
+            (Kind::Created, unchanged.id.clone()),
+            (Kind::Created, deleted_later.id.clone()),
+            (Kind::Updated, updated_later.id.clone()),
+            (Kind::Updated, updated_later.id.clone()),
+            (Kind::Deleted, deleted_later.id.clone()),
+        ]
+    );
+    assert_eq!(events[0].meeting.as_ref(), Some(&updated_later));
+    assert_eq!(events[1].meeting.as_ref(), Some(&unchanged));
+    assert_eq!(events[2].meeting.as_ref(), Some(&deleted_later));
+    assert_eq!(
+        events[3].meeting.as_ref().map(|m| m.summary.as_str()),
+        Some("second version")
+    );
+    assert_eq!(events[4].meeting, updated);
+}
