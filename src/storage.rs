@@ -437,27 +437,15 @@ impl Storage {
         let _ = tokio::time::timeout(timeout, self.events_written.notified()).await;
     }
 
-    /// Deletes events older than `retention`, with their records. Also
-    /// deletes records below the oldest event: a CREATED event's record
-    /// copied by a rewrite while a concurrent expiry deleted that event.
+    /// Deletes the events numbered before the first one within `retention`,
+    /// with their records.
     pub async fn expire_events(&self, retention: Duration) -> Result<u64> {
         let cutoff =
             Utc::now() - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
-        let expired: i64 = sqlx::query_scalar(
-            "WITH gone AS ( \
-                 DELETE FROM meeting_events \
-                 WHERE sequence IS NOT NULL AND event_time < $1 RETURNING event_id \
-             ), records AS ( \
-                 DELETE FROM meeting_event_records WHERE event_id IN (SELECT event_id FROM gone) \
-             ), orphans AS ( \
-                 DELETE FROM meeting_event_records \
-                 WHERE event_id < (SELECT min(event_id) FROM meeting_events) \
-             ) \
-             SELECT count(*) FROM gone",
-        )
-        .bind(cutoff)
-        .fetch_one(&self.pool)
-        .await?;
+        let expired: i64 = sqlx::query_scalar(EXPIRE_EVENTS)
+            .bind(cutoff)
+            .fetch_one(&self.pool)
+            .await?;
         Ok(u64::try_from(expired).unwrap_or(0))
     }
 
@@ -866,6 +854,32 @@ UPDATE meeting_events e
 SET sequence = numbered.sequence
 FROM numbered
 WHERE e.event_id = numbered.event_id
+"#;
+
+/// Deletes the numbered events before the first one written at or after
+/// $1 (all of them if none is), found by walking the sequence index from
+/// the oldest, so only the deleted rows are read; an event numbered after
+/// a newer one waits for the next expiry. Also deletes records below the
+/// oldest event: a CREATED event's record copied by a rewrite while a
+/// concurrent expiry deleted that event.
+const EXPIRE_EVENTS: &str = r#"
+WITH bound AS (
+    SELECT coalesce(
+        (SELECT sequence FROM meeting_events
+         WHERE sequence IS NOT NULL AND event_time >= $1
+         ORDER BY sequence LIMIT 1),
+        (SELECT max(sequence) + 1 FROM meeting_events)
+    ) AS sequence
+), gone AS (
+    DELETE FROM meeting_events WHERE sequence < (SELECT sequence FROM bound)
+    RETURNING event_id
+), records AS (
+    DELETE FROM meeting_event_records WHERE event_id IN (SELECT event_id FROM gone)
+), orphans AS (
+    DELETE FROM meeting_event_records
+    WHERE event_id < (SELECT min(event_id) FROM meeting_events)
+)
+SELECT count(*) FROM gone
 "#;
 
 const EVENTS_AFTER: &str = r#"

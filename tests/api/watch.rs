@@ -328,3 +328,126 @@ async fn a_replay_shows_each_meeting_as_it_was_at_each_event() {
     );
     assert_eq!(events[4].meeting, updated);
 }
+
+/// Expiry deletes the numbered events before the first one within the
+/// retention, with their stored records (including a CREATED event's record
+/// copied by a later update) and records left without an event; an older
+/// event numbered after a retained one waits for a later expiry.
+#[tokio::test]
+async fn expiry_deletes_events_before_the_first_retained_one_with_their_records() {
+    let app = spawn_app().await;
+    let a = app.create(meeting("2022-01-01", &["AZ", "JP"])).await;
+    let b = app.create(meeting("2022-01-02", &["AZ", "JP"])).await;
+    let c = app.create(meeting("2022-01-03", &["AZ", "JP"])).await;
+    app.client
+        .clone()
+        .update_meeting(pb::UpdateMeetingRequest {
+            meeting: Some(pb::Meeting {
+                id: a.id.clone(),
+                summary: "second version".into(),
+                ..Default::default()
+            }),
+            update_mask: None,
+        })
+        .await
+        .unwrap();
+    let mut all = watch(&app, pb::WatchMeetingsRequest::default()).await;
+    let events = next_events(&mut all, 4).await;
+    assert_eq!(
+        kinds(&events),
+        [
+            (Kind::Created, a.id.clone()),
+            (Kind::Created, b.id.clone()),
+            (Kind::Created, c.id.clone()),
+            (Kind::Updated, a.id.clone()),
+        ]
+    );
+    let sequences: Vec<i64> = events.iter().map(|e| e.sequence as i64).collect();
+    let event_ids: Vec<i64> = sqlx::query_scalar(
+        "SELECT event_id FROM meeting_events WHERE sequence = ANY($1) ORDER BY sequence",
+    )
+    .bind(&sequences)
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    // Events 0, 1 and 3 are two hours old; event 2 is recent. A record
+    // without an event sits below every event.
+    sqlx::query(
+        "UPDATE meeting_events SET event_time = now() - interval '2 hours' \
+         WHERE sequence = ANY($1)",
+    )
+    .bind([sequences[0], sequences[1], sequences[3]])
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    sqlx::query("INSERT INTO meeting_event_records (event_id, record) VALUES (0, '')")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let records = |ids: Vec<i64>| {
+        let pool = app.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT event_id FROM meeting_event_records WHERE event_id = ANY($1) \
+                 ORDER BY event_id",
+            )
+            .bind(ids)
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    assert_eq!(
+        records(vec![0, event_ids[0], event_ids[3]]).await,
+        [0, event_ids[0], event_ids[3]],
+        "the orphan, a's first version (copied by the update) and its update"
+    );
+
+    let storage = meetings::storage::Storage::connect(
+        (*app.pool.connect_options()).clone(),
+        &meetings::storage::PoolSettings {
+            max_connections: 1,
+            acquire_timeout: Duration::from_secs(10),
+        },
+    )
+    .await
+    .unwrap();
+    let expired = storage
+        .expire_events(Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert_eq!(expired, 2);
+    let left: Vec<i64> =
+        sqlx::query_scalar("SELECT sequence FROM meeting_events ORDER BY sequence")
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(left, [sequences[2], sequences[3]]);
+    assert_eq!(
+        records(vec![0, event_ids[0], event_ids[3]]).await,
+        [event_ids[3]]
+    );
+
+    let status = app
+        .client
+        .clone()
+        .watch_meetings(pb::WatchMeetingsRequest {
+            after_sequence: events[0].sequence,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_error(&status, Code::OutOfRange, "EVENTS_EXPIRED");
+    let mut resumed = watch(
+        &app,
+        pb::WatchMeetingsRequest {
+            after_sequence: events[1].sequence,
+            ..Default::default()
+        },
+    )
+    .await;
+    let replayed = next_events(&mut resumed, 2).await;
+    assert_eq!(kinds(&replayed), kinds(&events[2..]));
+    assert_eq!(replayed[0].meeting.as_ref(), Some(&c));
+    assert_eq!(replayed[1].meeting, events[3].meeting);
+}
