@@ -39,6 +39,36 @@ async fn next_events(
     out
 }
 
+/// Checks that watching after `expired` (a deleted event) fails with
+/// OUT_OF_RANGE, then resumes after `last_expired` (the newest deleted
+/// event, so nothing retained is skipped) and returns the next `n` events.
+async fn resume_after_expiry(
+    app: &TestApp,
+    expired: u64,
+    last_expired: u64,
+    n: usize,
+) -> Vec<pb::MeetingEvent> {
+    let status = app
+        .client
+        .clone()
+        .watch_meetings(pb::WatchMeetingsRequest {
+            after_sequence: expired,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_error(&status, Code::OutOfRange, "EVENTS_EXPIRED");
+    let mut resumed = watch(
+        app,
+        pb::WatchMeetingsRequest {
+            after_sequence: last_expired,
+            ..Default::default()
+        },
+    )
+    .await;
+    next_events(&mut resumed, n).await
+}
+
 fn kinds(events: &[pb::MeetingEvent]) -> Vec<(Kind, String)> {
     events
         .iter()
@@ -235,29 +265,8 @@ async fn a_position_older_than_the_retained_events_is_out_of_range() {
         .execute(&app.pool)
         .await
         .unwrap();
-    let status = app
-        .client
-        .clone()
-        .watch_meetings(pb::WatchMeetingsRequest {
-            after_sequence: events[0].sequence,
-            ..Default::default()
-        })
-        .await
-        .unwrap_err();
-    assert_error(&status, Code::OutOfRange, "EVENTS_EXPIRED");
-    // Resuming from the last retained position still works.
-    let mut ok = watch(
-        &app,
-        pb::WatchMeetingsRequest {
-            after_sequence: events[1].sequence,
-            ..Default::default()
-        },
-    )
-    .await;
-    assert_eq!(
-        next_events(&mut ok, 1).await[0].sequence,
-        events[2].sequence
-    );
+    let next = resume_after_expiry(&app, events[0].sequence, events[1].sequence, 1).await;
+    assert_eq!(next[0].sequence, events[2].sequence);
 
     let status = app
         .client
@@ -428,25 +437,7 @@ async fn expiry_deletes_events_before_the_first_retained_one_with_their_records(
         [event_ids[3]]
     );
 
-    let status = app
-        .client
-        .clone()
-        .watch_meetings(pb::WatchMeetingsRequest {
-            after_sequence: events[0].sequence,
-            ..Default::default()
-        })
-        .await
-        .unwrap_err();
-    assert_error(&status, Code::OutOfRange, "EVENTS_EXPIRED");
-    let mut resumed = watch(
-        &app,
-        pb::WatchMeetingsRequest {
-            after_sequence: events[1].sequence,
-            ..Default::default()
-        },
-    )
-    .await;
-    let replayed = next_events(&mut resumed, 2).await;
+    let replayed = resume_after_expiry(&app, events[0].sequence, events[1].sequence, 2).await;
     assert_eq!(kinds(&replayed), kinds(&events[2..]));
     assert_eq!(replayed[0].meeting.as_ref(), Some(&c));
     assert_eq!(replayed[1].meeting, events[3].meeting);
