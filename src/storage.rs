@@ -691,8 +691,8 @@ macro_rules! child_rows {
     INSERT INTO meeting_events (event_id, kind, meeting_id, country_codes)
     SELECT meeting.event_id, $26::int2, meeting.id, meeting.country_codes FROM meeting
 ), event_records AS (
-    -- A CREATED event's record is the meeting's until its first rewrite
-    -- (PREPARE_REWRITE copies it then).
+    -- A CREATED event (kind 1, EventKind::Created) stores no record: it is
+    -- the meeting's until its first rewrite (PREPARE_REWRITE copies it then).
     INSERT INTO meeting_event_records (event_id, record)
     SELECT meeting.event_id, meeting.record FROM meeting WHERE $26::int2 <> 1
 )

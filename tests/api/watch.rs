@@ -69,6 +69,26 @@ async fn resume_after_expiry(
     next_events(&mut resumed, n).await
 }
 
+/// Sets the summary of the meeting `id` (no mask: only the fields set in the
+/// message change), returning the meeting as stored.
+async fn set_summary(app: &TestApp, id: &str, summary: &str) -> pb::Meeting {
+    app.client
+        .clone()
+        .update_meeting(pb::UpdateMeetingRequest {
+            meeting: Some(pb::Meeting {
+                id: id.to_owned(),
+                summary: summary.to_owned(),
+                ..Default::default()
+            }),
+            update_mask: None,
+        })
+        .await
+        .expect("update succeeds")
+        .into_inner()
+        .meeting
+        .expect("an update returns the meeting")
+}
+
 fn kinds(events: &[pb::MeetingEvent]) -> Vec<(Kind, String)> {
     events
         .iter()
@@ -97,22 +117,7 @@ async fn changes_arrive_in_order_and_the_pair_filter_applies() {
 
     let m = app.create(meeting("2022-05-05", &["AZ", "JP"])).await;
     let other = app.create(meeting("2022-05-06", &["FR", "DE"])).await;
-    let updated = app
-        .client
-        .clone()
-        .update_meeting(pb::UpdateMeetingRequest {
-            meeting: Some(pb::Meeting {
-                id: m.id.clone(),
-                summary: "updated".into(),
-                ..Default::default()
-            }),
-            update_mask: None,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .meeting
-        .unwrap();
+    let updated = set_summary(&app, &m.id, "updated").await;
     app.client
         .clone()
         .delete_meeting(pb::DeleteMeetingRequest {
@@ -290,24 +295,10 @@ async fn a_replay_shows_each_meeting_as_it_was_at_each_event() {
     let updated_later = app.create(meeting("2022-05-05", &["AZ", "JP"])).await;
     let unchanged = app.create(meeting("2022-05-06", &["AZ", "JP"])).await;
     let deleted_later = app.create(meeting("2022-05-07", &["FR", "DE"])).await;
-    let mut client = app.client.clone();
-    let mut updated = None;
-    for summary in ["second version", "third version"] {
-        updated = client
-            .update_meeting(pb::UpdateMeetingRequest {
-                meeting: Some(pb::Meeting {
-                    id: updated_later.id.clone(),
-                    summary: summary.into(),
-                    ..Default::default()
-                }),
-                update_mask: None,
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .meeting;
-    }
-    client
+    set_summary(&app, &updated_later.id, "second version").await;
+    let updated = set_summary(&app, &updated_later.id, "third version").await;
+    app.client
+        .clone()
         .delete_meeting(pb::DeleteMeetingRequest {
             id: deleted_later.id.clone(),
             etag: String::new(),
@@ -335,7 +326,7 @@ async fn a_replay_shows_each_meeting_as_it_was_at_each_event() {
         events[3].meeting.as_ref().map(|m| m.summary.as_str()),
         Some("second version")
     );
-    assert_eq!(events[4].meeting, updated);
+    assert_eq!(events[4].meeting.as_ref(), Some(&updated));
 }
 
 /// Expiry deletes the numbered events before the first one within the
@@ -348,18 +339,7 @@ async fn expiry_deletes_events_before_the_first_retained_one_with_their_records(
     let a = app.create(meeting("2022-01-01", &["AZ", "JP"])).await;
     let b = app.create(meeting("2022-01-02", &["AZ", "JP"])).await;
     let c = app.create(meeting("2022-01-03", &["AZ", "JP"])).await;
-    app.client
-        .clone()
-        .update_meeting(pb::UpdateMeetingRequest {
-            meeting: Some(pb::Meeting {
-                id: a.id.clone(),
-                summary: "second version".into(),
-                ..Default::default()
-            }),
-            update_mask: None,
-        })
-        .await
-        .unwrap();
+    set_summary(&app, &a.id, "second version").await;
     let mut all = watch(&app, pb::WatchMeetingsRequest::default()).await;
     let events = next_events(&mut all, 4).await;
     assert_eq!(
