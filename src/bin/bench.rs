@@ -185,21 +185,26 @@ async fn run(args: Args) -> anyhow::Result<()> {
     // service's multi-row insert; and against one-by-one CreateMeeting from
     // one client, run just before each import round so that each ratio
     // compares two rates taken in the same minute on the same data; its
-    // median is quoted. A checkpoint before each of the two leaves neither
-    // run the previous one's writes to flush.
+    // median is quoted. The database settles before each of the two.
     if runs(Phase::Import) {
         let mut svc = Vec::new();
         let mut reference = Vec::new();
         let mut ratios = Vec::new();
+        let postmaster = db.postmaster_pid();
+        let mut cpu_us = Vec::new();
         for round in 1..=rounds {
-            let batch = sample_meetings(seq, plan.creates_single, None);
-            seq += plan.creates_single;
-            checkpoint(&storage).await;
+            let batch = sample_meetings(seq, 3 * plan.creates_single, None);
+            seq += 3 * plan.creates_single;
+            settle(&storage).await;
             let single = run_creates(server.addr(), 1, 1, batch).await?;
-            checkpoint(&storage).await;
+            settle(&storage).await;
+            let cpu = Cpu::read(postmaster, server.pid());
             let import = run_import(server.addr(), seq, plan.imports, None).await?;
+            let import_cpu = cpu.map(|c| c.per_record(plan.imports));
             seq += plan.imports;
+            let cpu = Cpu::read(postmaster, None);
             reference.push(run_direct_batches(&storage, seq, plan.imports).await?);
+            let reference_cpu = cpu.map(|c| c.per_record(plan.imports));
             seq += plan.imports;
             println!(
                 "round {round}: ImportMeetings {:.0} records/s, CreateMeeting 1 client {:.0}/s: {:.1}×",
@@ -207,6 +212,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 single.rate,
                 import.rate / single.rate
             );
+            if let (Some((db, service)), Some((db_reference, _))) = (import_cpu, reference_cpu) {
+                println!(
+                    "  CPU µs a record: PostgreSQL {db:.0} (reference {db_reference:.0}), service {service:.0}"
+                );
+                cpu_us.push((db, db_reference, service));
+            }
             ratios.push(import.rate / single.rate);
             svc.push(import);
         }
@@ -223,6 +234,25 @@ async fn run(args: Args) -> anyhow::Result<()> {
             median(&ratios),
             "×",
         );
+        if !cpu_us.is_empty() {
+            let column =
+                |f: fn(&(f64, f64, f64)) -> f64| median(&cpu_us.iter().map(f).collect::<Vec<_>>());
+            report.add_figure(
+                "  PostgreSQL CPU a record, ImportMeetings",
+                column(|c| c.0),
+                "µs",
+            );
+            report.add_figure(
+                "  PostgreSQL CPU a record, reference",
+                column(|c| c.1),
+                "µs",
+            );
+            report.add_figure(
+                "  service CPU a record, ImportMeetings",
+                column(|c| c.2),
+                "µs",
+            );
+        }
     }
 
     // GetMeeting at 32 clients, next to the same SELECT through sqlx.
@@ -590,11 +620,25 @@ async fn run_direct_batches(storage: &Storage, start: usize, n: usize) -> anyhow
     Ok(Sample::rate(n, elapsed))
 }
 
-/// Flushes what earlier runs wrote, so that the next run starts from the
-/// same state. Needs superuser or pg_checkpoint on a shared server; without
-/// them the runs go on as they are.
-async fn checkpoint(storage: &Storage) {
+/// Lets the database settle before a measured run: flushes what earlier
+/// runs wrote, and waits (up to a minute) for autovacuum workers that their
+/// inserts started, so that neither lands on the next run. CHECKPOINT needs
+/// superuser or pg_checkpoint on a shared server; without them the runs go
+/// on as they are.
+async fn settle(storage: &Storage) {
     let _ = sqlx::query("CHECKPOINT").execute(storage.pool()).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        let busy: Result<bool, _> = sqlx::query_scalar(
+            "SELECT exists(SELECT 1 FROM pg_stat_activity WHERE backend_type = 'autovacuum worker')",
+        )
+        .fetch_one(storage.pool())
+        .await;
+        if !matches!(busy, Ok(true)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 async fn sample_ids(storage: &Storage, n: i64) -> anyhow::Result<Vec<Uuid>> {
@@ -858,6 +902,77 @@ fn rss_kib(pid: u32) -> anyhow::Result<u64> {
         .context("no VmRSS")
 }
 
+/// CPU seconds of PostgreSQL (the postmaster and its children) and of the
+/// service process, at one moment.
+#[derive(Clone, Copy)]
+struct Cpu {
+    db: f64,
+    service: f64,
+    service_pid: Option<u32>,
+    postmaster: u32,
+}
+
+impl Cpu {
+    /// None without an embedded server (no postmaster to read).
+    fn read(postmaster: Option<u32>, service_pid: Option<u32>) -> Option<Self> {
+        let postmaster = postmaster?;
+        Some(Self {
+            db: cpu_seconds(postmaster, true).ok()?,
+            service: service_pid.map_or(Some(0.0), |p| cpu_seconds(p, false).ok())?,
+            service_pid,
+            postmaster,
+        })
+    }
+
+    /// Microseconds of CPU a record since `self`: (PostgreSQL, service).
+    fn per_record(self, records: usize) -> (f64, f64) {
+        let now = Self::read(Some(self.postmaster), self.service_pid).unwrap_or(self);
+        let us = |seconds: f64| seconds * 1e6 / records as f64;
+        (us(now.db - self.db), us(now.service - self.service))
+    }
+}
+
+/// Linux's USER_HZ: /proc reports CPU times in these ticks.
+const TICKS_PER_SECOND: f64 = 100.0;
+
+/// CPU time (user and system) spent so far by process `pid` and, with
+/// `children`, by its children: those alive now and those it has reaped.
+/// For the postmaster, that is the whole PostgreSQL server.
+fn cpu_seconds(pid: u32, children: bool) -> anyhow::Result<f64> {
+    // Fields after the command's closing parenthesis, from field 3 (state).
+    let fields = |pid: &str| -> anyhow::Result<Vec<u64>> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+        let rest = stat.rsplit_once(')').context("malformed stat")?.1;
+        Ok(rest
+            .split_whitespace()
+            .skip(1)
+            .map(|f| f.parse().unwrap_or(0))
+            .collect())
+    };
+    // Field n of proc(5) at n - 4: ppid 0, utime 10, stime 11, cutime 12, cstime 13.
+    let own = fields(&pid.to_string())?;
+    let mut ticks = own[10] + own[11];
+    if children {
+        ticks += own[12] + own[13];
+        for entry in std::fs::read_dir("/proc")? {
+            let name = entry?.file_name();
+            let Some(name) = name
+                .to_str()
+                .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+            else {
+                continue;
+            };
+            // A process may exit between the listing and the read.
+            if let Ok(f) = fields(name)
+                && f[0] == u64::from(pid)
+            {
+                ticks += f[10] + f[11];
+            }
+        }
+    }
+    Ok(ticks as f64 / TICKS_PER_SECOND)
+}
+
 // ---------------------------------------------------------------- setup
 
 struct Database {
@@ -893,6 +1008,13 @@ impl Database {
             embedded: Some((pg, dir)),
             shared: None,
         })
+    }
+
+    /// The embedded server's postmaster, whose CPU time covers PostgreSQL's.
+    fn postmaster_pid(&self) -> Option<u32> {
+        let (pg, _) = self.embedded.as_ref()?;
+        let pid = std::fs::read_to_string(pg.data_dir().join("pgdata/postmaster.pid")).ok()?;
+        pid.lines().next()?.trim().parse().ok()
     }
 
     async fn drop(self) {
