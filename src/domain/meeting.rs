@@ -1,4 +1,5 @@
 use std::collections::{BTreeSet, HashMap};
+use std::fmt::Display;
 
 use chrono::NaiveDate;
 
@@ -86,17 +87,19 @@ struct Checker<'a> {
 }
 
 impl Checker<'_> {
-    fn path(&self, field: &str) -> String {
+    /// A field's path; fields are passed as `Display` (often `format_args!`)
+    /// so that a valid meeting formats none.
+    fn path(&self, field: impl Display) -> String {
         format!("{}.{field}", self.prefix)
     }
 
-    fn check<T>(&mut self, field: &str, result: Result<T, String>) -> Option<T> {
+    fn check<T>(&mut self, field: impl Display, result: Result<T, String>) -> Option<T> {
         result
             .map_err(|e| self.violations.add(self.path(field), e))
             .ok()
     }
 
-    fn text(&mut self, field: &str, raw: &str, min: usize, max: usize) -> Option<String> {
+    fn text(&mut self, field: impl Display, raw: String, min: usize, max: usize) -> Option<String> {
         self.check(field, parse_text(raw, min, max, false))
     }
 
@@ -130,14 +133,14 @@ impl NewMeeting {
         let participants = parse_participants(&mut c, raw.participants);
         let anniversary = raw.anniversary.and_then(|a| {
             let years = c.check("anniversary.years", check_years(a.years));
-            let occasion = c.text("anniversary.occasion", &a.occasion, 1, MAX_SHORT_TEXT);
+            let occasion = c.text("anniversary.occasion", a.occasion, 1, MAX_SHORT_TEXT);
             Some(Anniversary {
                 years: years?,
                 occasion: occasion?,
             })
         });
         let topics = parse_topics(&mut c, raw.topics);
-        let summary = c.check("summary", parse_text(&raw.summary, 0, MAX_SUMMARY, true));
+        let summary = c.check("summary", parse_text(raw.summary, 0, MAX_SUMMARY, true));
         let sources = parse_sources(&mut c, raw.sources);
 
         let Checker { violations, .. } = c;
@@ -215,7 +218,7 @@ fn check_years(years: u32) -> Result<u32, String> {
 }
 
 fn parse_location(c: &mut Checker<'_>, raw: pb::Location) -> Option<Location> {
-    let city = c.text("location.city", &raw.city, 0, MAX_SHORT_TEXT);
+    let city = c.text("location.city", raw.city, 0, MAX_SHORT_TEXT);
     let country_code = if raw.country_code.trim().is_empty() {
         Some(None)
     } else {
@@ -248,25 +251,25 @@ fn parse_participants(c: &mut Checker<'_>, raw: Vec<pb::Participant>) -> Option<
     let mut participants = Vec::with_capacity(raw.len());
     for (i, p) in raw.into_iter().enumerate() {
         let name = c.text(
-            &format!("participants[{i}].name"),
-            &p.name,
+            format_args!("participants[{i}].name"),
+            p.name,
             1,
             MAX_SHORT_TEXT,
         );
         let title = c.text(
-            &format!("participants[{i}].title"),
-            &p.title,
+            format_args!("participants[{i}].title"),
+            p.title,
             0,
             MAX_SHORT_TEXT,
         );
         let code = c.check(
-            &format!("participants[{i}].country_code"),
+            format_args!("participants[{i}].country_code"),
             CountryCode::parse(&p.country_code),
         );
         if let (Some(name), Some(title), Some(country_code)) = (name, title, code) {
             if let Some(first) = seen.insert((name.to_lowercase(), country_code), i) {
                 c.violations.add(
-                    c.path(&format!("participants[{i}]")),
+                    c.path(format_args!("participants[{i}]")),
                     format!("repeats participants[{first}]: the same name and country"),
                 );
             }
@@ -295,16 +298,15 @@ fn parse_topics(c: &mut Checker<'_>, raw: Vec<String>) -> Option<Vec<String>> {
     if c.too_many("topics", "topics", raw.len(), 1, MAX_TOPICS) || raw.is_empty() {
         return None;
     }
-    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut seen: HashMap<String, usize> = HashMap::with_capacity(raw.len());
     let mut topics = Vec::with_capacity(raw.len());
     let mut ok = true;
-    for (i, t) in raw.iter().enumerate() {
-        let field = format!("topics[{i}]");
-        match c.text(&field, t, 1, MAX_SHORT_TEXT) {
+    for (i, t) in raw.into_iter().enumerate() {
+        match c.text(format_args!("topics[{i}]"), t, 1, MAX_SHORT_TEXT) {
             Some(topic) => {
                 if let Some(first) = seen.insert(topic.to_lowercase(), i) {
                     c.violations.add(
-                        c.path(&field),
+                        c.path(format_args!("topics[{i}]")),
                         format!("repeats topics[{first}] (ignoring case)"),
                     );
                     ok = false;
@@ -324,8 +326,8 @@ fn parse_sources(c: &mut Checker<'_>, raw: Vec<pb::Source>) -> Option<Vec<Source
     let mut sources = Vec::with_capacity(raw.len());
     let mut ok = true;
     for (i, s) in raw.into_iter().enumerate() {
-        let name = c.text(&format!("sources[{i}].name"), &s.name, 1, MAX_SHORT_TEXT);
-        let url = c.check(&format!("sources[{i}].url"), parse_url(&s.url));
+        let name = c.text(format_args!("sources[{i}].name"), s.name, 1, MAX_SHORT_TEXT);
+        let url = c.check(format_args!("sources[{i}].url"), parse_url(s.url));
         match (name, url) {
             (Some(name), Some(url)) => sources.push(Source { name, url }),
             _ => ok = false,
@@ -334,7 +336,7 @@ fn parse_sources(c: &mut Checker<'_>, raw: Vec<pb::Source>) -> Option<Vec<Source
     ok.then_some(sources)
 }
 
-fn parse_url(raw: &str) -> Result<String, String> {
+fn parse_url(raw: String) -> Result<String, String> {
     let text = parse_text(raw, 0, MAX_URL, false)?;
     if text.is_empty() {
         return Ok(text);

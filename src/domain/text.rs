@@ -2,13 +2,15 @@
 
 /// Trims `raw` and checks it has `min..=max` characters (Unicode scalar
 /// values) and no control characters; line breaks and tabs are allowed only
-/// with `multiline`. Returns the trimmed text or a description of the fault.
+/// with `multiline`. Returns the trimmed text (in `raw`'s own buffer when
+/// there was nothing to trim) or a description of the fault.
 pub(crate) fn parse_text(
-    raw: &str,
+    raw: impl Into<String>,
     min: usize,
     max: usize,
     multiline: bool,
 ) -> Result<String, String> {
+    let raw = raw.into();
     let text = raw.trim();
     let len = text.chars().count();
     if len < min {
@@ -28,7 +30,11 @@ pub(crate) fn parse_text(
             u32::from(c)
         ));
     }
-    Ok(text.to_owned())
+    Ok(if text.len() == raw.len() {
+        raw
+    } else {
+        text.to_owned()
+    })
 }
 
 #[cfg(test)]
