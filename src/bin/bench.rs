@@ -199,8 +199,18 @@ async fn run(args: Args) -> anyhow::Result<()> {
             let single = run_creates(server.addr(), 1, 1, batch).await?;
             settle(&storage).await;
             let cpu = Cpu::read(postmaster, server.pid());
+            let wal = wal_stats(&storage).await;
             let import = run_import(server.addr(), seq, plan.imports, None).await?;
             let import_cpu = cpu.map(|c| c.per_record(plan.imports));
+            if let (Ok(before), Ok(after)) = (wal, wal_stats(&storage).await) {
+                let per = |i: usize| (after[i] - before[i]) as f64 / plan.imports as f64;
+                println!(
+                    "  WAL a record: {:.0} bytes, {:.2} full-page images, {:.1} records",
+                    per(0),
+                    per(1),
+                    per(2)
+                );
+            }
             seq += plan.imports;
             let cpu = Cpu::read(postmaster, None);
             reference.push(run_direct_batches(&storage, seq, plan.imports).await?);
@@ -591,7 +601,7 @@ async fn run_import(
         let chunk = body.split_to(capacity?.min(body.len()));
         send.send_data(chunk, body.is_empty())?;
     }
-    let (message, status) = grpc_response(response.await?).await?;
+    let (_, message, status) = grpc_response(response.await?, true).await?;
     let elapsed = started.elapsed();
     let report = match status.as_deref() {
         Some("0") => pb::ImportMeetingsResponse::decode(message.get(5..).unwrap_or_default())?,
@@ -641,6 +651,17 @@ async fn settle(storage: &Storage) {
     }
 }
 
+/// WAL written so far: bytes (exact, from the insert position), full-page
+/// images and records (pg_stat_wal, as backends have reported them).
+async fn wal_stats(storage: &Storage) -> Result<[i64; 3], sqlx::Error> {
+    let (bytes, fpi, records): (i64, i64, i64) = sqlx::query_as(
+        "SELECT (pg_current_wal_lsn() - '0/0')::int8, wal_fpi, wal_records FROM pg_stat_wal",
+    )
+    .fetch_one(storage.pool())
+    .await?;
+    Ok([bytes, fpi, records])
+}
+
 async fn sample_ids(storage: &Storage, n: i64) -> anyhow::Result<Vec<Uuid>> {
     Ok(
         sqlx::query_scalar("SELECT id FROM meetings ORDER BY random() LIMIT $1")
@@ -683,9 +704,9 @@ async fn raw_calls(
             let mut sender = sender.ready().await?;
             let (response, mut send) = sender.send_request(request?, false)?;
             send.send_data(grpc_frame(&message)?.into(), true)?;
-            let (received, status) = grpc_response(response.await?).await?;
-            if status.as_deref() != Some("0") || received.len() <= 5 {
-                bail!("{method}: grpc-status {status:?}, {} bytes", received.len());
+            let (received, _, status) = grpc_response(response.await?, false).await?;
+            if status.as_deref() != Some("0") || received <= 5 {
+                bail!("{method}: grpc-status {status:?}, {received} bytes");
             }
             Ok(())
         }
@@ -721,11 +742,13 @@ fn grpc_frame(message: &[u8]) -> anyhow::Result<Vec<u8>> {
     Ok(frame)
 }
 
-/// A call's response body, unparsed, and its grpc-status (from the
-/// trailers, or from the headers of a call that failed at once).
+/// A call's response: its length, its body if `keep` (unparsed), and its
+/// grpc-status (from the trailers, or from the headers of a call that
+/// failed at once).
 async fn grpc_response(
     response: http::Response<h2::RecvStream>,
-) -> anyhow::Result<(Vec<u8>, Option<String>)> {
+    keep: bool,
+) -> anyhow::Result<(usize, Vec<u8>, Option<String>)> {
     let status = |h: &http::HeaderMap| {
         h.get("grpc-status")
             .and_then(|v| v.to_str().ok())
@@ -733,15 +756,20 @@ async fn grpc_response(
     };
     let early = status(response.headers());
     let mut body = response.into_body();
-    let mut received = Vec::new();
+    let mut received = 0;
+    let mut kept = Vec::new();
     while let Some(chunk) = body.data().await {
         let chunk = chunk?;
-        received.extend_from_slice(&chunk);
+        received += chunk.len();
+        if keep {
+            kept.extend_from_slice(&chunk);
+        }
         let _ = body.flow_control().release_capacity(chunk.len());
     }
     let trailers = body.trailers().await?;
     Ok((
         received,
+        kept,
         early.or_else(|| trailers.as_ref().and_then(status)),
     ))
 }
