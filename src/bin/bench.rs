@@ -592,7 +592,8 @@ async fn run_import(
     let mut body = body.freeze();
     let mut sender = h2_connect(addr).await?.ready().await?;
     let started = Instant::now();
-    let (response, mut send) = sender.send_request(grpc_request(addr, "ImportMeetings")?, false)?;
+    let (response, mut send) =
+        sender.send_request(grpc_request(method_uri(addr, "ImportMeetings")?)?, false)?;
     while !body.is_empty() {
         send.reserve_capacity(body.len().min(1 << 20));
         let Some(capacity) = std::future::poll_fn(|cx| send.poll_capacity(cx)).await else {
@@ -694,16 +695,20 @@ async fn raw_calls(
     for _ in 0..connections {
         senders.push(h2_connect(addr).await?);
     }
-    let addr = addr.to_owned();
+    let uri = method_uri(addr, method)?;
     let method = method.to_owned();
-    concurrently(callers, messages, move |w, message| {
+    let frames = messages
+        .iter()
+        .map(|m| grpc_frame(m).map(bytes::Bytes::from))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    concurrently(callers, frames, move |w, frame| {
         let sender = senders[w % senders.len()].clone();
-        let request = grpc_request(&addr, &method);
+        let request = grpc_request(uri.clone());
         let method = method.clone();
         async move {
             let mut sender = sender.ready().await?;
             let (response, mut send) = sender.send_request(request?, false)?;
-            send.send_data(grpc_frame(&message)?.into(), true)?;
+            send.send_data(frame, true)?;
             let (received, _, status) = grpc_response(response.await?, false).await?;
             if status.as_deref() != Some("0") || received <= 5 {
                 bail!("{method}: grpc-status {status:?}, {received} bytes");
@@ -723,14 +728,17 @@ async fn h2_connect(addr: &str) -> anyhow::Result<h2::client::SendRequest<bytes:
     Ok(sender)
 }
 
-/// The headers of a gRPC call to `method` of the service.
-fn grpc_request(addr: &str, method: &str) -> anyhow::Result<http::Request<()>> {
-    Ok(
-        http::Request::post(format!("http://{addr}/meetings.v1.MeetingService/{method}"))
-            .header("content-type", "application/grpc")
-            .header("te", "trailers")
-            .body(())?,
-    )
+/// The path of `method` of the service on the server at `addr`.
+fn method_uri(addr: &str, method: &str) -> anyhow::Result<http::Uri> {
+    Ok(format!("http://{addr}/meetings.v1.MeetingService/{method}").parse()?)
+}
+
+/// The headers of a gRPC call to `uri` (see `method_uri`).
+fn grpc_request(uri: http::Uri) -> anyhow::Result<http::Request<()>> {
+    Ok(http::Request::post(uri)
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(())?)
 }
 
 /// A message with gRPC's 5-byte prefix (uncompressed, length).

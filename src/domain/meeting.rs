@@ -247,7 +247,7 @@ fn parse_participants(c: &mut Checker<'_>, raw: Vec<pb::Participant>) -> Option<
         return None;
     }
     let before = c.violations.clone();
-    let mut seen: HashMap<(String, CountryCode), usize> = HashMap::new();
+    let mut seen: HashMap<(String, CountryCode), usize> = HashMap::with_capacity(raw.len());
     let mut participants = Vec::with_capacity(raw.len());
     for (i, p) in raw.into_iter().enumerate() {
         let name = c.text(
