@@ -146,6 +146,14 @@ pub struct PairSummary {
     pub anniversaries: Vec<(String, i32, i64, Uuid)>,
 }
 
+/// A page of the change feed: the events (of a pair, if asked) numbered
+/// after the page's start, up to and including `through`.
+#[derive(Debug)]
+pub struct EventPage {
+    pub events: Vec<EventRow>,
+    pub through: i64,
+}
+
 /// A numbered change-feed event.
 #[derive(Debug, sqlx::FromRow)]
 pub struct EventRow {
@@ -409,19 +417,23 @@ impl Storage {
         // Two steps with explicit ids, so that the numbering is always a few
         // primary-key lookups: as one UPDATE ... FROM (pending rows), stale
         // statistics made the planner hash-join the whole events table.
-        let pending: Vec<i64> = sqlx::query_scalar(PENDING_EVENTS)
-            .fetch_all(&mut *tx)
-            .await?;
-        let numbered = if pending.is_empty() {
-            0
-        } else {
+        let pending: Vec<(i64, i64)> = sqlx::query_as(PENDING_EVENTS).fetch_all(&mut *tx).await?;
+        let (rows, through): (Vec<i64>, Vec<i64>) = pending
+            .iter()
+            .scan(0, |total, &(event_id, events)| {
+                *total += events;
+                Some((event_id, *total))
+            })
+            .unzip();
+        let numbered = through.last().copied().unwrap_or(0);
+        if numbered > 0 {
             sqlx::query(NUMBER_EVENTS)
-                .bind(&pending)
-                .bind(i64::try_from(pending.len()).unwrap_or(i64::MAX))
+                .bind(&rows)
+                .bind(&through)
+                .bind(numbered)
                 .execute(&mut *tx)
-                .await?
-                .rows_affected()
-        };
+                .await?;
+        }
         if numbered > 0 {
             sqlx::query("SELECT pg_notify($1, '')")
                 .bind(EVENTS_CHANNEL)
@@ -429,7 +441,7 @@ impl Storage {
                 .await?;
         }
         tx.commit().await?;
-        Ok(numbered)
+        Ok(u64::try_from(numbered).unwrap_or(0))
     }
 
     /// Waits until this instance wrote events (or `timeout` passes).
@@ -449,28 +461,48 @@ impl Storage {
         Ok(u64::try_from(expired).unwrap_or(0))
     }
 
-    /// Numbered events after `after`, optionally of one pair, in order.
+    /// The next page of the change feed after the number `after`: the
+    /// events numbered up to `limit` numbers further (of one pair, if set),
+    /// in order. The page covers numbers up to its `through` whether or not
+    /// any of them were the pair's; `through == after` when nothing is
+    /// numbered after `after`.
     pub async fn events_after(
         &self,
         after: i64,
         pair: Option<CountryPair>,
         limit: u32,
-    ) -> Result<Vec<EventRow>> {
-        Ok(sqlx::query_as(EVENTS_AFTER)
+    ) -> Result<EventPage> {
+        let rows: Vec<(i64, i64, i32)> = sqlx::query_as(EVENT_ROWS_AFTER)
             .bind(after)
-            .bind(pair.map(|p| vec![p.low().to_string(), p.high().to_string()]))
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
-            .await?)
+            .await?;
+        let (rows, through) = page_span(after, &rows, limit);
+        if rows.is_empty() {
+            return Ok(EventPage {
+                events: Vec::new(),
+                through: after,
+            });
+        }
+        let events = sqlx::query_as(EVENTS_IN)
+            .bind(&rows)
+            .bind(after)
+            .bind(through)
+            .bind(pair.map(|p| vec![p.low().to_string(), p.high().to_string()]))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(EventPage { events, through })
     }
 
-    /// The oldest retained sequence number, if any event is numbered.
+    /// The oldest retained sequence number, if any event is numbered: the
+    /// first of the first numbered row.
     pub async fn oldest_event(&self) -> Result<Option<i64>> {
-        Ok(
-            sqlx::query_scalar("SELECT min(sequence) FROM meeting_events")
-                .fetch_one(&self.pool)
-                .await?,
+        Ok(sqlx::query_scalar(
+            "SELECT sequence - event_count + 1 FROM meeting_events \
+             WHERE sequence IS NOT NULL ORDER BY sequence LIMIT 1",
         )
+        .fetch_optional(&self.pool)
+        .await?)
     }
 
     /// A listener for the sequencer's wake-ups (its own connection).
@@ -608,6 +640,29 @@ fn bind_batch<'q, O>(
         .bind(kind as i16)
 }
 
+/// The event rows (ids) a page after the number `after` reads, and the
+/// number it ends at: `limit` numbers from the first of `rows` ((event_id,
+/// number of its last event, events) of the rows numbered after `after`, in
+/// order). A row's events are numbered consecutively; numbers between rows
+/// may be missing (a numbering step that failed after reserving them).
+fn page_span(after: i64, rows: &[(i64, i64, i32)], limit: u32) -> (Vec<i64>, i64) {
+    let mut ids = Vec::new();
+    let mut through = after;
+    let mut left = i64::from(limit);
+    for &(event_id, last, count) in rows {
+        // The last number before this row's share of the page.
+        let start = after.max(last - i64::from(count));
+        ids.push(event_id);
+        if last - start >= left {
+            through = start + left;
+            break;
+        }
+        left -= last - start;
+        through = last;
+    }
+    (ids, through)
+}
+
 /// What full-text search sees of a meeting.
 fn search_text(m: &NewMeeting) -> String {
     let mut text = m.summary().to_owned();
@@ -671,8 +726,9 @@ macro_rules! text_list {
 }
 
 /// After a `meeting` CTE that returns (id, date, country_codes, record,
-/// event_id):
-/// its participants, pair rows and change-feed event (kind $26).
+/// event_id), event_id the same for every row (the statement's `event`):
+/// its participants, pair rows and change-feed event row (kind $26, one
+/// event per meeting, in id order: UUIDv7, so the order they were made in).
 macro_rules! child_rows {
     () => {
         r#"
@@ -688,23 +744,35 @@ macro_rules! child_rows {
     FROM UNNEST($23::uuid[], $24::text[], $25::text[]) AS p (meeting_id, low, high)
     JOIN meeting ON meeting.id = p.meeting_id
 ), events AS (
-    INSERT INTO meeting_events (event_id, kind, meeting_id, country_codes)
-    SELECT meeting.event_id, $26::int2, meeting.id, meeting.country_codes FROM meeting
+    INSERT INTO meeting_events (event_id, kind, meeting_ids, meeting_codes, event_count)
+    SELECT min(meeting.event_id), $26::int2, array_agg(meeting.id ORDER BY meeting.id),
+           array_agg(array_to_string(meeting.country_codes, ',') ORDER BY meeting.id), count(*)
+    FROM meeting
+    HAVING count(*) > 0
 ), event_records AS (
     -- A CREATED event (kind 1, EventKind::Created) stores no record: it is
     -- the meeting's until its first rewrite (PREPARE_REWRITE copies it then).
-    INSERT INTO meeting_event_records (event_id, record)
-    SELECT meeting.event_id, meeting.record FROM meeting WHERE $26::int2 <> 1
+    INSERT INTO meeting_event_records (event_id, meeting_id, record)
+    SELECT meeting.event_id, meeting.id, meeting.record FROM meeting WHERE $26::int2 <> 1
 )
 SELECT id FROM meeting
 "#
     };
 }
 
+/// The change-feed row of a write statement: one id, evaluated once (a CTE
+/// with a volatile function is materialised).
+macro_rules! event_row {
+    () => {
+        "WITH event AS (SELECT nextval('meeting_events_event_id_seq') AS id), "
+    };
+}
+
 /// Inserts meetings with their child rows and change-feed events.
 const INSERT_MEETINGS: &str = concat!(
+    event_row!(),
     r#"
-WITH meeting AS (
+meeting AS (
     INSERT INTO meetings (id, date, location_city, location_country_code, anniversary_years,
                           anniversary_occasion, summary, topics, source_names, source_urls,
                           country_codes, request_id, record, create_time, update_time, version,
@@ -718,10 +786,10 @@ WITH meeting AS (
     text_list!("source_urls"),
     r#",
            string_to_array(m.codes, ','), m.request_id, m.record, m.create_time, m.update_time,
-           m.version, to_tsvector('simple', m.search), nextval('meeting_events_event_id_seq')
+           m.version, to_tsvector('simple', m.search), event.id
     FROM "#,
     batch_rows!(),
-    r#"
+    r#", event
     ON CONFLICT (request_id) DO NOTHING
     RETURNING id, date, country_codes, record, created_event_id AS event_id"#,
     child_rows!()
@@ -731,8 +799,9 @@ WITH meeting AS (
 /// first), keeping the row so that concurrent writers waiting on its lock
 /// see the new version rather than a deleted row.
 const UPDATE_MEETINGS: &str = concat!(
+    event_row!(),
     r#"
-WITH meeting AS (
+meeting AS (
     UPDATE meetings AS t
     SET date = m.date, location_city = coalesce(m.city, ''),
         location_country_code = m.location_country_code, anniversary_years = m.years,
@@ -748,10 +817,9 @@ WITH meeting AS (
         search = to_tsvector('simple', m.search)
     FROM "#,
     batch_rows!(),
-    r#"
+    r#", event
     WHERE t.id = m.id
-    RETURNING t.id, t.date, t.country_codes, t.record,
-              nextval('meeting_events_event_id_seq') AS event_id"#,
+    RETURNING t.id, t.date, t.country_codes, t.record, event.id AS event_id"#,
     child_rows!()
 );
 
@@ -760,11 +828,11 @@ WITH meeting AS (
 /// not expired), and deletes its participant and pair rows.
 const PREPARE_REWRITE: &str = r#"
 WITH created_record AS (
-    INSERT INTO meeting_event_records (event_id, record)
-    SELECT m.created_event_id, m.record
+    INSERT INTO meeting_event_records (event_id, meeting_id, record)
+    SELECT m.created_event_id, m.id, m.record
     FROM meetings m JOIN meeting_events e ON e.event_id = m.created_event_id
     WHERE m.id = $1 AND m.version = 1
-    ON CONFLICT (event_id) DO NOTHING
+    ON CONFLICT (event_id, meeting_id) DO NOTHING
 ), participants AS (
     DELETE FROM meeting_participants WHERE meeting_id = $1
 )
@@ -793,8 +861,8 @@ const DELETE_MEETING: &str = r#"
 WITH gone AS (
     DELETE FROM meetings WHERE id = $1 RETURNING id, country_codes
 )
-INSERT INTO meeting_events (kind, meeting_id, country_codes)
-SELECT $2::int2, gone.id, gone.country_codes FROM gone
+INSERT INTO meeting_events (kind, meeting_ids, meeting_codes, event_count)
+SELECT $2::int2, ARRAY[gone.id], ARRAY[array_to_string(gone.country_codes, ',')], 1 FROM gone
 "#;
 
 /// Newest first; each filter applies only when its parameter is set.
@@ -834,21 +902,25 @@ GROUP BY m.anniversary_occasion, since_year
 ORDER BY since_year, occasion
 "#;
 
-/// Every event of a committed transaction that has no number yet, in the
-/// order they were written. Events of transactions still in flight are
-/// invisible here and get later numbers in a later step.
+/// Every event row of a committed transaction that has no number yet, in
+/// the order they were written, with how many events (meetings) each holds.
+/// Rows of transactions still in flight are invisible here and get later
+/// numbers in a later step.
 const PENDING_EVENTS: &str = r#"
-SELECT event_id FROM meeting_events WHERE sequence IS NULL ORDER BY event_id
+SELECT event_id, event_count::int8 FROM meeting_events
+WHERE sequence IS NULL ORDER BY event_id
 "#;
 
-/// Numbers the events $1 (in that order) with the next $2 numbers of the
-/// sequence, reserved in one step (only the lock holder numbers).
+/// Numbers the event rows $1 (in that order) with the next $3 numbers of
+/// the sequence, reserved in one step (only the lock holder numbers): each
+/// row gets the number of its last event, which is $2 (the running count of
+/// events up to and including the row) into the reserved range.
 const NUMBER_EVENTS: &str = r#"
 WITH reserved AS (
-    SELECT setval('meeting_event_sequence', nextval('meeting_event_sequence') + $2 - 1) AS last
+    SELECT setval('meeting_event_sequence', nextval('meeting_event_sequence') + $3 - 1) AS last
 ), numbered AS (
-    SELECT p.event_id, reserved.last - $2 + p.position AS sequence
-    FROM UNNEST($1::int8[]) WITH ORDINALITY AS p (event_id, position), reserved
+    SELECT p.event_id, reserved.last - $3 + p.through AS sequence
+    FROM UNNEST($1::int8[], $2::int8[]) AS p (event_id, through), reserved
 )
 UPDATE meeting_events e
 SET sequence = numbered.sequence
@@ -882,16 +954,55 @@ WITH bound AS (
 SELECT count(*) FROM gone
 "#;
 
-const EVENTS_AFTER: &str = r#"
-SELECT e.sequence, e.kind, e.meeting_id, e.country_codes,
+/// The next $2 numbered event rows after the number $1, by their counts
+/// only (a large row's meeting lists are stored out of line).
+const EVENT_ROWS_AFTER: &str = r#"
+SELECT event_id, sequence, event_count FROM meeting_events
+WHERE sequence > $1 ORDER BY sequence LIMIT $2
+"#;
+
+/// The events of the rows $1 numbered in ($2, $3] (of the pair $4, if set),
+/// in order: each row's meetings, numbered from the row's first number.
+const EVENTS_IN: &str = r#"
+SELECT u.sequence, e.kind, u.meeting_id, string_to_array(u.codes, ',') AS country_codes,
        coalesce(r.record, m.record) AS record, e.event_time
 FROM meeting_events e
-LEFT JOIN meeting_event_records r ON r.event_id = e.event_id
+CROSS JOIN LATERAL (
+    SELECT e.sequence - e.event_count + i.position AS sequence, i.meeting_id, i.codes
+    FROM UNNEST(e.meeting_ids, e.meeting_codes) WITH ORDINALITY AS i (meeting_id, codes, position)
+) u
+LEFT JOIN meeting_event_records r ON r.event_id = e.event_id AND r.meeting_id = u.meeting_id
 -- A CREATED event without a stored record: the meeting is still at that
 -- version (its first rewrite stores the record in the same transaction).
 LEFT JOIN meetings m ON r.event_id IS NULL AND m.created_event_id = e.event_id
-                    AND m.id = e.meeting_id
-WHERE e.sequence > $1 AND ($2::text[] IS NULL OR e.country_codes @> $2::text[])
-ORDER BY e.sequence
-LIMIT $3
+                    AND m.id = u.meeting_id
+WHERE e.event_id = ANY($1) AND u.sequence > $2 AND u.sequence <= $3
+  AND ($4::text[] IS NULL OR string_to_array(u.codes, ',') @> $4::text[])
+ORDER BY u.sequence
 "#;
+
+#[cfg(test)]
+mod tests {
+    use super::page_span;
+
+    #[test]
+    fn a_page_spans_limit_numbers_from_its_start() {
+        // One-event rows 5..=8, then a 500-event row (9..=508).
+        let rows = [(1, 5, 1), (2, 6, 1), (3, 7, 1), (4, 8, 1), (5, 508, 500)];
+        assert_eq!(page_span(4, &rows, 3), (vec![1, 2, 3], 7));
+        assert_eq!(page_span(4, &rows, 10), (vec![1, 2, 3, 4, 5], 14));
+        // Resuming inside the large row.
+        assert_eq!(page_span(100, &rows[4..], 256), (vec![5], 356));
+        assert_eq!(page_span(400, &rows[4..], 256), (vec![5], 508));
+        // Nothing after the position.
+        assert_eq!(page_span(508, &[], 256), (vec![], 508));
+    }
+
+    #[test]
+    fn a_page_skips_missing_numbers_between_rows() {
+        // Numbers 11..=19 were reserved by a step that failed.
+        let rows = [(1, 10, 2), (2, 25, 5)];
+        assert_eq!(page_span(8, &rows, 4), (vec![1, 2], 22));
+        assert_eq!(page_span(10, &rows[1..], 4), (vec![2], 24));
+    }
+}

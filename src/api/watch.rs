@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::pb;
 use crate::storage::{EventRow, Storage};
 
-/// Events read per query.
+/// Sequence numbers read per page.
 const EVENT_PAGE: u32 = 256;
 /// How long a watcher waits for a wake-up before looking anyway.
 const POLL: Duration = Duration::from_secs(1);
@@ -63,6 +63,9 @@ struct Watcher {
     after: i64,
     pair: Option<CountryPair>,
     buffer: std::vec::IntoIter<EventRow>,
+    /// The number the buffered page covers through (its events may be
+    /// fewer: other pairs').
+    through: i64,
     wake: watch::Receiver<u64>,
     shutdown: CancellationToken,
     ended: bool,
@@ -83,6 +86,7 @@ pub(super) fn watch_stream(
         after,
         pair,
         buffer: Vec::new().into_iter(),
+        through: after,
         wake,
         shutdown,
         ended: false,
@@ -104,12 +108,15 @@ pub(super) fn watch_stream(
                     w.ended = item.is_err();
                     return Some((item, w));
                 }
+                // The page is delivered: go on after all it covered.
+                w.after = w.after.max(w.through);
                 // Mark the current wake-up as seen before reading, so one that
                 // arrives during the read is not missed.
                 w.wake.borrow_and_update();
                 match w.storage.events_after(w.after, w.pair, EVENT_PAGE).await {
-                    Ok(rows) if !rows.is_empty() => {
-                        w.buffer = rows.into_iter();
+                    Ok(page) if page.through > w.after => {
+                        w.buffer = page.events.into_iter();
+                        w.through = page.through;
                         continue;
                     }
                     Ok(_) => {}

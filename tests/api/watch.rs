@@ -245,8 +245,9 @@ async fn an_event_whose_notification_never_arrives_is_still_delivered() {
     // notification is lost): the watcher must find it by itself.
     let id = uuid::Uuid::now_v7();
     sqlx::query(
-        "INSERT INTO meeting_events (kind, meeting_id, country_codes, sequence) \
-         VALUES (3, $1, ARRAY['AZ','JP'], nextval('meeting_event_sequence'))",
+        "INSERT INTO meeting_events (kind, meeting_ids, meeting_codes, event_count, \
+         sequence) VALUES (3, ARRAY[$1::uuid], ARRAY['AZ,JP'], 1, \
+         nextval('meeting_event_sequence'))",
     )
     .bind(id)
     .execute(&app.pool)
@@ -369,10 +370,13 @@ async fn expiry_deletes_events_before_the_first_retained_one_with_their_records(
     .execute(&app.pool)
     .await
     .unwrap();
-    sqlx::query("INSERT INTO meeting_event_records (event_id, record) VALUES (0, '')")
-        .execute(&app.pool)
-        .await
-        .unwrap();
+    sqlx::query(
+        "INSERT INTO meeting_event_records (event_id, meeting_id, record) \
+         VALUES (0, gen_random_uuid(), '')",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
     let records = |ids: Vec<i64>| {
         let pool = app.pool.clone();
         async move {
@@ -421,4 +425,123 @@ async fn expiry_deletes_events_before_the_first_retained_one_with_their_records(
     assert_eq!(kinds(&replayed), kinds(&events[2..]));
     assert_eq!(replayed[0].meeting.as_ref(), Some(&c));
     assert_eq!(replayed[1].meeting, events[3].meeting);
+}
+
+/// An import stores its records in batches, each written with one
+/// change-feed row; watchers still get one event per meeting, numbered one
+/// after another in import order, filtered per meeting, and can resume in
+/// the middle of a batch. A later update keeps each creation's first
+/// version in the replay.
+#[tokio::test]
+async fn an_imported_batch_is_one_event_per_meeting_in_import_order() {
+    let app = spawn_app().await;
+    let pairs = [["AZ", "JP"], ["FR", "DE"]];
+    let dates: Vec<String> = (1..=6).map(|d| format!("2021-06-0{d}")).collect();
+    let requests = dates
+        .iter()
+        .enumerate()
+        .map(|(i, date)| pb::ImportMeetingsRequest {
+            meeting: Some(meeting(date, &pairs[i % 2])),
+            request_id: String::new(),
+        });
+    let report = app
+        .client
+        .clone()
+        .import_meetings(tokio_stream::iter(requests.collect::<Vec<_>>()))
+        .await
+        .expect("import succeeds")
+        .into_inner();
+    assert_eq!(report.created_count, 6);
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM meeting_events")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(rows, 1, "one change-feed row for the batch");
+
+    let date_of = |e: &pb::MeetingEvent| e.meeting.as_ref().unwrap().date.clone();
+    let mut all = watch(&app, pb::WatchMeetingsRequest::default()).await;
+    let events = next_events(&mut all, 6).await;
+    assert!(events.iter().all(|e| e.kind == Kind::Created as i32));
+    assert_eq!(events.iter().map(date_of).collect::<Vec<_>>(), dates);
+    assert!(
+        events
+            .windows(2)
+            .all(|w| w[1].sequence == w[0].sequence + 1),
+        "consecutive numbers: {:?}",
+        events.iter().map(|e| e.sequence).collect::<Vec<_>>()
+    );
+
+    let mut fr_de = watch(
+        &app,
+        pb::WatchMeetingsRequest {
+            country_a: "DE".into(),
+            country_b: "FR".into(),
+            after_sequence: 0,
+        },
+    )
+    .await;
+    let pair_events = next_events(&mut fr_de, 3).await;
+    assert_eq!(
+        pair_events.iter().map(date_of).collect::<Vec<_>>(),
+        [dates[1].clone(), dates[3].clone(), dates[5].clone()]
+    );
+    assert_eq!(pair_events[0].sequence, events[1].sequence);
+
+    // Resume after the third: the rest of the batch, each once.
+    let mut resumed = watch(
+        &app,
+        pb::WatchMeetingsRequest {
+            after_sequence: events[2].sequence,
+            ..Default::default()
+        },
+    )
+    .await;
+    let rest = next_events(&mut resumed, 3).await;
+    assert_eq!(
+        rest.iter().map(|e| e.sequence).collect::<Vec<_>>(),
+        events[3..].iter().map(|e| e.sequence).collect::<Vec<_>>()
+    );
+
+    // An update of one imported meeting: its creation still replays its
+    // first version, and its neighbours in the batch are unaffected.
+    let updated = set_summary(&app, &events[4].meeting.as_ref().unwrap().id, "later").await;
+    let mut replay = watch(&app, pb::WatchMeetingsRequest::default()).await;
+    let replayed = next_events(&mut replay, 7).await;
+    assert_eq!(replayed[..6], events[..]);
+    assert_eq!(kinds(&replayed[6..]), [(Kind::Updated, updated.id.clone())]);
+    assert_eq!(replayed[6].meeting.as_ref(), Some(&updated));
+}
+
+/// A pair's watcher reads past pages holding only other pairs' events (two
+/// import batches here, more than a page of numbers) to reach its own.
+#[tokio::test]
+async fn a_pair_watcher_reads_past_pages_of_other_pairs() {
+    let app = spawn_app().await;
+    let requests: Vec<_> = (0..700)
+        .map(|i| pb::ImportMeetingsRequest {
+            meeting: Some(meeting(&format!("19{:02}-01-01", i % 100), &["FR", "DE"])),
+            request_id: String::new(),
+        })
+        .collect();
+    let report = app
+        .client
+        .clone()
+        .import_meetings(tokio_stream::iter(requests))
+        .await
+        .expect("import succeeds")
+        .into_inner();
+    assert_eq!(report.created_count, 700);
+    let m = app.create(meeting("2022-05-05", &["AZ", "JP"])).await;
+    let mut az_jp = watch(
+        &app,
+        pb::WatchMeetingsRequest {
+            country_a: "AZ".into(),
+            country_b: "JP".into(),
+            after_sequence: 0,
+        },
+    )
+    .await;
+    let events = next_events(&mut az_jp, 1).await;
+    assert_eq!(kinds(&events), [(Kind::Created, m.id.clone())]);
+    assert_eq!(events[0].sequence, 701);
 }
