@@ -790,7 +790,7 @@ meeting AS (
     FROM "#,
     batch_rows!(),
     r#", event
-    ON CONFLICT (request_id) DO NOTHING
+    ON CONFLICT (request_id) WHERE request_id IS NOT NULL DO NOTHING
     RETURNING id, date, country_codes, record, created_event_id AS event_id"#,
     child_rows!()
 );
@@ -836,7 +836,14 @@ WITH created_record AS (
 ), participants AS (
     DELETE FROM meeting_participants WHERE meeting_id = $1
 )
-DELETE FROM meeting_country_pairs WHERE meeting_id = $1
+-- Its pair rows, by primary key (every pair of its countries on its date;
+-- see domain::NewMeeting::country_pairs): each condition is on a key column
+-- and a value known before the scan, so this is a few index probes.
+DELETE FROM meeting_country_pairs
+WHERE country_low = ANY((SELECT country_codes FROM meetings WHERE id = $1)::text[])
+  AND country_high = ANY((SELECT country_codes FROM meetings WHERE id = $1)::text[])
+  AND date = (SELECT date FROM meetings WHERE id = $1)
+  AND meeting_id = $1
 "#;
 
 const PAIR_PAGE_ASC: &str = r#"

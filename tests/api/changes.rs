@@ -537,3 +537,41 @@ async fn a_pair_summary_counts_dates_topics_and_anniversaries() {
     let details = assert_error(&status, Code::InvalidArgument, "INVALID_REQUEST");
     assert_eq!(violated_fields(&details), ["country_b", "top_topics"]);
 }
+
+/// A rewrite replaces every pair row of a meeting of three countries: after
+/// a date change, each pair's stream holds the meeting once, as updated,
+/// and after a deletion none does.
+#[tokio::test]
+async fn a_rewrite_replaces_every_pair_row_of_the_meeting() {
+    let app = spawn_app().await;
+    let created = app.create(meeting("2022-05-05", &["AZ", "JP", "TR"])).await;
+    let patch = pb::Meeting {
+        id: created.id.clone(),
+        date: "2021-01-01".into(),
+        ..Default::default()
+    };
+    let updated = update(&app, patch, &["date"]).await.unwrap();
+    for (a, b) in [("AZ", "JP"), ("AZ", "TR"), ("JP", "TR")] {
+        assert_eq!(
+            app.stream(pair(a, b)).await.unwrap(),
+            [updated.clone()],
+            "{a}-{b}"
+        );
+    }
+    app.client
+        .clone()
+        .delete_meeting(pb::DeleteMeetingRequest {
+            id: created.id.clone(),
+            etag: String::new(),
+        })
+        .await
+        .unwrap();
+    for (a, b) in [("AZ", "JP"), ("AZ", "TR"), ("JP", "TR")] {
+        assert!(app.stream(pair(a, b)).await.unwrap().is_empty(), "{a}-{b}");
+    }
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM meeting_country_pairs")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(rows, 0);
+}
