@@ -558,8 +558,9 @@ impl Storage {
 }
 
 /// Binds the columns of `rows` as arrays, in the order INSERT_MEETINGS
-/// numbers its parameters. Child rows (participants, topics, sources, pairs)
-/// are flattened, each tagged with its meeting's id.
+/// numbers its parameters. Lists (topics, sources, participants) go as one
+/// text per meeting (see joined_list); pair rows are flattened, each tagged
+/// with its meeting's id.
 fn bind_batch<'q, O>(
     q: sqlx::query::QueryScalar<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
     rows: &[&'q NewRow],
@@ -567,18 +568,9 @@ fn bind_batch<'q, O>(
 ) -> sqlx::query::QueryScalar<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
     let rows = || rows.iter().copied();
     let col = |f: &dyn Fn(&NewRow) -> Option<String>| rows().map(f).collect::<Vec<_>>();
-    let mut participants = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut pairs = (Vec::new(), Vec::new(), Vec::new());
     for row in rows() {
-        let m = &row.meeting;
-        for (i, p) in m.participants().iter().enumerate() {
-            participants.0.push(row.id);
-            participants.1.push(position(i));
-            participants.2.push(p.name());
-            participants.3.push(p.title());
-            participants.4.push(p.country_code().to_string());
-        }
-        for pair in m.country_pairs() {
+        for pair in row.meeting.country_pairs() {
             pairs.0.push(row.id);
             pairs.1.push(pair.low().to_string());
             pairs.2.push(pair.high().to_string());
@@ -629,11 +621,19 @@ fn bind_batch<'q, O>(
         .bind(rows().map(|r| r.update_time).collect::<Vec<_>>())
         .bind(rows().map(|r| r.version).collect::<Vec<_>>())
         .bind(rows().map(|r| search_text(&r.meeting)).collect::<Vec<_>>())
-        .bind(participants.0)
-        .bind(participants.1)
-        .bind(participants.2)
-        .bind(participants.3)
-        .bind(participants.4)
+        .bind(col(&|r| {
+            joined_list(r.meeting.participants().iter().map(|p| p.name()))
+        }))
+        .bind(col(&|r| {
+            joined_list(r.meeting.participants().iter().map(|p| p.title()))
+        }))
+        .bind(col(&|r| {
+            joined_list(r.meeting.participants().iter().map(|p| p.country_code()))
+        }))
+        // Lower-cased as ListMeetings lower-cases the topic it filters on.
+        .bind(col(&|r| {
+            joined_list(r.meeting.topics().iter().map(|t| t.to_lowercase()))
+        }))
         .bind(pairs.0)
         .bind(pairs.1)
         .bind(pairs.2)
@@ -684,9 +684,10 @@ fn search_text(m: &NewMeeting) -> String {
 /// empty list, a list of one empty item (a source without URL) and longer
 /// lists all differ. Items are validated single-line text, which has no
 /// control characters, so the separator never occurs inside one.
-fn joined_list<'a>(items: impl Iterator<Item = &'a str>) -> Option<String> {
+fn joined_list(items: impl Iterator<Item = impl AsRef<str>>) -> Option<String> {
     let mut joined = String::new();
     for item in items {
+        let item = item.as_ref();
         debug_assert!(!item.contains(LIST_SEPARATOR), "validated text");
         joined.push(LIST_SEPARATOR);
         joined.push_str(item);
@@ -697,21 +698,18 @@ fn joined_list<'a>(items: impl Iterator<Item = &'a str>) -> Option<String> {
 /// Separates the items of a `joined_list`; `chr(31)` in `text_list!`.
 const LIST_SEPARATOR: char = '\u{1f}';
 
-/// 1-based position of a child row.
-fn position(i: usize) -> i32 {
-    i32::try_from(i + 1).unwrap_or(i32::MAX)
-}
-
-/// The meetings of a batch as rows: parameters $1 to $17, as bound by
+/// The meetings of a batch as rows: parameters $1 to $21, as bound by
 /// `bind_batch`.
 macro_rules! batch_rows {
     () => {
         r#"UNNEST($1::uuid[], $2::date[], $3::text[], $4::text[], $5::int4[], $6::text[],
                 $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
-                $13::bytea[], $14::timestamptz[], $15::timestamptz[], $16::int8[], $17::text[])
+                $13::bytea[], $14::timestamptz[], $15::timestamptz[], $16::int8[], $17::text[],
+                $18::text[], $19::text[], $20::text[], $21::text[])
          AS m (id, date, city, location_country_code, years, occasion, summary, topics,
                source_names, source_urls, codes, request_id, record, create_time,
-               update_time, version, search)"#
+               update_time, version, search, participant_names, participant_titles,
+               participant_country_codes, topics_lower)"#
     };
 }
 
@@ -727,25 +725,19 @@ macro_rules! text_list {
 
 /// After a `meeting` CTE that returns (id, date, country_codes, record,
 /// event_id), event_id the same for every row (the statement's `event`):
-/// its participants, pair rows and change-feed event row (kind $26, one
+/// its pair rows and change-feed event row (kind $25, one
 /// event per meeting, in id order: UUIDv7, so the order they were made in).
 macro_rules! child_rows {
     () => {
         r#"
-), participants AS (
-    INSERT INTO meeting_participants (meeting_id, position, name, title, country_code)
-    SELECT p.meeting_id, p.position, p.name, p.title, p.country_code
-    FROM UNNEST($18::uuid[], $19::int4[], $20::text[], $21::text[], $22::text[])
-         AS p (meeting_id, position, name, title, country_code)
-    WHERE p.meeting_id IN (SELECT id FROM meeting)
 ), pairs AS (
     INSERT INTO meeting_country_pairs (country_low, country_high, date, meeting_id, record)
     SELECT p.low, p.high, meeting.date, meeting.id, meeting.record
-    FROM UNNEST($23::uuid[], $24::text[], $25::text[]) AS p (meeting_id, low, high)
+    FROM UNNEST($22::uuid[], $23::text[], $24::text[]) AS p (meeting_id, low, high)
     JOIN meeting ON meeting.id = p.meeting_id
 ), events AS (
     INSERT INTO meeting_events (event_id, kind, meeting_ids, meeting_codes, event_count)
-    SELECT min(meeting.event_id), $26::int2, array_agg(meeting.id ORDER BY meeting.id),
+    SELECT min(meeting.event_id), $25::int2, array_agg(meeting.id ORDER BY meeting.id),
            array_agg(array_to_string(meeting.country_codes, ',') ORDER BY meeting.id), count(*)
     FROM meeting
     HAVING count(*) > 0
@@ -753,7 +745,7 @@ macro_rules! child_rows {
     -- A CREATED event (kind 1, EventKind::Created) stores no record: it is
     -- the meeting's until its first rewrite (PREPARE_REWRITE copies it then).
     INSERT INTO meeting_event_records (event_id, meeting_id, record)
-    SELECT meeting.event_id, meeting.id, meeting.record FROM meeting WHERE $26::int2 <> 1
+    SELECT meeting.event_id, meeting.id, meeting.record FROM meeting WHERE $25::int2 <> 1
 )
 SELECT id FROM meeting
 "#
@@ -776,7 +768,8 @@ meeting AS (
     INSERT INTO meetings (id, date, location_city, location_country_code, anniversary_years,
                           anniversary_occasion, summary, topics, source_names, source_urls,
                           country_codes, request_id, record, create_time, update_time, version,
-                          search, created_event_id)
+                          search, participant_names, participant_titles,
+                          participant_country_codes, topics_lower, created_event_id)
     SELECT m.id, m.date, coalesce(m.city, ''), m.location_country_code, m.years, m.occasion,
            m.summary, "#,
     text_list!("topics"),
@@ -786,7 +779,15 @@ meeting AS (
     text_list!("source_urls"),
     r#",
            string_to_array(m.codes, ','), m.request_id, m.record, m.create_time, m.update_time,
-           m.version, to_tsvector('simple', m.search), event.id
+           m.version, to_tsvector('simple', m.search), "#,
+    text_list!("participant_names"),
+    ", ",
+    text_list!("participant_titles"),
+    ", ",
+    text_list!("participant_country_codes"),
+    ", ",
+    text_list!("topics_lower"),
+    r#", event.id
     FROM "#,
     batch_rows!(),
     r#", event
@@ -795,7 +796,7 @@ meeting AS (
     child_rows!()
 );
 
-/// Rewrites meetings in place (their old participants and pairs deleted
+/// Rewrites meetings in place (their old pair rows deleted
 /// first), keeping the row so that concurrent writers waiting on its lock
 /// see the new version rather than a deleted row.
 const UPDATE_MEETINGS: &str = concat!(
@@ -814,7 +815,15 @@ meeting AS (
     r#",
         country_codes = string_to_array(m.codes, ','), record = m.record,
         update_time = m.update_time, version = m.version,
-        search = to_tsvector('simple', m.search)
+        search = to_tsvector('simple', m.search), participant_names = "#,
+    text_list!("participant_names"),
+    ", participant_titles = ",
+    text_list!("participant_titles"),
+    ", participant_country_codes = ",
+    text_list!("participant_country_codes"),
+    ", topics_lower = ",
+    text_list!("topics_lower"),
+    r#"
     FROM "#,
     batch_rows!(),
     r#", event
@@ -825,7 +834,7 @@ meeting AS (
 
 /// Before a locked meeting is rewritten or deleted: keeps the record of its
 /// CREATED event if that still reads the meeting's own (version 1, event
-/// not expired), and deletes its participant and pair rows.
+/// not expired), and deletes its pair rows.
 const PREPARE_REWRITE: &str = r#"
 WITH created_record AS (
     INSERT INTO meeting_event_records (event_id, meeting_id, record)
@@ -833,8 +842,6 @@ WITH created_record AS (
     FROM meetings m JOIN meeting_events e ON e.event_id = m.created_event_id
     WHERE m.id = $1 AND m.version = 1
     ON CONFLICT (event_id, meeting_id) DO NOTHING
-), participants AS (
-    DELETE FROM meeting_participants WHERE meeting_id = $1
 )
 -- Its pair rows, by primary key (every pair of its countries on its date;
 -- see domain::NewMeeting::country_pairs): each condition is on a key column
@@ -880,7 +887,7 @@ WHERE ($1::date IS NULL OR (m.date, m.id) < ($1::date, $2::uuid))
   AND ($3::text IS NULL OR m.country_codes @> ARRAY[$3::text])
   AND ($4::date IS NULL OR m.date >= $4::date)
   AND ($5::date IS NULL OR m.date <= $5::date)
-  AND ($6::text IS NULL OR meetings_lower_topics(m.topics) @> ARRAY[$6::text])
+  AND ($6::text IS NULL OR m.topics_lower @> ARRAY[$6::text])
   AND ($7::text IS NULL OR m.search @@ websearch_to_tsquery('simple', $7::text))
 ORDER BY m.date DESC, m.id DESC
 LIMIT $8
@@ -890,10 +897,10 @@ const PAIR_TOP_TOPICS: &str = r#"
 SELECT min(t.topic) AS topic, count(DISTINCT m.id) AS meetings
 FROM meeting_country_pairs p
 JOIN meetings m ON m.id = p.meeting_id
-CROSS JOIN LATERAL unnest(m.topics) AS t (topic)
+CROSS JOIN LATERAL unnest(m.topics, m.topics_lower) AS t (topic, lower)
 WHERE p.country_low = $1 AND p.country_high = $2
-GROUP BY lower(t.topic)
-ORDER BY meetings DESC, lower(t.topic)
+GROUP BY t.lower
+ORDER BY meetings DESC, t.lower
 LIMIT $3
 "#;
 

@@ -881,8 +881,9 @@ fn run_psql_copy(options: &PgConnectOptions, expected: usize) -> anyhow::Result<
     let query = format!(
         "\\copy (SELECT m.id, m.date, m.location_city, m.location_country_code, m.anniversary_years, \
          m.anniversary_occasion, m.summary, m.country_codes, m.create_time, m.update_time, \
-         (SELECT json_agg(json_build_object('name', p.name, 'title', p.title, 'country_code', p.country_code) ORDER BY p.position) \
-            FROM meeting_participants p WHERE p.meeting_id = m.id), \
+         (SELECT json_agg(json_build_object('name', p.name, 'title', p.title, 'country_code', p.code) ORDER BY p.i) \
+            FROM unnest(m.participant_names, m.participant_titles, m.participant_country_codes) \
+                 WITH ORDINALITY AS p (name, title, code, i)), \
          m.topics, m.source_names, m.source_urls \
          FROM meeting_country_pairs cp JOIN meetings m ON m.id = cp.meeting_id \
          WHERE cp.country_low = '{low}' AND cp.country_high = '{high}' \

@@ -27,6 +27,12 @@ impl CountryCode {
     }
 }
 
+impl AsRef<str> for CountryCode {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
 impl fmt::Display for CountryCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

@@ -222,18 +222,13 @@ async fn a_deleted_meeting_is_gone_from_get_stream_and_list() {
         app.stream(pair("AZ", "JP")).await.unwrap(),
         std::slice::from_ref(&kept)
     );
-    let child_rows: i64 = sqlx::query_scalar(
-        "SELECT (SELECT count(*) FROM meeting_participants WHERE meeting_id = $1) \
-              + (SELECT count(*) FROM meeting_country_pairs WHERE meeting_id = $1)",
-    )
-    .bind(uuid::Uuid::parse_str(&gone.id).unwrap())
-    .fetch_one(&app.pool)
-    .await
-    .unwrap();
-    assert_eq!(
-        child_rows, 0,
-        "the deleted meeting's participants and pairs"
-    );
+    let pair_rows: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM meeting_country_pairs WHERE meeting_id = $1")
+            .bind(uuid::Uuid::parse_str(&gone.id).unwrap())
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(pair_rows, 0, "the deleted meeting's pair rows");
     let listed = client
         .list_meetings(pb::ListMeetingsRequest::default())
         .await
@@ -350,7 +345,7 @@ async fn filters_narrow_the_list() {
     a.participants[0].name = "Jeyhun Bayramov".into();
     let a = app.create(a).await;
     let mut b = meeting("2019-03-01", &["FR", "DE"]);
-    b.topics = vec!["energy security".into()];
+    b.topics = vec!["energy security".into(), "Ükraine".into()];
     let b = app.create(b).await;
 
     let by = |f: fn(&mut pb::ListMeetingsRequest)| {
@@ -371,6 +366,8 @@ async fn filters_narrow_the_list() {
             by(|r| r.topic = "energy security".into()),
             vec![b.id.clone()],
         ),
+        // Case is ignored beyond ASCII too, whatever the database's locale.
+        (by(|r| r.topic = "üKRAINE".into()), vec![b.id.clone()]),
         (
             by(|r| r.query = "reconstruction".into()),
             vec![a.id.clone()],
@@ -554,7 +551,7 @@ async fn a_rewrite_replaces_every_pair_row_of_the_meeting() {
     for (a, b) in [("AZ", "JP"), ("AZ", "TR"), ("JP", "TR")] {
         assert_eq!(
             app.stream(pair(a, b)).await.unwrap(),
-            [updated.clone()],
+            std::slice::from_ref(&updated),
             "{a}-{b}"
         );
     }

@@ -222,16 +222,29 @@ async fn participants_topics_sources_and_pairs_are_stored_with_the_meeting() {
                 .unwrap()
         }
     };
-    assert_eq!(count("meeting_participants").await, 2);
     assert_eq!(count("meeting_country_pairs").await, 1);
-    let (topics, sources): (Vec<String>, Vec<String>) =
-        sqlx::query_as("SELECT topics, source_names FROM meetings WHERE id = $1")
-            .bind(id)
-            .fetch_one(&app.pool)
-            .await
-            .unwrap();
-    assert_eq!(topics, created.topics);
-    assert_eq!(sources, ["AZERTAC"]);
+    let row = sqlx::query(
+        "SELECT topics, source_names, participant_names, participant_titles, \
+         participant_country_codes FROM meetings WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    let list = |column: &str| -> Vec<String> { sqlx::Row::get(&row, column) };
+    assert_eq!(list("topics"), created.topics);
+    assert_eq!(list("source_names"), ["AZERTAC"]);
+    let field = |f: fn(&pb::Participant) -> &String| {
+        created
+            .participants
+            .iter()
+            .map(f)
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(list("participant_names"), field(|p| &p.name));
+    assert_eq!(list("participant_titles"), field(|p| &p.title));
+    assert_eq!(list("participant_country_codes"), ["AZ", "JP"]);
 }
 
 /// The list columns (topics, source names, source URLs) keep their items
