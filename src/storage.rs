@@ -418,6 +418,8 @@ impl Storage {
         // primary-key lookups: as one UPDATE ... FROM (pending rows), stale
         // statistics made the planner hash-join the whole events table.
         let pending: Vec<(i64, i64)> = sqlx::query_as(PENDING_EVENTS).fetch_all(&mut *tx).await?;
+        // Each row with the running count of events up to and including it:
+        // where its last number falls in the range reserved for the step.
         let (rows, through): (Vec<i64>, Vec<i64>) = pending
             .iter()
             .scan(0, |total, &(event_id, events)| {
@@ -433,8 +435,6 @@ impl Storage {
                 .bind(numbered)
                 .execute(&mut *tx)
                 .await?;
-        }
-        if numbered > 0 {
             sqlx::query("SELECT pg_notify($1, '')")
                 .bind(EVENTS_CHANNEL)
                 .execute(&mut *tx)
