@@ -10,6 +10,7 @@ mod helpers;
 mod import;
 mod limits;
 mod load;
+mod migrations;
 mod raw;
 mod service;
 mod stream;

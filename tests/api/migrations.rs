@@ -1,0 +1,134 @@
+//! Upgrades: data written under an older schema reads right after the
+//! later migrations, which reshape it (event rows per statement, event
+//! records keyed by meeting, participants and lower-cased topics on the
+//! meeting).
+
+use sqlx::Connection;
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+
+use crate::helpers::spawn_app;
+
+/// An event row as migrated: (event_id, sequence, kind, meeting_ids,
+/// meeting_codes, event_count).
+type EventRow = (i64, Option<i64>, i16, Vec<uuid::Uuid>, Vec<String>, i32);
+/// A meeting's migrated arrays: (id, participant names, titles, country
+/// codes, lower-cased topics).
+type MeetingArrays = (
+    uuid::Uuid,
+    Vec<String>,
+    Vec<String>,
+    Vec<String>,
+    Vec<String>,
+);
+
+/// The last migration before the change feed's rows per statement.
+const BEFORE_EVENT_BATCHES: i64 = 20261128000007;
+
+#[tokio::test]
+async fn data_written_before_the_reshaping_migrations_survives_them() {
+    let app = spawn_app().await;
+    // An empty schema of the test's database, migrated only so far.
+    sqlx::query("CREATE SCHEMA upgrade")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let options: PgConnectOptions = (*app.pool.connect_options())
+        .clone()
+        .options([("search_path", "upgrade")]);
+    let mut conn = PgConnection::connect_with(&options).await.unwrap();
+    let migrator = sqlx::migrate!("./migrations");
+    migrator
+        .run_to(BEFORE_EVENT_BATCHES, &mut conn)
+        .await
+        .unwrap();
+
+    // Two meetings, one with participants given in an order unlike their
+    // names' and a topic with a non-ASCII capital; their events: a numbered
+    // CREATED, a numbered UPDATED with its record, an unnumbered DELETED,
+    // and a record whose event has expired.
+    let a = uuid::Uuid::now_v7();
+    let b = uuid::Uuid::now_v7();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO meetings (id, date, topics, source_names, source_urls, country_codes,
+                               record, create_time, update_time, created_event_id)
+         VALUES ('{a}', '2022-05-05', ARRAY['Energy', 'Ükraine'], '{{}}', '{{}}',
+                 ARRAY['AZ', 'JP'], 'a2', now(), now(), 1),
+                ('{b}', '2022-05-06', ARRAY['trade'], '{{}}', '{{}}', ARRAY['DE', 'FR'],
+                 'b1', now(), now(), 2);
+         INSERT INTO meeting_participants (meeting_id, position, name, title, country_code)
+         VALUES ('{a}', 2, 'Alpha', 'Vice-Minister', 'JP'),
+                ('{a}', 1, 'Zulu', 'Minister', 'AZ');
+         INSERT INTO meeting_events (event_id, sequence, kind, meeting_id, country_codes)
+         VALUES (1, 1, 1, '{a}', ARRAY['AZ', 'JP']),
+                (3, 2, 2, '{a}', ARRAY['AZ', 'JP']),
+                (4, NULL, 3, '{b}', ARRAY['DE', 'FR']);
+         INSERT INTO meeting_event_records (event_id, record)
+         VALUES (1, 'a1'), (3, 'a2'), (99, 'expired');"
+    )))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+
+    migrator.run(&mut conn).await.unwrap();
+
+    let events: Vec<EventRow> = sqlx::query_as(
+        "SELECT event_id, sequence, kind, meeting_ids, meeting_codes, event_count \
+             FROM meeting_events ORDER BY event_id",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    let one = |id, seq, kind, m, codes: &str| (id, seq, kind, vec![m], vec![codes.to_owned()], 1);
+    assert_eq!(
+        events,
+        [
+            one(1, Some(1), 1, a, "AZ,JP"),
+            one(3, Some(2), 2, a, "AZ,JP"),
+            one(4, None, 3, b, "DE,FR"),
+        ]
+    );
+    let records: Vec<(i64, uuid::Uuid, Vec<u8>)> = sqlx::query_as(
+        "SELECT event_id, meeting_id, record FROM meeting_event_records ORDER BY event_id",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(
+        records,
+        [(1, a, b"a1".to_vec()), (3, a, b"a2".to_vec())],
+        "records keyed by meeting; the expired one gone"
+    );
+
+    let meetings: Vec<MeetingArrays> = sqlx::query_as(
+        "SELECT id, participant_names, participant_titles, participant_country_codes, \
+             topics_lower FROM meetings ORDER BY id",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    let strings = |s: &[&str]| s.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(meetings[0].0, a);
+    assert_eq!(
+        meetings[0].1,
+        strings(&["Zulu", "Alpha"]),
+        "in position order"
+    );
+    assert_eq!(meetings[0].2, strings(&["Minister", "Vice-Minister"]));
+    assert_eq!(meetings[0].3, strings(&["AZ", "JP"]));
+    assert_eq!(meetings[0].4[0], "energy");
+    assert_eq!(meetings[1].1, Vec::<String>::new(), "no participant rows");
+    assert_eq!(meetings[1].4, strings(&["trade"]));
+
+    let gone: Option<String> = sqlx::query_scalar(
+        "SELECT coalesce(to_regclass('meeting_participants')::text, \
+                         to_regproc('meetings_lower_topics')::text)",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(
+        gone, None,
+        "the participants table and the function are gone"
+    );
+    conn.close().await.unwrap();
+}
