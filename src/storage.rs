@@ -478,19 +478,17 @@ impl Storage {
             .fetch_all(&self.pool)
             .await?;
         let (rows, through) = page_span(after, &rows, limit);
-        if rows.is_empty() {
-            return Ok(EventPage {
-                events: Vec::new(),
-                through: after,
-            });
-        }
-        let events = sqlx::query_as(EVENTS_IN)
-            .bind(&rows)
-            .bind(after)
-            .bind(through)
-            .bind(pair.map(|p| vec![p.low().to_string(), p.high().to_string()]))
-            .fetch_all(&self.pool)
-            .await?;
+        let events = if rows.is_empty() {
+            Vec::new()
+        } else {
+            sqlx::query_as(EVENTS_IN)
+                .bind(&rows)
+                .bind(after)
+                .bind(through)
+                .bind(pair.map(|p| vec![p.low().to_string(), p.high().to_string()]))
+                .fetch_all(&self.pool)
+                .await?
+        };
         Ok(EventPage { events, through })
     }
 
@@ -630,10 +628,7 @@ fn bind_batch<'q, O>(
         .bind(col(&|r| {
             joined_list(r.meeting.participants().iter().map(|p| p.country_code()))
         }))
-        // Lower-cased as ListMeetings lower-cases the topic it filters on.
-        .bind(col(&|r| {
-            joined_list(r.meeting.topics().iter().map(|t| t.to_lowercase()))
-        }))
+        .bind(col(&|r| joined_list(r.meeting.topics_lower().iter())))
         .bind(pairs.0)
         .bind(pairs.1)
         .bind(pairs.2)

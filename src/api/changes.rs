@@ -7,7 +7,7 @@ use prost::Message;
 use uuid::Uuid;
 
 use super::{MeetingsApi, decode_record, etag, parse_id, parse_pair, stored_record};
-use crate::domain::{CountryCode, NewMeeting, Violations, parse_date};
+use crate::domain::{CountryCode, NewMeeting, Violations, parse_date, topic_key};
 use crate::error::{Error, Result};
 use crate::pb;
 use crate::storage::{Cursor, ListFilter, NewRow};
@@ -125,7 +125,7 @@ impl MeetingsApi {
             country_code,
             from,
             to,
-            topic: text(&req.topic).map(|t| t.to_lowercase()),
+            topic: text(&req.topic).map(|t| topic_key(&t)),
             query: text(&req.query),
         };
         let after = match req.page_token.as_str() {

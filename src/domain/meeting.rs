@@ -30,6 +30,8 @@ pub struct NewMeeting {
     participants: Vec<Participant>,
     anniversary: Option<Anniversary>,
     topics: Vec<String>,
+    /// `topics`, each as `topic_key` makes it.
+    topics_lower: Vec<String>,
     summary: String,
     sources: Vec<Source>,
 }
@@ -145,19 +147,22 @@ impl NewMeeting {
 
         let Checker { violations, .. } = c;
         match (date, participants, topics, summary, sources) {
-            (Some(date), Some(participants), Some(topics), Some(summary), Some(sources))
-                if violations.is_empty() =>
-            {
-                Ok(Self {
-                    date,
-                    location,
-                    participants,
-                    anniversary,
-                    topics,
-                    summary,
-                    sources,
-                })
-            }
+            (
+                Some(date),
+                Some(participants),
+                Some((topics, topics_lower)),
+                Some(summary),
+                Some(sources),
+            ) if violations.is_empty() => Ok(Self {
+                date,
+                location,
+                participants,
+                anniversary,
+                topics,
+                topics_lower,
+                summary,
+                sources,
+            }),
             _ => Err(violations),
         }
     }
@@ -176,6 +181,10 @@ impl NewMeeting {
     }
     pub fn topics(&self) -> &[String] {
         &self.topics
+    }
+    /// The topics as topic filters compare them (`topic_key`), in order.
+    pub fn topics_lower(&self) -> &[String] {
+        &self.topics_lower
     }
     /// Empty when there is none.
     pub fn summary(&self) -> &str {
@@ -294,7 +303,15 @@ fn parse_participants(c: &mut Checker<'_>, raw: Vec<pb::Participant>) -> Option<
     Some(participants)
 }
 
-fn parse_topics(c: &mut Checker<'_>, raw: Vec<String>) -> Option<Vec<String>> {
+/// What makes two topics the same (ignoring case, with Unicode rules): the
+/// duplicate check, the stored lower-cased topics and ListMeetings' topic
+/// filter all compare this.
+pub fn topic_key(topic: &str) -> String {
+    topic.to_lowercase()
+}
+
+/// The topics, and each as `topic_key` makes it.
+fn parse_topics(c: &mut Checker<'_>, raw: Vec<String>) -> Option<(Vec<String>, Vec<String>)> {
     if c.too_many("topics", "topics", raw.len(), 1, MAX_TOPICS) || raw.is_empty() {
         return None;
     }
@@ -304,7 +321,7 @@ fn parse_topics(c: &mut Checker<'_>, raw: Vec<String>) -> Option<Vec<String>> {
     for (i, t) in raw.into_iter().enumerate() {
         match c.text(format_args!("topics[{i}]"), t, 1, MAX_SHORT_TEXT) {
             Some(topic) => {
-                if let Some(first) = seen.insert(topic.to_lowercase(), i) {
+                if let Some(first) = seen.insert(topic_key(&topic), i) {
                     c.violations.add(
                         c.path(format_args!("topics[{i}]")),
                         format!("repeats topics[{first}] (ignoring case)"),
@@ -316,7 +333,15 @@ fn parse_topics(c: &mut Checker<'_>, raw: Vec<String>) -> Option<Vec<String>> {
             None => ok = false,
         }
     }
-    ok.then_some(topics)
+    // All valid and distinct: `seen` holds each topic's key once, under its
+    // index.
+    ok.then(|| {
+        let mut lower = vec![String::new(); topics.len()];
+        for (key, i) in seen {
+            lower[i] = key;
+        }
+        (topics, lower)
+    })
 }
 
 fn parse_sources(c: &mut Checker<'_>, raw: Vec<pb::Source>) -> Option<Vec<Source>> {
@@ -436,6 +461,15 @@ mod tests {
         assert_eq!(m.participants()[0].country_code().as_str(), "AZ");
         assert_eq!(m.country_pairs().len(), 1);
         assert!(m.location().is_none() && m.anniversary().is_none());
+    }
+
+    #[test]
+    fn topics_keep_their_case_and_their_keys_are_lower_cased_in_order() {
+        let mut m = valid();
+        m.topics = vec!["Ükraine".into(), " Energy ".into(), "trade".into()];
+        let m = NewMeeting::parse(m, "meeting", today()).unwrap();
+        assert_eq!(m.topics(), ["Ükraine", "Energy", "trade"]);
+        assert_eq!(m.topics_lower(), ["ükraine", "energy", "trade"]);
     }
 
     #[test]

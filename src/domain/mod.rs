@@ -9,5 +9,5 @@ mod violations;
 
 pub use country::{CountryCode, CountryPair};
 pub use date::{parse_date, parse_meeting_date};
-pub use meeting::{Anniversary, Location, NewMeeting, Participant, RequestId, Source};
+pub use meeting::{Anniversary, Location, NewMeeting, Participant, RequestId, Source, topic_key};
 pub use violations::{FieldViolation, Violations};

@@ -555,14 +555,7 @@ async fn a_rewrite_replaces_every_pair_row_of_the_meeting() {
             "{a}-{b}"
         );
     }
-    app.client
-        .clone()
-        .delete_meeting(pb::DeleteMeetingRequest {
-            id: created.id.clone(),
-            etag: String::new(),
-        })
-        .await
-        .unwrap();
+    app.delete(&created.id).await;
     for (a, b) in [("AZ", "JP"), ("AZ", "TR"), ("JP", "TR")] {
         assert!(app.stream(pair(a, b)).await.unwrap().is_empty(), "{a}-{b}");
     }

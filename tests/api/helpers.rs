@@ -199,6 +199,31 @@ impl TestApp {
             .map(|r| r.into_inner().meeting.expect("response has the meeting"))
     }
 
+    /// DeleteMeeting without an etag; the deletion must succeed.
+    pub async fn delete(&self, id: &str) {
+        self.client
+            .clone()
+            .delete_meeting(pb::DeleteMeetingRequest {
+                id: id.into(),
+                etag: String::new(),
+            })
+            .await
+            .expect("meeting is deleted");
+    }
+
+    /// ImportMeetings of `requests`, in one stream; the call must succeed.
+    pub async fn import(
+        &self,
+        requests: Vec<pb::ImportMeetingsRequest>,
+    ) -> pb::ImportMeetingsResponse {
+        self.client
+            .clone()
+            .import_meetings(tokio_stream::iter(requests))
+            .await
+            .expect("import succeeds")
+            .into_inner()
+    }
+
     pub async fn get(&self, id: &str) -> Result<pb::Meeting, tonic::Status> {
         self.client
             .clone()

@@ -10,18 +10,6 @@ fn request(i: usize) -> pb::ImportMeetingsRequest {
     }
 }
 
-async fn import(
-    app: &crate::helpers::TestApp,
-    requests: Vec<pb::ImportMeetingsRequest>,
-) -> pb::ImportMeetingsResponse {
-    app.client
-        .clone()
-        .import_meetings(tokio_stream::iter(requests))
-        .await
-        .expect("import succeeds")
-        .into_inner()
-}
-
 #[tokio::test]
 async fn twenty_thousand_records_with_invalid_and_duplicate_ones_are_counted_exactly() {
     let app = spawn_app().await;
@@ -53,7 +41,7 @@ async fn twenty_thousand_records_with_invalid_and_duplicate_ones_are_counted_exa
     requests.push(reused);
     expected_rejected.push((N as u64, "request_id"));
 
-    let report = import(&app, requests).await;
+    let report = app.import(requests).await;
     assert_eq!(report.rejected_count, expected_rejected.len() as u64);
     assert_eq!(report.duplicate_count, expected_duplicates);
     let created = (N + 1) as u64 - report.rejected_count - report.duplicate_count;
@@ -86,7 +74,7 @@ async fn twenty_thousand_records_with_invalid_and_duplicate_ones_are_counted_exa
 async fn importing_the_same_records_again_stores_nothing_new() {
     let app = spawn_app().await;
     let requests: Vec<_> = (0..1_200).map(request).collect();
-    let first = import(&app, requests.clone()).await;
+    let first = app.import(requests.clone()).await;
     assert_eq!(
         (
             first.created_count,
@@ -95,7 +83,7 @@ async fn importing_the_same_records_again_stores_nothing_new() {
         ),
         (1_200, 0, 0)
     );
-    let again = import(&app, requests).await;
+    let again = app.import(requests).await;
     assert_eq!(
         (
             again.created_count,
@@ -110,19 +98,17 @@ async fn importing_the_same_records_again_stores_nothing_new() {
 #[tokio::test]
 async fn a_missing_meeting_is_rejected_and_an_empty_import_is_fine() {
     let app = spawn_app().await;
-    let report = import(&app, vec![]).await;
+    let report = app.import(vec![]).await;
     assert_eq!(report, pb::ImportMeetingsResponse::default());
-    let report = import(
-        &app,
-        vec![
+    let report = app
+        .import(vec![
             pb::ImportMeetingsRequest {
                 meeting: None,
                 request_id: "x".into(),
             },
             request(1),
-        ],
-    )
-    .await;
+        ])
+        .await;
     assert_eq!((report.created_count, report.rejected_count), (1, 1));
     assert_eq!(report.rejected[0].index, 0);
     assert_eq!(report.rejected[0].violations[0].field, "meeting");
@@ -138,7 +124,7 @@ async fn rejected_details_are_capped_but_all_counted() {
             r
         })
         .collect();
-    let report = import(&app, requests).await;
+    let report = app.import(requests).await;
     assert_eq!(report.rejected_count, 1_500);
     assert_eq!(report.rejected.len(), 1_000);
     assert_eq!(report.rejected[999].index, 999);
@@ -156,7 +142,7 @@ async fn batches_committing_together_with_the_same_keys_count_each_record_once()
     let mut requests: Vec<_> = (0..BATCH).map(request).collect();
     requests.extend((0..BATCH).rev().map(request));
     requests.extend((0..BATCH).map(request));
-    let report = import(&app, requests).await;
+    let report = app.import(requests).await;
     assert_eq!(report.rejected_count, 0, "{report:?}");
     assert_eq!(report.created_count, BATCH as u64);
     assert_eq!(report.duplicate_count, 2 * BATCH as u64);

@@ -118,14 +118,7 @@ async fn changes_arrive_in_order_and_the_pair_filter_applies() {
     let m = app.create(meeting("2022-05-05", &["AZ", "JP"])).await;
     let other = app.create(meeting("2022-05-06", &["FR", "DE"])).await;
     let updated = set_summary(&app, &m.id, "updated").await;
-    app.client
-        .clone()
-        .delete_meeting(pb::DeleteMeetingRequest {
-            id: m.id.clone(),
-            etag: String::new(),
-        })
-        .await
-        .unwrap();
+    app.delete(&m.id).await;
 
     let events = next_events(&mut all, 4).await;
     assert_eq!(
@@ -298,14 +291,7 @@ async fn a_replay_shows_each_meeting_as_it_was_at_each_event() {
     let deleted_later = app.create(meeting("2022-05-07", &["FR", "DE"])).await;
     set_summary(&app, &updated_later.id, "second version").await;
     let updated = set_summary(&app, &updated_later.id, "third version").await;
-    app.client
-        .clone()
-        .delete_meeting(pb::DeleteMeetingRequest {
-            id: deleted_later.id.clone(),
-            etag: String::new(),
-        })
-        .await
-        .unwrap();
+    app.delete(&deleted_later.id).await;
 
     let mut replay = watch(&app, pb::WatchMeetingsRequest::default()).await;
     let events = next_events(&mut replay, 6).await;
@@ -444,13 +430,7 @@ async fn an_imported_batch_is_one_event_per_meeting_in_import_order() {
             meeting: Some(meeting(date, &pairs[i % 2])),
             request_id: String::new(),
         });
-    let report = app
-        .client
-        .clone()
-        .import_meetings(tokio_stream::iter(requests.collect::<Vec<_>>()))
-        .await
-        .expect("import succeeds")
-        .into_inner();
+    let report = app.import(requests.collect()).await;
     assert_eq!(report.created_count, 6);
     let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM meeting_events")
         .fetch_one(&app.pool)
@@ -523,13 +503,7 @@ async fn a_pair_watcher_reads_past_pages_of_other_pairs() {
             request_id: String::new(),
         })
         .collect();
-    let report = app
-        .client
-        .clone()
-        .import_meetings(tokio_stream::iter(requests))
-        .await
-        .expect("import succeeds")
-        .into_inner();
+    let report = app.import(requests).await;
     assert_eq!(report.created_count, 700);
     let m = app.create(meeting("2022-05-05", &["AZ", "JP"])).await;
     let mut az_jp = watch(
