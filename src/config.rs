@@ -81,6 +81,17 @@ pub struct Config {
     #[arg(long, env = "MEETINGS_MAX_CONCURRENT_CALLS", default_value_t = 1024)]
     pub max_concurrent_calls: usize,
 
+    /// Calls and open streams one connection may have at once; more get
+    /// RESOURCE_EXHAUSTED. Default: a quarter of --max-concurrent-calls.
+    #[arg(long, env = "MEETINGS_MAX_CALLS_PER_CONNECTION")]
+    pub max_calls_per_connection: Option<usize>,
+
+    /// Calls and open streams one caller (one token's name) may have at
+    /// once, over all its connections; more get RESOURCE_EXHAUSTED.
+    /// Default: half of --max-concurrent-calls.
+    #[arg(long, env = "MEETINGS_MAX_CALLS_PER_CALLER")]
+    pub max_calls_per_caller: Option<usize>,
+
     /// HTTP/2 streams (concurrent calls) allowed per connection.
     #[arg(
         long,
@@ -127,6 +138,20 @@ impl Config {
 
     pub fn health_interval(&self) -> Duration {
         Duration::from_millis(self.health_interval_ms.max(50))
+    }
+
+    /// The share of the call slots one connection may hold.
+    pub fn calls_per_connection(&self) -> usize {
+        self.max_calls_per_connection
+            .unwrap_or(self.max_concurrent_calls / 4)
+            .max(1)
+    }
+
+    /// The share of the call slots one caller may hold.
+    pub fn calls_per_caller(&self) -> usize {
+        self.max_calls_per_caller
+            .unwrap_or(self.max_concurrent_calls / 2)
+            .max(1)
     }
 
     pub fn request_timeout(&self) -> Duration {

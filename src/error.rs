@@ -12,6 +12,11 @@ use crate::domain::Violations;
 /// Domain of every `google.rpc.ErrorInfo` this service sends.
 pub const ERROR_DOMAIN: &str = "meetings.v1";
 
+/// Field violations in one status, at most (the last says how many more):
+/// with quoted input cut short, a status stays well under the 8 KiB of
+/// metadata that C-core clients (Python, Ruby, C++) accept.
+pub const MAX_VIOLATIONS_IN_STATUS: usize = 20;
+
 /// Every way a call can fail.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -30,10 +35,29 @@ pub enum Error {
     EtagMismatch(Uuid),
     #[error("events up to sequence {oldest} have expired: start again from a full read")]
     EventsExpired { oldest: i64 },
+    /// A message of an ImportMeetings stream could not be read (it did not
+    /// decode, or was too large); the import stopped there.
+    #[error(
+        "message {index} of the import stream {problem}; the import stopped there: \
+         {created} meetings were created and {duplicates} were duplicates before it, \
+         and meetings from message {resume_index} on were not stored (send them again; \
+         request_ids make that safe)",
+        problem = if *too_large { "exceeds the message size limit" } else { "is not a valid ImportMeetingsRequest" }
+    )]
+    ImportStopped {
+        index: u64,
+        resume_index: u64,
+        too_large: bool,
+        created: u64,
+        duplicates: u64,
+        rejected: u64,
+    },
     #[error("the server is shutting down")]
     ShuttingDown,
-    #[error("the server is serving as many calls as it may; retry later")]
-    Overloaded,
+    /// A call slot was not free: the server's (`scope` "server"), or the
+    /// share of the call's connection or caller.
+    #[error("too many calls open on this {scope} (at most {limit}); retry later")]
+    Overloaded { scope: &'static str, limit: usize },
     #[error("the call's deadline passed")]
     DeadlineExceeded,
     #[error("database unavailable")]
@@ -77,8 +101,12 @@ impl Error {
             Self::RequestIdReused { .. } => "REQUEST_ID_REUSED",
             Self::EtagMismatch(_) => "ETAG_MISMATCH",
             Self::EventsExpired { .. } => "EVENTS_EXPIRED",
+            Self::ImportStopped {
+                too_large: true, ..
+            } => "MESSAGE_TOO_LARGE",
+            Self::ImportStopped { .. } => "INVALID_REQUEST",
             Self::ShuttingDown => "SHUTTING_DOWN",
-            Self::Overloaded => "TOO_MANY_CALLS",
+            Self::Overloaded { .. } => "TOO_MANY_CALLS",
             Self::DeadlineExceeded => "DEADLINE_EXCEEDED",
             Self::Unavailable(_) => "DATABASE_UNAVAILABLE",
             Self::Internal(_) | Self::BatchFailed { unavailable: false } => "INTERNAL",
@@ -136,11 +164,11 @@ impl From<Error> for Status {
                 violations,
                 ..
             } => {
-                for v in violations.iter() {
-                    details.add_bad_request_violation(&v.field, &v.description);
+                for v in violations.reported(MAX_VIOLATIONS_IN_STATUS) {
+                    details.add_bad_request_violation(v.field, v.description);
                 }
                 let first = violations.iter().next();
-                let message = match (violations.iter().count(), first) {
+                let message = match (violations.total(), first) {
                     (1, Some(v)) => format!("{message}: {}: {}", v.field, v.description),
                     (n, _) => format!("{message}: {n} violations, see the BadRequest details"),
                 };
@@ -162,8 +190,36 @@ impl From<Error> for Status {
                 metadata.insert("oldest_sequence".to_owned(), oldest.to_string());
                 (Code::OutOfRange, e.to_string())
             }
+            Error::ImportStopped {
+                index,
+                resume_index,
+                too_large,
+                created,
+                duplicates,
+                rejected,
+            } => {
+                for (key, value) in [
+                    ("index", index),
+                    ("resume_index", resume_index),
+                    ("created_count", created),
+                    ("duplicate_count", duplicates),
+                    ("rejected_count", rejected),
+                ] {
+                    metadata.insert(key.to_owned(), value.to_string());
+                }
+                let code = if *too_large {
+                    Code::ResourceExhausted
+                } else {
+                    Code::InvalidArgument
+                };
+                (code, e.to_string())
+            }
             Error::ShuttingDown => (Code::Unavailable, e.to_string()),
-            Error::Overloaded => (Code::ResourceExhausted, e.to_string()),
+            Error::Overloaded { scope, limit } => {
+                metadata.insert("scope".to_owned(), (*scope).to_owned());
+                metadata.insert("limit".to_owned(), limit.to_string());
+                (Code::ResourceExhausted, e.to_string())
+            }
             Error::DeadlineExceeded => (Code::DeadlineExceeded, e.to_string()),
             Error::Unavailable(_) | Error::BatchFailed { unavailable: true } => {
                 e.log_cause();

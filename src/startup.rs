@@ -22,7 +22,6 @@ use crate::config::Config;
 use crate::embedded::{EmbeddedPostgres, default_data_dir};
 use crate::pb::meeting_service_server::MeetingServiceServer;
 use crate::storage::{PoolSettings, Storage};
-use crate::telemetry::grpc_trace_layer;
 
 /// A built service, bound to its address, not yet serving.
 pub struct Application {
@@ -137,7 +136,13 @@ impl Application {
             stop.clone(),
         ));
 
-        let limits = crate::api::Limits::new(config.max_concurrent_calls, config.request_timeout());
+        let limits = crate::api::Limits::new(
+            config.max_concurrent_calls,
+            config.calls_per_connection(),
+            config.calls_per_caller(),
+            config.request_timeout(),
+            config.max_response_bytes,
+        );
         let api = MeetingServiceRouter::new(
             MeetingsApi::new(storage.clone(), stop.clone(), events_rx, limits),
             config.max_request_bytes,
@@ -156,11 +161,8 @@ impl Application {
                 config.http2_keepalive_timeout_ms,
             )))
             .tcp_keepalive(Some(Duration::from_secs(60)))
-            .layer(grpc_trace_layer())
+            .layer(crate::api::EdgeLayer)
             .layer(AuthLayer::new(tokens))
-            .layer(tower::util::MapResponseLayer::new(
-                crate::telemetry::grpc_status_codes::<tonic::body::Body>,
-            ))
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)

@@ -348,16 +348,22 @@ impl Storage {
         })
     }
 
-    /// One page of ListMeetings, newest first, after `after` (exclusive).
+    /// One page of ListMeetings, newest first, after `after` (exclusive):
+    /// up to `limit` rows, fewer if their records pass `max_bytes`. Rows
+    /// are read as they arrive, so a page never holds much more than
+    /// `max_bytes` whatever the records' sizes; the row that passes the
+    /// budget is returned too, as the sign that more follow.
     #[tracing::instrument(name = "storage.list_meetings", skip_all, fields(limit))]
     pub async fn list_meetings(
         &self,
         filter: &ListFilter,
         after: Option<Cursor>,
         limit: u32,
+        max_bytes: usize,
     ) -> Result<Vec<RecordRow>> {
+        use futures_util::TryStreamExt;
         let (date, id) = after.map_or((None, None), |c| (Some(c.date), Some(c.id)));
-        Ok(sqlx::query_as(LIST_MEETINGS)
+        let mut rows = sqlx::query_as::<_, RecordRow>(LIST_MEETINGS)
             .bind(date)
             .bind(id)
             .bind(filter.country_code.map(|c| c.to_string()))
@@ -366,8 +372,17 @@ impl Storage {
             .bind(filter.topic.as_deref())
             .bind(filter.query.as_deref())
             .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await?)
+            .fetch(&self.pool);
+        let mut page = Vec::new();
+        let mut bytes = 0;
+        while let Some(row) = rows.try_next().await? {
+            bytes += row.record.len();
+            page.push(row);
+            if bytes > max_bytes {
+                break;
+            }
+        }
+        Ok(page)
     }
 
     /// Counts, dates, top topics and anniversaries of a pair's meetings.
@@ -909,6 +924,7 @@ JOIN meetings m ON m.id = p.meeting_id
 WHERE p.country_low = $1 AND p.country_high = $2 AND m.anniversary_years IS NOT NULL
 GROUP BY m.anniversary_occasion, since_year
 ORDER BY since_year, occasion
+LIMIT 1000
 "#;
 
 /// Every event row of a committed transaction that has no number yet, in

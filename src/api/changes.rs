@@ -7,7 +7,8 @@ use prost::Message;
 use uuid::Uuid;
 
 use super::{MeetingsApi, decode_record, etag, parse_id, parse_pair, stored_record};
-use crate::domain::{CountryCode, NewMeeting, Violations, parse_date, topic_key};
+use crate::domain::limits::MAX_SHORT_TEXT;
+use crate::domain::{CountryCode, NewMeeting, Violations, parse_date, parse_text, topic_key};
 use crate::error::{Error, Result};
 use crate::pb;
 use crate::storage::{Cursor, ListFilter, NewRow};
@@ -24,6 +25,8 @@ const UPDATABLE: [&str; 7] = [
 ];
 
 const DEFAULT_PAGE_SIZE: u32 = 50;
+/// Longest full-text `query`, in characters.
+const MAX_QUERY: usize = 1_000;
 const MAX_PAGE_SIZE: u32 = 1_000;
 const DEFAULT_TOP_TOPICS: u32 = 10;
 const MAX_TOP_TOPICS: u32 = 100;
@@ -116,17 +119,27 @@ impl MeetingsApi {
                 .map_err(|e| v.add("country_code", e))
                 .ok(),
         };
-        let text = |raw: &str| {
-            Some(raw.trim())
+        if let (Some(from), Some(to)) = (from, to)
+            && from > to
+        {
+            v.add("to_date", format!("{to} is before from_date {from}"));
+        }
+        // Text filters follow the rules of stored text: a value PostgreSQL
+        // cannot take (a NUL) or no meeting could match is refused here.
+        let mut text = |field: &str, raw: String, max: usize| {
+            parse_text(raw, 0, max, false)
+                .map_err(|e| v.add(field, e))
+                .ok()
                 .filter(|t| !t.is_empty())
-                .map(str::to_owned)
         };
+        let topic = text("topic", req.topic, MAX_SHORT_TEXT).map(|t| topic_key(&t));
+        let query = text("query", req.query, MAX_QUERY);
         let filter = ListFilter {
             country_code,
             from,
             to,
-            topic: text(&req.topic).map(|t| topic_key(&t)),
-            query: text(&req.query),
+            topic,
+            query,
         };
         let after = match req.page_token.as_str() {
             "" => None,
@@ -137,13 +150,26 @@ impl MeetingsApi {
         if !v.is_empty() {
             return Err(Error::invalid_request(v));
         }
-        // One more than asked tells whether another page follows.
+        // One more than asked tells whether another page follows. A page
+        // also ends before its meetings pass the response budget (at least
+        // one meeting a page: a meeting is far smaller than the budget).
+        let budget = self.limits.page_bytes();
         let mut rows = self
             .storage
-            .list_meetings(&filter, after, page_size + 1)
+            .list_meetings(&filter, after, page_size + 1, budget)
             .await?;
-        let more = rows.len() > page_size as usize;
-        rows.truncate(page_size as usize);
+        let mut keep = rows.len().min(page_size as usize);
+        let mut bytes = 0;
+        for (i, row) in rows.iter().enumerate().take(keep) {
+            // Each meeting costs its record and a few bytes of framing.
+            bytes += row.record.len() + 8;
+            if bytes > budget && i > 0 {
+                keep = i;
+                break;
+            }
+        }
+        let more = rows.len() > keep;
+        rows.truncate(keep);
         let next_page_token = match rows.last() {
             Some(last) if more => encode_page_token(
                 Cursor {
@@ -243,7 +269,8 @@ fn update_paths(
             None => v.add(
                 format!("update_mask.paths[{i}]"),
                 format!(
-                    "{path:?} is not an updatable field (one of {}, or \"*\")",
+                    "{} is not an updatable field (one of {}, or \"*\")",
+                    crate::domain::quote(path),
                     UPDATABLE.join(", ")
                 ),
             ),

@@ -1,109 +1,240 @@
-//! Per-call limits: how many calls run at once, and unary deadlines.
+//! Per-call limits: how many calls run at once, overall and per connection
+//! and caller, and unary deadlines.
+//!
+//! A call takes a slot of the server's limit and a slot of its
+//! connection's and its caller's shares, so that one connection or one
+//! token cannot take every slot: the rest of the limit stays for others.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tonic::metadata::MetadataMap;
 
+use crate::auth::Caller;
 use crate::error::{Error, Result};
 
-/// How much earlier than the client's deadline a call is ended.
-const DEADLINE_MARGIN: Duration = Duration::from_millis(20);
+/// Most gRPC clients (grpc-go, grpcio, tonic) refuse messages over 4 MiB
+/// by default.
+const PAGE_BYTES: usize = 4 * 1024 * 1024;
+/// Room left in a page for everything but its meetings (the page token).
+const PAGE_OVERHEAD: usize = 16 * 1024;
 
 /// Shared by every call of one server.
 #[derive(Debug, Clone)]
 pub struct Limits {
     calls: Arc<Semaphore>,
+    max_calls: usize,
+    shares: Arc<Shares>,
     timeout: Duration,
+    page_bytes: usize,
+}
+
+/// How many calls each connection and each caller has open.
+#[derive(Debug)]
+struct Shares {
+    per_connection: usize,
+    per_caller: usize,
+    open: Mutex<HashMap<ShareKey, usize>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum ShareKey {
+    Connection(SocketAddr),
+    Caller(Arc<str>),
+}
+
+/// Where a call comes from, as far as the limits care.
+#[derive(Debug, Clone, Default)]
+pub struct Origin {
+    /// The peer address of the call's connection (unique while it is open).
+    pub connection: Option<SocketAddr>,
+    /// The token's caller, when calls need tokens.
+    pub caller: Option<Caller>,
+}
+
+impl Origin {
+    pub fn of<T>(request: &tonic::Request<T>) -> Self {
+        Self {
+            connection: request.remote_addr(),
+            caller: request.extensions().get::<Caller>().cloned(),
+        }
+    }
+}
+
+/// A call's slots; given back when the call ends (or its stream is dropped).
+#[derive(Debug)]
+pub struct Admission {
+    _call: OwnedSemaphorePermit,
+    shares: Arc<Shares>,
+    keys: Vec<ShareKey>,
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        let mut open = self.shares.open.lock().unwrap_or_else(|e| e.into_inner());
+        for key in &self.keys {
+            if let Some(n) = open.get_mut(key) {
+                *n -= 1;
+                if *n == 0 {
+                    open.remove(key);
+                }
+            }
+        }
+    }
 }
 
 impl Limits {
-    pub fn new(max_concurrent_calls: usize, timeout: Duration) -> Self {
+    /// `per_connection` and `per_caller` are the most calls one connection
+    /// and one caller may have open, each at most `max_concurrent_calls`.
+    /// `max_response_bytes` bounds what one response may hold.
+    pub fn new(
+        max_concurrent_calls: usize,
+        per_connection: usize,
+        per_caller: usize,
+        timeout: Duration,
+        max_response_bytes: usize,
+    ) -> Self {
+        let max = max_concurrent_calls.max(1);
         Self {
-            calls: Arc::new(Semaphore::new(max_concurrent_calls.max(1))),
+            calls: Arc::new(Semaphore::new(max)),
+            max_calls: max,
+            shares: Arc::new(Shares {
+                per_connection: per_connection.clamp(1, max),
+                per_caller: per_caller.clamp(1, max),
+                open: Mutex::default(),
+            }),
             timeout,
+            page_bytes: max_response_bytes
+                .min(PAGE_BYTES)
+                .saturating_sub(PAGE_OVERHEAD)
+                .max(1),
         }
     }
 
-    /// A slot for one call (a stream keeps it until it ends), or
-    /// RESOURCE_EXHAUSTED at once rather than a queue that grows.
-    pub fn admit(&self) -> Result<OwnedSemaphorePermit> {
-        self.calls
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| Error::Overloaded)
+    /// The most bytes of meetings one page of a response may hold: under
+    /// the server's response limit, and under the 4 MiB that most gRPC
+    /// clients accept by default.
+    pub fn page_bytes(&self) -> usize {
+        self.page_bytes
     }
 
-    /// Runs a unary call within its deadline: the server's timeout or the
-    /// client's grpc-timeout, whichever is shorter.
-    pub async fn within_deadline<T>(
-        &self,
-        metadata: &MetadataMap,
-        call: impl Future<Output = Result<T>>,
-    ) -> Result<T> {
-        // tonic also enforces grpc-timeout, in a layer outside ours, and
-        // answers CANCELLED; ending a little before the client's deadline
-        // makes the answer DEADLINE_EXCEEDED, as gRPC specifies. (That layer
-        // polls the call before its own timer, so the earlier timer wins.)
-        let deadline = grpc_timeout(metadata).map_or(self.timeout, |t| {
-            t.saturating_sub(DEADLINE_MARGIN)
-                .max(Duration::from_millis(1))
-                .min(self.timeout)
-        });
-        tokio::time::timeout(deadline, call)
+    /// Slots for one call (a stream keeps them until it ends), or
+    /// RESOURCE_EXHAUSTED at once rather than a queue that grows.
+    pub fn admit(&self, origin: &Origin) -> Result<Admission> {
+        let mut wanted = Vec::with_capacity(2);
+        if let Some(addr) = origin.connection {
+            wanted.push((ShareKey::Connection(addr), self.shares.per_connection));
+        }
+        if let Some(caller) = &origin.caller {
+            wanted.push((ShareKey::Caller(caller.name()), self.shares.per_caller));
+        }
+        let call = self
+            .calls
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| Error::Overloaded {
+                scope: "server",
+                limit: self.max_calls,
+            })?;
+        let mut open = self.shares.open.lock().unwrap_or_else(|e| e.into_inner());
+        for (key, limit) in &wanted {
+            if open.get(key).copied().unwrap_or(0) >= *limit {
+                let scope = match key {
+                    ShareKey::Connection(_) => "connection",
+                    ShareKey::Caller(_) => "caller",
+                };
+                return Err(Error::Overloaded {
+                    scope,
+                    limit: *limit,
+                });
+            }
+        }
+        for (key, _) in &wanted {
+            *open.entry(key.clone()).or_insert(0) += 1;
+        }
+        drop(open);
+        Ok(Admission {
+            _call: call,
+            shares: self.shares.clone(),
+            keys: wanted.into_iter().map(|(key, _)| key).collect(),
+        })
+    }
+
+    /// Runs a unary call within the server's deadline. (A client's
+    /// grpc-timeout is enforced for every call, from its arrival, by
+    /// `api::edge`.)
+    pub async fn within_deadline<T>(&self, call: impl Future<Output = Result<T>>) -> Result<T> {
+        tokio::time::timeout(self.timeout, call)
             .await
             .map_err(|_| Error::DeadlineExceeded)?
     }
-}
-
-/// The client's `grpc-timeout` header ("100m", "5S", ...), if valid.
-fn grpc_timeout(metadata: &MetadataMap) -> Option<Duration> {
-    let value = metadata.get("grpc-timeout")?.to_str().ok()?;
-    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
-    let n: u64 = digits.parse().ok().filter(|_| digits.len() <= 8)?;
-    Some(match unit {
-        "H" => Duration::from_secs(n.saturating_mul(3600)),
-        "M" => Duration::from_secs(n.saturating_mul(60)),
-        "S" => Duration::from_secs(n),
-        "m" => Duration::from_millis(n),
-        "u" => Duration::from_micros(n),
-        "n" => Duration::from_nanos(n),
-        _ => return None,
-    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn with(value: &str) -> MetadataMap {
-        let mut m = MetadataMap::new();
-        m.insert("grpc-timeout", value.parse().unwrap());
-        m
-    }
-
-    #[test]
-    fn grpc_timeout_units() {
-        assert_eq!(
-            grpc_timeout(&with("100m")),
-            Some(Duration::from_millis(100))
-        );
-        assert_eq!(grpc_timeout(&with("2S")), Some(Duration::from_secs(2)));
-        assert_eq!(grpc_timeout(&with("1H")), Some(Duration::from_secs(3600)));
-        assert_eq!(grpc_timeout(&with("5x")), None);
-        assert_eq!(grpc_timeout(&with("123456789S")), None, "at most 8 digits");
-        assert_eq!(grpc_timeout(&MetadataMap::new()), None);
+    fn from(port: u16, caller: Option<&str>) -> Origin {
+        Origin {
+            connection: Some(SocketAddr::from(([127, 0, 0, 1], port))),
+            caller: caller.map(Caller::new),
+        }
     }
 
     #[test]
     fn admission_is_bounded() {
-        let limits = Limits::new(2, Duration::from_secs(1));
-        let a = limits.admit().unwrap();
-        let _b = limits.admit().unwrap();
-        assert!(matches!(limits.admit(), Err(Error::Overloaded)));
+        let limits = Limits::new(2, 2, 2, Duration::from_secs(1), 1 << 20);
+        let a = limits.admit(&Origin::default()).unwrap();
+        let _b = limits.admit(&Origin::default()).unwrap();
+        assert!(matches!(
+            limits.admit(&Origin::default()),
+            Err(Error::Overloaded {
+                scope: "server",
+                ..
+            })
+        ));
         drop(a);
-        assert!(limits.admit().is_ok());
+        assert!(limits.admit(&Origin::default()).is_ok());
+    }
+
+    #[test]
+    fn one_connection_or_caller_gets_its_share_only() {
+        let limits = Limits::new(10, 2, 3, Duration::from_secs(1), 1 << 20);
+        let a = limits.admit(&from(1, None)).unwrap();
+        let _b = limits.admit(&from(1, None)).unwrap();
+        assert!(matches!(
+            limits.admit(&from(1, None)),
+            Err(Error::Overloaded {
+                scope: "connection",
+                limit: 2
+            })
+        ));
+        // Another connection is still served; a refused call took no slot.
+        let _c = limits.admit(&from(2, Some("news"))).unwrap();
+        let _d = limits.admit(&from(3, Some("news"))).unwrap();
+        let _e = limits.admit(&from(4, Some("news"))).unwrap();
+        assert!(matches!(
+            limits.admit(&from(5, Some("news"))),
+            Err(Error::Overloaded {
+                scope: "caller",
+                limit: 3
+            })
+        ));
+        drop(a);
+        assert!(limits.admit(&from(1, Some("other"))).is_ok());
+        assert!(limits.shares.open.lock().unwrap().len() <= 6);
+    }
+
+    #[test]
+    fn slots_are_given_back() {
+        let limits = Limits::new(4, 4, 4, Duration::from_secs(1), 1 << 20);
+        for _ in 0..100 {
+            let _a = limits.admit(&from(1, Some("x"))).unwrap();
+        }
+        assert!(limits.shares.open.lock().unwrap().is_empty());
+        assert_eq!(limits.calls.available_permits(), 4);
     }
 }

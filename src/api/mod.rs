@@ -4,17 +4,22 @@
 mod changes;
 mod coalesce;
 mod convert;
+mod edge;
 mod encoded;
 mod limits;
 mod watch;
 
+pub use edge::{EdgeLayer, code_name};
 pub use encoded::MeetingServiceRouter;
-pub use limits::Limits;
+pub use limits::{Limits, Origin};
 pub use watch::{run_listener, run_sequencer};
 
 use chrono::{NaiveDate, SubsecRound, Utc};
 use prost::Message;
 use std::pin::Pin;
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
 
 use tokio_stream::Stream;
 use tokio_util::sync::CancellationToken;
@@ -54,6 +59,10 @@ pub struct MeetingsApi {
     lookups: Coalescer<Uuid, Option<Vec<u8>>>,
     /// Concurrent CreateMeeting calls, one statement (one commit) per batch.
     creates: Coalescer<NewRow, Result<(NewRow, Inserted)>>,
+    /// Page reads of streams (pair streams and watchers) running at once:
+    /// at most half the pool, so that streams, however many, leave
+    /// connections for every other call.
+    page_reads: Arc<Semaphore>,
 }
 
 /// Most calls one coalesced statement serves.
@@ -101,6 +110,7 @@ impl MeetingsApi {
                 move |rows: Vec<NewRow>| insert_coalesced(storage.clone(), rows),
             )
         };
+        let pool_size = storage.pool().options().get_max_connections() as usize;
         Self {
             storage,
             shutdown,
@@ -108,6 +118,7 @@ impl MeetingsApi {
             limits,
             lookups,
             creates,
+            page_reads: Arc::new(Semaphore::new((pool_size / 2).max(1))),
         }
     }
 
@@ -140,7 +151,38 @@ impl MeetingsApi {
         // validated; outcomes are counted in stream order.
         let mut committing: std::collections::VecDeque<Committing> = Default::default();
         let mut index = 0u64;
-        while let Some(item) = requests.message().await? {
+        loop {
+            let item = match requests.message().await {
+                Ok(Some(item)) => item,
+                Ok(None) => break,
+                Err(status) => {
+                    // The stream breaks here. Batches already committing
+                    // finish and are counted; the unfinished batch is not
+                    // stored, and the caller learns where to resume.
+                    let resume_index = batch.origins.first().map_or(index, |(i, _)| *i);
+                    while let Some(oldest) = committing.pop_front() {
+                        account(oldest, &mut report).await?;
+                    }
+                    tracing::info!(
+                        index,
+                        resume_index,
+                        created = report.created_count,
+                        "import stopped at a message that could not be read"
+                    );
+                    return Err(Error::ImportStopped {
+                        index,
+                        resume_index,
+                        too_large: matches!(
+                            status.code(),
+                            tonic::Code::OutOfRange | tonic::Code::ResourceExhausted
+                        ),
+                        created: report.created_count,
+                        duplicates: report.duplicate_count,
+                        rejected: report.rejected_count,
+                    }
+                    .into());
+                }
+            };
             match parse_new(item.meeting, &item.request_id) {
                 Ok((meeting, request_id)) => {
                     batch.rows.push(new_row(meeting, request_id).0);
@@ -203,9 +245,10 @@ impl MeetingsApi {
     where
         F: std::future::Future<Output = Result<T>>,
     {
-        let _permit = self.limits.admit()?;
-        let (metadata, _, message) = request.into_parts();
-        self.limits.within_deadline(&metadata, call(message)).await
+        let _admission = self.limits.admit(&Origin::of(&request))?;
+        self.limits
+            .within_deadline(call(request.into_inner()))
+            .await
     }
 
     /// GetMeeting as served: the stored record forwarded as it is.
@@ -280,6 +323,7 @@ impl MeetingsApi {
 /// Where a pair stream is: the page in hand and the query for the next one.
 struct PairStream {
     storage: Storage,
+    reads: Arc<Semaphore>,
     query: PairQuery,
     page: std::vec::IntoIter<RecordRow>,
     /// The last page read was the last one.
@@ -292,17 +336,19 @@ struct PairStream {
 /// The meetings of a pair, read page by page as the client consumes them.
 ///
 /// The stream is polled by the connection's own task, so records go from
-/// the page straight to HTTP/2 frames with no channel or task in between.
-/// It holds one page at a time, whatever the result size, and a pool
-/// connection only while a page is read; a client that goes away drops it,
-/// which ends the work at once. On shutdown it ends with UNAVAILABLE.
+/// the page straight to HTTP/2 frames with no channel in between. It holds
+/// one page at a time, whatever the result size, and a pool connection only
+/// while a page is read (see `read_page`); a client that goes away drops
+/// it, which ends the work at once. On shutdown it ends with UNAVAILABLE.
 fn pair_stream(
     storage: Storage,
+    reads: Arc<Semaphore>,
     query: PairQuery,
     shutdown: CancellationToken,
 ) -> impl Stream<Item = Result<pb::StreamMeetingsByCountryPairResponse, Status>> + Send {
     let state = PairStream {
         storage,
+        reads,
         query,
         page: Vec::new().into_iter(),
         exhausted: false,
@@ -334,9 +380,11 @@ fn pair_stream(
                 if st.exhausted {
                     return None;
                 }
+                let (storage, query) = (st.storage.clone(), st.query);
+                let read = read_page(&st.reads, async move { storage.pair_page(&query).await });
                 let page = tokio::select! {
                     () = st.shutdown.cancelled() => Err(Error::ShuttingDown),
-                    page = st.storage.pair_page(&st.query) => page,
+                    page = read => page,
                 };
                 match page {
                     Ok(rows) => {
@@ -490,6 +538,10 @@ fn same_meeting(stored: &[u8], meeting: &NewMeeting) -> Result<Option<pb::Meetin
 
 /// Most rejected meetings an import reports in detail; it counts them all.
 const MAX_REJECTED_DETAILS: usize = 1_000;
+/// Most bytes of rejected meetings' details in one import's response.
+const MAX_REJECTED_BYTES: usize = 1024 * 1024;
+/// Field violations listed for one rejected meeting (as in a status).
+const MAX_VIOLATIONS_PER_REJECTED: usize = crate::error::MAX_VIOLATIONS_IN_STATUS;
 /// Valid meetings an import commits per transaction.
 const IMPORT_BATCH: usize = 500;
 /// Batches of one import committing at once. PostgreSQL runs a statement on
@@ -506,18 +558,33 @@ fn reject(
     violations: Violations,
 ) {
     report.rejected_count += 1;
-    if report.rejected.len() < MAX_REJECTED_DETAILS {
-        report.rejected.push(pb::RejectedMeeting {
-            index,
-            request_id,
-            violations: violations
-                .into_iter()
-                .map(|v| pb::FieldViolation {
-                    field: v.field,
-                    description: v.description,
-                })
-                .collect(),
-        });
+    if report.rejected.len() >= MAX_REJECTED_DETAILS {
+        return;
+    }
+    // A request_id too long to be valid is sent back cut to the longest
+    // valid length: the index says which meeting it was.
+    let request_id = match request_id
+        .char_indices()
+        .nth(crate::domain::limits::MAX_REQUEST_ID)
+    {
+        Some((end, _)) => request_id[..end].to_owned(),
+        None => request_id,
+    };
+    let rejected = pb::RejectedMeeting {
+        index,
+        request_id,
+        violations: violations
+            .reported(MAX_VIOLATIONS_PER_REJECTED)
+            .into_iter()
+            .map(|v| pb::FieldViolation {
+                field: v.field,
+                description: v.description,
+            })
+            .collect(),
+    };
+    let size: usize = report.rejected.iter().map(Message::encoded_len).sum();
+    if size + rejected.encoded_len() <= MAX_REJECTED_BYTES {
+        report.rejected.push(rejected);
     }
 }
 
@@ -527,7 +594,7 @@ fn parse_id(field: &str, raw: &str) -> Result<Uuid, Violations> {
         let what = if raw.is_empty() {
             "is required".to_owned()
         } else {
-            format!("{raw:?} is not a UUID")
+            format!("{} is not a UUID", crate::domain::quote(raw))
         };
         v.add(field, what);
         v
@@ -569,7 +636,7 @@ impl MeetingService for MeetingsApi {
         &self,
         request: Request<Streaming<pb::ImportMeetingsRequest>>,
     ) -> Result<Response<pb::ImportMeetingsResponse>, Status> {
-        let _permit = self.limits.admit()?;
+        let _admission = self.limits.admit(&Origin::of(&request))?;
         Ok(Response::new(self.import(request.into_inner()).await?))
     }
 
@@ -610,16 +677,17 @@ impl MeetingService for MeetingsApi {
         &self,
         request: Request<pb::WatchMeetingsRequest>,
     ) -> Result<Response<Self::WatchMeetingsStream>, Status> {
-        let permit = self.limits.admit()?;
+        let admission = self.limits.admit(&Origin::of(&request))?;
         let (after, pair) = self.watch_start(request.get_ref()).await?;
         let stream = watch::watch_stream(
             self.storage.clone(),
+            self.page_reads.clone(),
             after,
             pair,
             self.events.clone(),
             self.shutdown.clone(),
         );
-        Ok(Response::new(Box::pin(holding(stream, permit))))
+        Ok(Response::new(Box::pin(holding(stream, admission))))
     }
 
     async fn get_country_pair_summary(
@@ -638,20 +706,50 @@ impl MeetingService for MeetingsApi {
         &self,
         request: Request<pb::StreamMeetingsByCountryPairRequest>,
     ) -> Result<Response<Self::StreamMeetingsByCountryPairStream>, Status> {
-        let permit = self.limits.admit()?;
+        let admission = self.limits.admit(&Origin::of(&request))?;
         let query = self.stream_start(request.get_ref()).await?;
-        let stream = pair_stream(self.storage.clone(), query, self.shutdown.clone());
-        Ok(Response::new(Box::pin(holding(stream, permit))))
+        let stream = pair_stream(
+            self.storage.clone(),
+            self.page_reads.clone(),
+            query,
+            self.shutdown.clone(),
+        );
+        Ok(Response::new(Box::pin(holding(stream, admission))))
     }
 }
 
-/// A stream that keeps its call slot until it ends or is dropped.
+/// A stream that keeps its call slots until it ends or is dropped.
 fn holding<S: Stream + Send>(
     stream: S,
-    permit: tokio::sync::OwnedSemaphorePermit,
+    admission: limits::Admission,
 ) -> impl Stream<Item = S::Item> + Send {
     tokio_stream::StreamExt::map(stream, move |item| {
-        let _slot = &permit;
+        let _slots = &admission;
         item
     })
+}
+
+/// Reads one page of a stream in a task of its own, which reads the page
+/// completely and gives its pool connection back whether or not the
+/// stream is polled again. A response stream is polled only while the
+/// client's HTTP/2 window is open: a read that ran inside it would keep its
+/// connection for as long as a client chose not to read. `reads` bounds how
+/// many such reads run at once; dropping the returned future (the client
+/// went away) aborts the read.
+async fn read_page<T: Send + 'static>(
+    reads: &Arc<Semaphore>,
+    read: impl Future<Output = Result<T>> + Send + 'static,
+) -> Result<T> {
+    let reads = reads.clone();
+    let task = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(
+        async move {
+            let _slot = reads
+                .acquire_owned()
+                .await
+                .map_err(|e| Error::internal(anyhow::anyhow!("page reads closed: {e}")))?;
+            read.await
+        }
+        .in_current_span(),
+    ));
+    task.await.map_err(Error::internal)?
 }

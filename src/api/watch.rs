@@ -6,7 +6,10 @@
 //! after its position; it is woken by NOTIFY, by this instance's own
 //! sequencer, or, if a notification was lost, by a poll every second.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::sync::Semaphore;
 
 use tokio::sync::watch;
 use tokio_stream::Stream;
@@ -14,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::Status;
 use tracing::Instrument;
 
-use super::{MeetingsApi, decode_record, parse_pair, timestamp};
+use super::{MeetingsApi, decode_record, parse_pair, read_page, timestamp};
 use crate::domain::{CountryPair, Violations};
 use crate::error::{Error, Result};
 use crate::pb;
@@ -60,6 +63,7 @@ impl MeetingsApi {
 /// Where a watcher is.
 struct Watcher {
     storage: Storage,
+    reads: Arc<Semaphore>,
     after: i64,
     pair: Option<CountryPair>,
     buffer: std::vec::IntoIter<EventRow>,
@@ -76,6 +80,7 @@ struct Watcher {
 /// last sequence received).
 pub(super) fn watch_stream(
     storage: Storage,
+    reads: Arc<Semaphore>,
     after: i64,
     pair: Option<CountryPair>,
     wake: watch::Receiver<u64>,
@@ -83,6 +88,7 @@ pub(super) fn watch_stream(
 ) -> impl Stream<Item = Result<pb::WatchMeetingsResponse, Status>> + Send {
     let state = Watcher {
         storage,
+        reads,
         after,
         pair,
         buffer: Vec::new().into_iter(),
@@ -113,7 +119,15 @@ pub(super) fn watch_stream(
                 // Mark the current wake-up as seen before reading, so one that
                 // arrives during the read is not missed.
                 w.wake.borrow_and_update();
-                match w.storage.events_after(w.after, w.pair, EVENT_PAGE).await {
+                let (storage, after, pair) = (w.storage.clone(), w.after, w.pair);
+                let read = read_page(&w.reads, async move {
+                    storage.events_after(after, pair, EVENT_PAGE).await
+                });
+                let page = tokio::select! {
+                    () = w.shutdown.cancelled() => continue,
+                    page = read => page,
+                };
+                match page {
                     Ok(page) if page.through > w.after => {
                         w.buffer = page.events.into_iter();
                         w.through = page.through;

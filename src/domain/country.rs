@@ -15,8 +15,8 @@ impl CountryCode {
         match (code.as_bytes(), rust_iso3166::from_alpha2(&code)) {
             (&[a, b], Some(_)) => Ok(Self([a, b])),
             _ => Err(format!(
-                "{:?} is not an assigned ISO 3166-1 alpha-2 country code",
-                raw.trim()
+                "{} is not an assigned ISO 3166-1 alpha-2 country code",
+                super::quote(raw.trim())
             )),
         }
     }

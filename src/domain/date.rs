@@ -12,12 +12,15 @@ pub fn parse_date(raw: &str) -> Result<NaiveDate, String> {
             }
         });
     if !shape_ok {
-        return Err(format!("{raw:?} is not a date in the form YYYY-MM-DD"));
+        return Err(format!(
+            "{} is not a date in the form YYYY-MM-DD",
+            super::quote(raw)
+        ));
     }
     let field = |range: std::ops::Range<usize>| raw[range].parse::<u32>().unwrap_or(0);
     let year = i32::try_from(field(0..4)).unwrap_or(0);
     NaiveDate::from_ymd_opt(year, field(5..7), field(8..10))
-        .ok_or_else(|| format!("{raw:?} is not a real calendar date"))
+        .ok_or_else(|| format!("{} is not a real calendar date", super::quote(raw)))
 }
 
 /// Parses the date of a meeting: `YYYY-MM-DD`, from 1800-01-01 to one year

@@ -369,8 +369,8 @@ fn parse_url(raw: String) -> Result<String, String> {
     match url::Url::parse(&text) {
         Ok(u) if matches!(u.scheme(), "http" | "https") && u.has_host() => Ok(text),
         Ok(u) => Err(format!(
-            "must be an http or https URL, has scheme {:?}",
-            u.scheme()
+            "must be an http or https URL, has scheme {}",
+            super::quote(u.scheme())
         )),
         Err(e) => Err(format!("is not an absolute URL ({e})")),
     }

@@ -4,7 +4,7 @@
 /// values) and no control characters; line breaks and tabs are allowed only
 /// with `multiline`. Returns the trimmed text (in `raw`'s own buffer when
 /// there was nothing to trim) or a description of the fault.
-pub(crate) fn parse_text(
+pub fn parse_text(
     raw: impl Into<String>,
     min: usize,
     max: usize,
@@ -37,9 +37,31 @@ pub(crate) fn parse_text(
     })
 }
 
+/// Characters of a caller's input quoted in an error description, at most:
+/// enough to recognise the value, and errors stay small whatever was sent.
+const QUOTED_CHARS: usize = 32;
+
+/// `raw` quoted for an error description (as `{:?}` would), cut after
+/// `QUOTED_CHARS` characters with an ellipsis.
+pub fn quote(raw: &str) -> String {
+    match raw.char_indices().nth(QUOTED_CHARS) {
+        Some((end, _)) => format!("{:?}…", &raw[..end]),
+        None => format!("{raw:?}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::parse_text;
+    use super::{parse_text, quote};
+
+    #[test]
+    fn quotes_are_short() {
+        assert_eq!(quote("YU"), "\"YU\"");
+        let long = "é".repeat(100_000);
+        let quoted = quote(&long);
+        assert_eq!(quoted.chars().count(), 32 + 3);
+        assert!(quoted.ends_with('…'));
+    }
 
     #[test]
     fn trims_and_counts_characters_not_bytes() {

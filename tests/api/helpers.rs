@@ -56,6 +56,8 @@ pub struct Settings {
     pub db_pool_size: u32,
     pub acquire_timeout_ms: u64,
     pub max_concurrent_calls: usize,
+    /// None: the server's default share.
+    pub max_calls_per_connection: Option<usize>,
     pub max_request_bytes: usize,
     pub request_timeout_ms: u64,
     pub tokens_file: Option<std::path::PathBuf>,
@@ -73,6 +75,7 @@ impl Default for Settings {
             db_pool_size: 16,
             acquire_timeout_ms: 3000,
             max_concurrent_calls: 1024,
+            max_calls_per_connection: None,
             max_request_bytes: 4 * 1024 * 1024,
             request_timeout_ms: 30_000,
             tokens_file: None,
@@ -106,6 +109,7 @@ async fn spawn(settings: Settings, shared_url: Option<String>) -> TestApp {
     config.db_pool_size = settings.db_pool_size;
     config.db_acquire_timeout_ms = settings.acquire_timeout_ms;
     config.max_concurrent_calls = settings.max_concurrent_calls;
+    config.max_calls_per_connection = settings.max_calls_per_connection;
     config.max_request_bytes = settings.max_request_bytes;
     config.request_timeout_ms = settings.request_timeout_ms;
     config.tokens_file = settings.tokens_file.clone();

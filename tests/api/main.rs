@@ -2,6 +2,7 @@
 //! PostgreSQL, each test with its own database.
 
 mod auth;
+mod bounded;
 mod changes;
 mod cli;
 mod create;
@@ -13,6 +14,7 @@ mod load;
 mod migrations;
 mod raw;
 mod service;
+mod stalled;
 mod stream;
 mod tls;
 mod validation;

@@ -2,35 +2,48 @@
 //! gets a gRPC error, and the server keeps serving.
 
 use bytes::Bytes;
-use http::{HeaderMap, Request};
+use http::Request;
+use prost::Message;
+use tonic::Status;
+use tonic_types::StatusExt;
 
 use crate::helpers::{meeting, spawn_app};
 
-/// Sends one request; returns (HTTP status, grpc-status if any).
+/// Sends one request; returns the HTTP status and the call's gRPC status
+/// (from a trailers-only response or the trailers), if any.
 async fn raw(
     addr: std::net::SocketAddr,
     path: &str,
     content_type: &str,
     body: Vec<u8>,
-) -> (u16, Option<String>) {
+) -> (u16, Option<Status>) {
+    raw_with(addr, path, &[("content-type", content_type)], body).await
+}
+
+async fn raw_with(
+    addr: std::net::SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> (u16, Option<Status>) {
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
     let (mut client, connection) = h2::client::handshake(tcp).await.unwrap();
     tokio::spawn(connection);
-    let request = Request::post(format!("http://{addr}{path}"))
-        .header("content-type", content_type)
-        .header("te", "trailers")
-        .body(())
+    let mut request = Request::post(format!("http://{addr}{path}")).header("te", "trailers");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let (response, mut send) = client
+        .send_request(request.body(()).unwrap(), false)
         .unwrap();
-    let (response, mut send) = client.send_request(request, false).unwrap();
     send.send_data(Bytes::from(body), true).unwrap();
     let response = tokio::time::timeout(std::time::Duration::from_secs(10), response)
         .await
         .expect("an answer, not a hang")
         .unwrap();
     let status = response.status().as_u16();
-    let grpc = |h: &HeaderMap| h.get("grpc-status").map(|v| v.to_str().unwrap().to_owned());
-    if let Some(code) = grpc(response.headers()) {
-        return (status, Some(code));
+    if let Some(grpc) = Status::from_header_map(response.headers()) {
+        return (status, Some(grpc));
     }
     let mut body = response.into_body();
     while let Some(chunk) = body.data().await {
@@ -38,7 +51,17 @@ async fn raw(
         let _ = body.flow_control().release_capacity(chunk.len());
     }
     let trailers = body.trailers().await.unwrap();
-    (status, trailers.as_ref().and_then(grpc))
+    (status, trailers.as_ref().and_then(Status::from_header_map))
+}
+
+/// The ErrorInfo reason of a status (every error carries one).
+fn reason(status: &Status) -> String {
+    let details = status.get_error_details();
+    let info = details
+        .error_info()
+        .unwrap_or_else(|| panic!("no ErrorInfo in {status:?}"));
+    assert_eq!(info.domain, "meetings.v1");
+    info.reason.clone()
 }
 
 fn frame(declared_len: u32, payload: &[u8]) -> Vec<u8> {
@@ -48,63 +71,73 @@ fn frame(declared_len: u32, payload: &[u8]) -> Vec<u8> {
     out
 }
 
-/// (case, path, content type, body, acceptable grpc-status codes).
-type Case = (
-    &'static str,
-    &'static str,
-    &'static str,
-    Vec<u8>,
-    &'static [&'static str],
-);
+/// (case, path, body, grpc-status code, ErrorInfo reason).
+type Case = (&'static str, &'static str, Vec<u8>, i32, &'static str);
 
 const CREATE: &str = "/meetings.v1.MeetingService/CreateMeeting";
 /// Served by its own codec (stored bytes forwarded): same errors expected.
 const GET: &str = "/meetings.v1.MeetingService/GetMeeting";
 const GRPC: &str = "application/grpc";
 
+/// Bytes no protobuf decoder accepts as each method's request.
+fn malformed_messages() -> Vec<(&'static str, Vec<u8>)> {
+    vec![
+        ("garbage", vec![0xff_u8, 0xff, 0xff, 0xff, 0x0f, 0x12, 0x99]),
+        // Field 1 (a message or a string in both requests) as a varint.
+        ("a wrong wire type", vec![0x08, 0x01]),
+        // Field 1 says 10 bytes follow; 2 do.
+        ("a truncated message", vec![0x0a, 0x0a, 0x41, 0x42]),
+        // Field 1 (CreateMeeting: a message whose field 2 is the date;
+        // GetMeeting: the id) holding bytes that are not UTF-8.
+        (
+            "invalid UTF-8 in a string",
+            vec![0x0a, 0x04, 0x12, 0x02, 0xc3, 0x28],
+        ),
+    ]
+}
+
 #[tokio::test]
-async fn malformed_requests_get_grpc_errors_and_the_server_keeps_serving() {
+async fn malformed_requests_get_invalid_argument_and_the_server_keeps_serving() {
     let app = spawn_app().await;
-    let garbage = [0xff_u8, 0xff, 0xff, 0xff, 0x0f, 0x12, 0x99];
-    // The same malformed bodies to CreateMeeting (the generated server) and
-    // GetMeeting (served by its own codec, forwarding stored bytes).
     let mut cases: Vec<Case> = Vec::new();
     for path in [CREATE, GET] {
+        for (what, bytes) in malformed_messages() {
+            cases.push((
+                what,
+                path,
+                frame(bytes.len() as u32, &bytes),
+                3,
+                "INVALID_REQUEST",
+            ));
+        }
         cases.extend([
             (
-                "malformed protobuf",
+                "a truncated frame",
                 path,
-                GRPC,
-                frame(garbage.len() as u32, &garbage),
-                &["13", "3"][..],
-            ),
-            (
-                "truncated frame",
-                path,
-                GRPC,
                 frame(100, &[0x0a, 0x02]),
-                &["13", "3", "1", "2"],
+                3,
+                "INVALID_REQUEST",
             ),
             (
                 "half a frame header",
                 path,
-                GRPC,
                 vec![0, 0, 0],
-                &["13", "3", "1", "2"],
+                3,
+                "INVALID_REQUEST",
             ),
             (
-                "oversized declared length",
+                "an oversized declared length",
                 path,
-                GRPC,
                 frame(100 * 1024 * 1024, &[]),
-                &["8"],
+                8,
+                "MESSAGE_TOO_LARGE",
             ),
             (
-                "compressed flag without compression",
+                "a compressed flag without an encoding",
                 path,
-                GRPC,
                 vec![1, 0, 0, 0, 0],
-                &["12", "13", "3"],
+                3,
+                "INVALID_REQUEST",
             ),
         ]);
     }
@@ -112,41 +145,44 @@ async fn malformed_requests_get_grpc_errors_and_the_server_keeps_serving() {
         (
             "GetMeeting: an empty request (no id)",
             GET,
-            GRPC,
             frame(0, &[]),
-            &["3"][..],
+            3,
+            "INVALID_REQUEST",
         ),
         (
-            "unknown method",
+            "an unknown method",
             "/meetings.v1.MeetingService/Nope",
-            GRPC,
             frame(0, &[]),
-            &["12"],
+            12,
+            "UNKNOWN_METHOD",
         ),
         (
-            "unknown service",
+            "an unknown service",
             "/nope.v1.Nope/Nope",
-            GRPC,
             frame(0, &[]),
-            &["12"],
+            12,
+            "UNKNOWN_METHOD",
         ),
     ]);
-    for (case, path, content_type, body, codes) in cases {
-        let (http, grpc) = raw(app.addr, path, content_type, body).await;
+    for (case, path, body, code, expected) in cases {
+        let (http, grpc) = raw(app.addr, path, GRPC, body).await;
         assert_eq!(
             http, 200,
             "{case} ({path}): gRPC errors travel in a 200 response"
         );
         let grpc = grpc.unwrap_or_else(|| panic!("{case} ({path}): no grpc-status"));
+        assert_eq!(grpc.code() as i32, code, "{case} ({path}): {grpc:?}");
+        assert_eq!(reason(&grpc), expected, "{case} ({path})");
         assert!(
-            codes.contains(&grpc.as_str()),
-            "{case} ({path}): grpc-status {grpc}, expected one of {codes:?}"
+            grpc.message().len() < 200 && !grpc.message().contains("UTF-8"),
+            "{case} ({path}): a short message without decoder internals: {:?}",
+            grpc.message()
         );
     }
     // A non-gRPC content type is refused too (with an HTTP error or a gRPC one).
     let (http, grpc) = raw(app.addr, CREATE, "application/json", b"{}".to_vec()).await;
     assert!(
-        http != 200 || grpc.is_some_and(|c| c != "0"),
+        http != 200 || grpc.is_some_and(|s| s.code() != tonic::Code::Ok),
         "JSON is refused: {http}"
     );
 
@@ -155,8 +191,28 @@ async fn malformed_requests_get_grpc_errors_and_the_server_keeps_serving() {
 }
 
 #[tokio::test]
+async fn an_unsupported_compression_is_unimplemented_with_error_info() {
+    let app = spawn_app().await;
+    let body = meetings::pb::GetMeetingRequest {
+        id: uuid::Uuid::now_v7().to_string(),
+    }
+    .encode_to_vec();
+    let mut framed = frame(body.len() as u32, &body);
+    framed[0] = 1;
+    let (_, grpc) = raw_with(
+        app.addr,
+        GET,
+        &[("content-type", GRPC), ("grpc-encoding", "snappy")],
+        framed,
+    )
+    .await;
+    let grpc = grpc.expect("a grpc-status");
+    assert_eq!(grpc.code(), tonic::Code::Unimplemented, "{grpc:?}");
+    assert_eq!(reason(&grpc), "UNSUPPORTED_ENCODING");
+}
+
+#[tokio::test]
 async fn a_clients_grpc_timeout_is_honoured_with_deadline_exceeded() {
-    use prost::Message;
     let app = spawn_app().await;
     let created = app.create(meeting("2022-05-05", &["AZ", "JP"])).await;
     // Hold the row lock so the update waits past the client's deadline.
@@ -191,15 +247,92 @@ async fn a_clients_grpc_timeout_is_honoured_with_deadline_exceeded() {
         .await
         .expect("an answer at the deadline, not a hang")
         .unwrap();
-    let code = response
-        .headers()
-        .get("grpc-status")
-        .map(|v| v.to_str().unwrap().to_owned());
-    assert_eq!(code.as_deref(), Some("4"), "DEADLINE_EXCEEDED");
+    let status = Status::from_header_map(response.headers()).expect("trailers-only");
+    assert_eq!(status.code(), tonic::Code::DeadlineExceeded, "{status:?}");
+    assert_eq!(reason(&status), "DEADLINE_EXCEEDED");
     tx.rollback().await.unwrap();
     assert_eq!(
         app.get(&created.id).await.unwrap().summary,
         "",
         "the update did not happen"
     );
+}
+
+/// Opens a call with `grpc-timeout` on a raw connection (a client that does
+/// not enforce its deadline itself), sending `body` only if given; returns
+/// the call's status and how long it took.
+async fn call_with_deadline(
+    addr: std::net::SocketAddr,
+    path: &str,
+    timeout: &str,
+    body: Option<Vec<u8>>,
+) -> (Status, std::time::Duration) {
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut client, connection) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(connection);
+    let request = Request::post(format!("http://{addr}{path}"))
+        .header("content-type", GRPC)
+        .header("te", "trailers")
+        .header("grpc-timeout", timeout)
+        .body(())
+        .unwrap();
+    let started = std::time::Instant::now();
+    let (response, mut send) = client.send_request(request, false).unwrap();
+    if let Some(body) = body {
+        send.send_data(Bytes::from(frame(body.len() as u32, &body)), true)
+            .unwrap();
+    }
+    let response = tokio::time::timeout(std::time::Duration::from_secs(10), response)
+        .await
+        .expect("an answer at the deadline, not a hang")
+        .unwrap();
+    if let Some(status) = Status::from_header_map(response.headers()) {
+        return (status, started.elapsed());
+    }
+    let mut body = response.into_body();
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk.unwrap();
+        let _ = body.flow_control().release_capacity(chunk.len());
+    }
+    let trailers = body.trailers().await.unwrap().expect("trailers");
+    let status = Status::from_header_map(&trailers).expect("a status in the trailers");
+    (status, started.elapsed())
+}
+
+#[tokio::test]
+async fn a_deadline_counts_from_the_calls_arrival() {
+    let app = spawn_app().await;
+    // The request message never comes: the handler never starts, and the
+    // deadline still passes.
+    let (status, took) = call_with_deadline(
+        app.addr,
+        "/meetings.v1.MeetingService/CreateMeeting",
+        "300m",
+        None,
+    )
+    .await;
+    assert_eq!(status.code(), tonic::Code::DeadlineExceeded, "{status:?}");
+    assert_eq!(reason(&status), "DEADLINE_EXCEEDED");
+    assert!(took < std::time::Duration::from_secs(5), "took {took:?}");
+}
+
+#[tokio::test]
+async fn streams_end_at_the_clients_deadline() {
+    let app = spawn_app().await;
+    let watch = meetings::pb::WatchMeetingsRequest::default().encode_to_vec();
+    let (status, took) = call_with_deadline(
+        app.addr,
+        "/meetings.v1.MeetingService/WatchMeetings",
+        "1S",
+        Some(watch),
+    )
+    .await;
+    assert_eq!(status.code(), tonic::Code::DeadlineExceeded, "{status:?}");
+    assert_eq!(reason(&status), "DEADLINE_EXCEEDED");
+    assert!(
+        took >= std::time::Duration::from_millis(900) && took < std::time::Duration::from_secs(5),
+        "a watch with a 1 s deadline ends after about 1 s, took {took:?}"
+    );
+    // The server serves on.
+    app.create(meeting("2022-05-05", &["AZ", "JP"])).await;
 }

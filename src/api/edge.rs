@@ -1,0 +1,411 @@
+//! The service's edge: one tower layer around every call that
+//!
+//! - opens the call's `grpc` span and logs its end once, with its status
+//!   and its latency from arrival to the last byte;
+//! - enforces the client's `grpc-timeout` from the call's arrival, on the
+//!   response and on a stream's body alike, answering DEADLINE_EXCEEDED;
+//! - gives the statuses that tonic makes itself (a request that does not
+//!   decode, an oversized message, an unknown method, an unsupported
+//!   compression) the code callers branch on and a `google.rpc.ErrorInfo`,
+//!   with a short message of our own instead of the decoder's text.
+//!
+//! Statuses made by the service carry details already and pass unchanged.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future as _;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use http::HeaderMap;
+use http_body::Frame;
+use tokio::time::{Instant, Sleep};
+use tonic::body::Body;
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+use tracing::{Instrument, Span, field};
+
+use crate::error::{ERROR_DOMAIN, Error};
+
+/// How much earlier than the client's deadline a call is ended. tonic also
+/// enforces `grpc-timeout`, outside this layer, and answers CANCELLED; ending
+/// a little before it makes the answer DEADLINE_EXCEEDED, as gRPC specifies.
+const DEADLINE_MARGIN: Duration = Duration::from_millis(20);
+
+/// Longest status message passed on from tonic (it may quote a header).
+const MAX_MESSAGE: usize = 200;
+
+#[derive(Debug, Clone, Default)]
+pub struct EdgeLayer;
+
+impl<S> tower::Layer<S> for EdgeLayer {
+    type Service = Edge<S>;
+    fn layer(&self, inner: S) -> Edge<S> {
+        Edge { inner }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Edge<S> {
+    inner: S,
+}
+
+impl<S> tower::Service<http::Request<Body>> for Edge<S>
+where
+    S: tower::Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<http::Response<Body>, Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        let arrival = Instant::now();
+        let deadline = grpc_timeout(request.headers()).map(|t| {
+            arrival
+                + t.saturating_sub(DEADLINE_MARGIN)
+                    .max(Duration::from_millis(1))
+        });
+        let span = tracing::info_span!(
+            "grpc",
+            method = request.uri().path(),
+            status = field::Empty,
+            latency_ms = field::Empty,
+        );
+        let response = span
+            .in_scope(|| self.inner.call(request))
+            .instrument(span.clone());
+        let call = Call { arrival, span };
+        Box::pin(async move {
+            let response = match deadline {
+                Some(deadline) => tokio::time::timeout_at(deadline, response)
+                    .await
+                    .unwrap_or_else(|_| Ok(Status::from(Error::DeadlineExceeded).into_http())),
+                None => response.await,
+            };
+            let Ok(mut response) = response;
+            let ends_here = rewrite(response.headers_mut());
+            if let Some(code) = ends_here {
+                // A trailers-only response: the call ends with it.
+                call.finished(code);
+                return Ok(response);
+            }
+            let (parts, body) = response.into_parts();
+            let body = EdgeBody {
+                inner: Some(body),
+                deadline: deadline.map(|d| Box::pin(tokio::time::sleep_until(d))),
+                call: Some(call),
+            };
+            Ok(http::Response::from_parts(parts, Body::new(body)))
+        })
+    }
+}
+
+/// What is logged when a call ends.
+struct Call {
+    arrival: Instant,
+    span: Span,
+}
+
+impl Call {
+    fn finished(self, code: Code) {
+        self.span.record("status", field::debug(code));
+        self.span
+            .record("latency_ms", self.arrival.elapsed().as_secs_f64() * 1e3);
+        tracing::info!(parent: &self.span, "request finished");
+    }
+}
+
+/// A response body that ends at the client's deadline and rewrites the
+/// status in its trailers like the headers of a trailers-only response.
+struct EdgeBody {
+    inner: Option<Body>,
+    deadline: Option<Pin<Box<Sleep>>>,
+    /// Taken when the call's end is logged.
+    call: Option<Call>,
+}
+
+impl EdgeBody {
+    fn finish(&mut self, code: Code) {
+        self.inner = None;
+        self.deadline = None;
+        if let Some(call) = self.call.take() {
+            call.finished(code);
+        }
+    }
+}
+
+impl http_body::Body for EdgeBody {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        let this = &mut *self;
+        let Some(inner) = this.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let span = this
+            .call
+            .as_ref()
+            .map_or_else(Span::none, |c| c.span.clone());
+        let polled = span.in_scope(|| Pin::new(inner).poll_frame(cx));
+        match polled {
+            Poll::Ready(Some(Ok(frame))) => match frame.into_trailers() {
+                Ok(mut trailers) => {
+                    let code = rewrite(&mut trailers).unwrap_or(Code::Ok);
+                    this.finish(code);
+                    Poll::Ready(Some(Ok(Frame::trailers(trailers))))
+                }
+                Err(frame) => Poll::Ready(Some(Ok(frame))),
+            },
+            Poll::Ready(Some(Err(status))) => {
+                this.finish(status.code());
+                Poll::Ready(Some(Err(status)))
+            }
+            Poll::Ready(None) => {
+                this.finish(Code::Ok);
+                Poll::Ready(None)
+            }
+            Poll::Pending => {
+                let Some(deadline) = this.deadline.as_mut() else {
+                    return Poll::Pending;
+                };
+                ready!(deadline.as_mut().poll(cx));
+                // The stream ends here: dropping its body stops its work.
+                let mut trailers = HeaderMap::new();
+                if let Err(e) = Status::from(Error::DeadlineExceeded).add_header(&mut trailers) {
+                    tracing::warn!(error = %e, "cannot write the deadline's status");
+                }
+                this.finish(Code::DeadlineExceeded);
+                Poll::Ready(Some(Ok(Frame::trailers(trailers))))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.as_ref().is_none_or(|b| b.is_end_stream())
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner
+            .as_ref()
+            .map_or_else(|| http_body::SizeHint::with_exact(0), |b| b.size_hint())
+    }
+}
+
+impl Drop for EdgeBody {
+    fn drop(&mut self) {
+        // The client went away (or reset the stream) before the end.
+        if let Some(call) = self.call.take() {
+            call.finished(Code::Cancelled);
+        }
+    }
+}
+
+/// If `headers` carry a final status, makes it one a caller can act on and
+/// returns its code. Statuses with details are the service's own and stay.
+fn rewrite(headers: &mut HeaderMap) -> Option<Code> {
+    let status = Status::from_header_map(headers)?;
+    if status.code() == Code::Ok || !status.details().is_empty() {
+        return Some(status.code());
+    }
+    let status = made_by_tonic(&status);
+    for name in ["grpc-status", "grpc-message", "grpc-status-details-bin"] {
+        headers.remove(name);
+    }
+    if let Err(e) = status.add_header(headers) {
+        tracing::warn!(error = %e, "cannot write a rewritten status");
+    }
+    Some(status.code())
+}
+
+/// The status a caller gets for one that tonic made without details.
+fn made_by_tonic(status: &Status) -> Status {
+    let message = status.message();
+    let (code, reason, text): (Code, &str, String) = match status.code() {
+        // Decoding failures (prost's errors, a truncated frame, a compressed
+        // flag without an encoding) are the request's fault, not ours.
+        Code::Internal if is_decode_failure(message) => (
+            Code::InvalidArgument,
+            "INVALID_REQUEST",
+            "the request is not a valid protobuf message of this method's request type".into(),
+        ),
+        Code::OutOfRange | Code::ResourceExhausted
+            if message.contains("too large") || message.contains("size limit") =>
+        {
+            let text = if message.contains("encoded message") {
+                "the response would exceed the server's message size limit"
+            } else {
+                "the request message exceeds the server's message size limit"
+            };
+            (Code::ResourceExhausted, "MESSAGE_TOO_LARGE", text.into())
+        }
+        Code::Unimplemented if message.contains("compressed with") => (
+            Code::Unimplemented,
+            "UNSUPPORTED_ENCODING",
+            "the request's grpc-encoding is not supported (see grpc-accept-encoding)".into(),
+        ),
+        Code::Unimplemented => (
+            Code::Unimplemented,
+            "UNKNOWN_METHOD",
+            "this server has no such method".into(),
+        ),
+        Code::Cancelled => (
+            Code::Cancelled,
+            "CANCELLED",
+            "the call was cancelled".into(),
+        ),
+        Code::Internal | Code::Unknown => {
+            tracing::error!(message = %short(message), "tonic failed a call");
+            (Code::Internal, "INTERNAL", "internal error".into())
+        }
+        code => (code, code_name(code), short(message)),
+    };
+    let mut details = ErrorDetails::new();
+    details.set_error_info(reason, ERROR_DOMAIN, HashMap::new());
+    let mut out = Status::with_error_details(code, text, details);
+    // Keep what tells a client how to retry (grpc-accept-encoding).
+    *out.metadata_mut() = status.metadata().clone();
+    out
+}
+
+/// Whether an INTERNAL status is tonic's report of a request that does not
+/// decode.
+pub(crate) fn is_decode_failure(message: &str) -> bool {
+    [
+        "failed to decode",
+        "compressed-flag",
+        "compression flag",
+        "Unexpected EOF decoding",
+        "Error decompressing",
+    ]
+    .iter()
+    .any(|m| message.contains(m))
+}
+
+fn short(message: &str) -> String {
+    match message.char_indices().nth(MAX_MESSAGE) {
+        Some((end, _)) => format!("{}…", &message[..end]),
+        None => message.to_owned(),
+    }
+}
+
+/// A code's name as gRPC spells it, e.g. `NOT_FOUND`.
+pub fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+/// The client's `grpc-timeout` header ("100m", "5S", ...), if valid.
+fn grpc_timeout(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get("grpc-timeout")?.to_str().ok()?;
+    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
+    let n: u64 = digits.parse().ok().filter(|_| digits.len() <= 8)?;
+    Some(match unit {
+        "H" => Duration::from_secs(n.saturating_mul(3600)),
+        "M" => Duration::from_secs(n.saturating_mul(60)),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(value: &str) -> HeaderMap {
+        let mut m = HeaderMap::new();
+        m.insert("grpc-timeout", value.parse().unwrap());
+        m
+    }
+
+    #[test]
+    fn grpc_timeout_units() {
+        assert_eq!(
+            grpc_timeout(&with("100m")),
+            Some(Duration::from_millis(100))
+        );
+        assert_eq!(grpc_timeout(&with("2S")), Some(Duration::from_secs(2)));
+        assert_eq!(grpc_timeout(&with("1H")), Some(Duration::from_secs(3600)));
+        assert_eq!(grpc_timeout(&with("5x")), None);
+        assert_eq!(grpc_timeout(&with("123456789S")), None, "at most 8 digits");
+        assert_eq!(grpc_timeout(&HeaderMap::new()), None);
+    }
+
+    fn rewritten(status: Status) -> Status {
+        let mut headers = HeaderMap::new();
+        status.add_header(&mut headers).unwrap();
+        rewrite(&mut headers);
+        Status::from_header_map(&headers).unwrap()
+    }
+
+    fn reason(status: &Status) -> String {
+        status
+            .get_error_details()
+            .error_info()
+            .unwrap()
+            .reason
+            .clone()
+    }
+
+    #[test]
+    fn tonics_statuses_get_our_codes_and_error_info() {
+        let s = rewritten(Status::internal(
+            "failed to decode Protobuf message: invalid string value: data is not UTF-8 encoded",
+        ));
+        assert_eq!(s.code(), Code::InvalidArgument);
+        assert_eq!(reason(&s), "INVALID_REQUEST");
+        assert!(!s.message().contains("UTF-8"), "no decoder internals");
+
+        let s = rewritten(Status::out_of_range(
+            "Error, decoded message length too large: found 5 bytes, the limit is: 4 bytes",
+        ));
+        assert_eq!(s.code(), Code::ResourceExhausted);
+        assert_eq!(reason(&s), "MESSAGE_TOO_LARGE");
+
+        let s = rewritten(Status::unimplemented(""));
+        assert_eq!(reason(&s), "UNKNOWN_METHOD");
+
+        let s = rewritten(Status::internal("something else"));
+        assert_eq!((s.code(), s.message()), (Code::Internal, "internal error"));
+    }
+
+    #[test]
+    fn the_services_own_statuses_pass_unchanged() {
+        let ours = Status::from(Error::MeetingNotFound(uuid::Uuid::nil()));
+        let s = rewritten(ours.clone());
+        assert_eq!(s.code(), ours.code());
+        assert_eq!(s.message(), ours.message());
+        assert_eq!(s.details(), ours.details());
+    }
+}

@@ -1,0 +1,291 @@
+//! Bad input of any size gets a short, bounded error: C-core clients
+//! (Python, Ruby, C++) accept at most 8 KiB of response metadata.
+
+use bytes::Bytes;
+use http::Request;
+use meetings::pb;
+use prost::Message;
+use tonic::{Code, Status};
+
+use crate::helpers::{assert_error, meeting, spawn_app};
+
+/// Bytes a status takes in response metadata: its message and its
+/// base64-encoded details.
+fn metadata_bytes(status: &Status) -> usize {
+    status.message().len() + status.details().len().div_ceil(3) * 4
+}
+
+#[tokio::test]
+async fn a_meeting_with_hundreds_of_faults_gets_a_bounded_status() {
+    let app = spawn_app().await;
+    let mut m = meeting("2022-05-05", &["AZ", "JP"]);
+    m.participants = (0..150)
+        .map(|i| pb::Participant {
+            name: String::new(),
+            title: "t".repeat(1_000),
+            country_code: format!("{i}{}", "Z".repeat(10_000)),
+        })
+        .collect();
+    let status = app.try_create(m).await.unwrap_err();
+    let details = assert_error(&status, Code::InvalidArgument, "INVALID_MEETING");
+    let violations = &details.bad_request().unwrap().field_violations;
+    assert_eq!(violations.len(), 20, "at most 20 violations in a status");
+    let last = violations.last().unwrap();
+    assert!(
+        last.description.starts_with("and ") && last.description.contains("more"),
+        "the last entry says how many more: {last:?}"
+    );
+    for v in &violations[..19] {
+        assert!(
+            v.description.chars().count() < 120,
+            "a description quotes only a little of the input: {v:?}"
+        );
+    }
+    assert!(
+        metadata_bytes(&status) < 6 * 1024,
+        "the status takes {} bytes",
+        metadata_bytes(&status)
+    );
+}
+
+#[tokio::test]
+async fn a_huge_id_gets_a_short_error() {
+    let app = spawn_app().await;
+    let status = app.get(&"x".repeat(100_000)).await.unwrap_err();
+    let details = assert_error(&status, Code::InvalidArgument, "INVALID_REQUEST");
+    let v = &details.bad_request().unwrap().field_violations[0];
+    assert_eq!(v.field, "id");
+    assert!(v.description.len() < 100, "{v:?}");
+    assert!(metadata_bytes(&status) < 1024);
+}
+
+#[tokio::test]
+async fn nul_characters_in_filters_are_refused_with_their_field() {
+    let app = spawn_app().await;
+    app.create(meeting("2022-05-05", &["AZ", "JP"])).await;
+    for (field, request) in [
+        (
+            "query",
+            pb::ListMeetingsRequest {
+                query: "energy\0".into(),
+                ..Default::default()
+            },
+        ),
+        (
+            "topic",
+            pb::ListMeetingsRequest {
+                topic: "\0".into(),
+                ..Default::default()
+            },
+        ),
+        (
+            "query",
+            pb::ListMeetingsRequest {
+                query: "q".repeat(10_000),
+                ..Default::default()
+            },
+        ),
+    ] {
+        let status = app.client.clone().list_meetings(request).await.unwrap_err();
+        let details = assert_error(&status, Code::InvalidArgument, "INVALID_REQUEST");
+        assert_eq!(crate::helpers::violated_fields(&details), [field]);
+    }
+}
+
+#[tokio::test]
+async fn list_refuses_a_from_date_after_its_to_date() {
+    let app = spawn_app().await;
+    let status = app
+        .client
+        .clone()
+        .list_meetings(pb::ListMeetingsRequest {
+            from_date: "2022-05-06".into(),
+            to_date: "2022-05-05".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    let details = assert_error(&status, Code::InvalidArgument, "INVALID_REQUEST");
+    assert_eq!(crate::helpers::violated_fields(&details), ["to_date"]);
+}
+
+/// ImportMeetings over a raw HTTP/2 stream: `messages` framed as sent
+/// (each may be any bytes); returns the call's status.
+async fn raw_import(addr: std::net::SocketAddr, messages: Vec<Vec<u8>>) -> Status {
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut client, connection) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(connection);
+    let request = Request::post(format!(
+        "http://{addr}/meetings.v1.MeetingService/ImportMeetings"
+    ))
+    .header("content-type", "application/grpc")
+    .header("te", "trailers")
+    .body(())
+    .unwrap();
+    let (response, mut send) = client.send_request(request, false).unwrap();
+    let mut body = Vec::new();
+    for m in messages {
+        body.push(0u8);
+        body.extend_from_slice(&(m.len() as u32).to_be_bytes());
+        body.extend_from_slice(&m);
+    }
+    // Sent as the window allows; the server may answer before it all went.
+    tokio::spawn(async move {
+        let mut body = Bytes::from(body);
+        while !body.is_empty() {
+            send.reserve_capacity(body.len().min(64 * 1024));
+            let Some(Ok(n)) = std::future::poll_fn(|cx| send.poll_capacity(cx)).await else {
+                return;
+            };
+            let chunk = body.split_to(n.min(body.len()));
+            if send.send_data(chunk, body.is_empty()).is_err() {
+                return;
+            }
+        }
+    });
+    let response = tokio::time::timeout(std::time::Duration::from_secs(30), response)
+        .await
+        .expect("an answer, not a hang")
+        .unwrap();
+    if let Some(status) = Status::from_header_map(response.headers()) {
+        return status;
+    }
+    let mut body = response.into_body();
+    while let Some(chunk) = body.data().await {
+        let _ = body.flow_control().release_capacity(chunk.unwrap().len());
+    }
+    let trailers = body.trailers().await.unwrap().expect("trailers");
+    Status::from_header_map(&trailers).expect("a status")
+}
+
+fn import_request(i: usize) -> Vec<u8> {
+    pb::ImportMeetingsRequest {
+        meeting: Some(meeting("2022-05-05", &["AZ", "JP"])),
+        request_id: format!("import-{i}"),
+    }
+    .encode_to_vec()
+}
+
+#[tokio::test]
+async fn a_malformed_message_stops_an_import_and_says_what_was_stored() {
+    let app = spawn_app().await;
+    // 1,200 valid meetings: two whole batches of 500 commit, the third is
+    // unfinished when message 1,200 (invalid UTF-8 in request_id) arrives.
+    let mut messages: Vec<Vec<u8>> = (0..1_200).map(import_request).collect();
+    messages.push(vec![0x12, 0x02, 0xc3, 0x28]);
+    messages.extend((1_201..1_300).map(import_request));
+    let status = raw_import(app.addr, messages).await;
+    let details = assert_error(&status, Code::InvalidArgument, "INVALID_REQUEST");
+    let info = details.error_info().unwrap();
+    assert_eq!(info.metadata["index"], "1200");
+    assert_eq!(info.metadata["resume_index"], "1000");
+    assert_eq!(info.metadata["created_count"], "1000");
+    assert!(status.message().contains("1200"), "{}", status.message());
+    assert_eq!(app.count_meetings().await, 1_000, "whole batches only");
+
+    // The retry from resume_index stores the rest, exactly once.
+    let retry: Vec<pb::ImportMeetingsRequest> = (1_000..1_300)
+        .filter(|i| *i != 1_200)
+        .map(|i| pb::ImportMeetingsRequest::decode(import_request(i).as_slice()).unwrap())
+        .collect();
+    let report = app.import(retry).await;
+    assert_eq!(report.created_count, 299);
+    assert_eq!(app.count_meetings().await, 1_299);
+}
+
+#[tokio::test]
+async fn an_import_that_breaks_early_stores_nothing_unfinished() {
+    let app = spawn_app().await;
+    let mut messages: Vec<Vec<u8>> = (0..10).map(import_request).collect();
+    // A wrong wire type for field 1.
+    messages.push(vec![0x08, 0x01]);
+    let status = raw_import(app.addr, messages).await;
+    let details = assert_error(&status, Code::InvalidArgument, "INVALID_REQUEST");
+    let info = details.error_info().unwrap();
+    assert_eq!(info.metadata["index"], "10");
+    assert_eq!(info.metadata["resume_index"], "0");
+    assert_eq!(info.metadata["created_count"], "0");
+    assert_eq!(app.count_meetings().await, 0);
+}
+
+#[tokio::test]
+async fn an_imports_rejected_details_are_bounded_in_bytes() {
+    let app = spawn_app().await;
+    let bad = |i: usize| {
+        let mut m = meeting("2022-05-05", &["AZ", "JP"]);
+        m.participants = (0..200)
+            .map(|j| pb::Participant {
+                name: format!("{i}-{j}"),
+                title: String::new(),
+                country_code: "Q".repeat(100),
+            })
+            .collect();
+        pb::ImportMeetingsRequest {
+            meeting: Some(m),
+            request_id: "r".repeat(1_000),
+        }
+    };
+    let report = app.import((0..1_000).map(bad).collect()).await;
+    assert_eq!(report.rejected_count, 1_000);
+    assert!(!report.rejected.is_empty());
+    assert!(
+        report.encoded_len() <= 1024 * 1024 + 1024,
+        "response of {} bytes",
+        report.encoded_len()
+    );
+    for r in &report.rejected {
+        assert!(r.violations.len() <= 20);
+        assert!(r.request_id.len() <= 128);
+    }
+}
+
+#[tokio::test]
+async fn a_list_page_ends_before_the_clients_message_limit() {
+    let app = spawn_app().await;
+    // Meetings of about 320 kB: 20 of them are more than the 4 MiB a gRPC
+    // client accepts in one message by default.
+    let big = |i: usize| {
+        let mut m = meeting("2022-05-05", &["AZ", "JP"]);
+        m.summary = "😀".repeat(20_000);
+        m.participants = (0..200)
+            .map(|j| pb::Participant {
+                name: format!("{i} {j} {}", "é".repeat(190)),
+                title: "😀".repeat(200),
+                country_code: if j % 2 == 0 { "AZ" } else { "JP" }.into(),
+            })
+            .collect();
+        pb::ImportMeetingsRequest {
+            meeting: Some(m),
+            request_id: String::new(),
+        }
+    };
+    let report = app.import((0..20).map(big).collect()).await;
+    assert_eq!(report.created_count, 20);
+    let mut seen = std::collections::HashSet::new();
+    let mut token = String::new();
+    let mut pages = 0;
+    loop {
+        let page = app
+            .client
+            .clone()
+            .list_meetings(pb::ListMeetingsRequest {
+                page_size: 1_000,
+                page_token: token.clone(),
+                ..Default::default()
+            })
+            .await
+            .expect("a page fits the client's limit")
+            .into_inner();
+        assert!(page.encoded_len() <= 4 * 1024 * 1024);
+        pages += 1;
+        for m in page.meetings {
+            assert!(seen.insert(m.id), "no meeting twice");
+        }
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert_eq!(seen.len(), 20, "every meeting, over {pages} pages");
+    assert!(pages >= 2);
+}
