@@ -52,6 +52,9 @@ pub enum Error {
         duplicates: u64,
         rejected: u64,
     },
+    /// A WatchMeetings position beyond the newest event.
+    #[error("after_sequence is beyond the newest event, {newest}: was the database restored?")]
+    SequenceAhead { newest: i64 },
     #[error("the server is shutting down")]
     ShuttingDown,
     /// A call slot was not free: the server's (`scope` "server"), or the
@@ -105,6 +108,7 @@ impl Error {
                 too_large: true, ..
             } => "MESSAGE_TOO_LARGE",
             Self::ImportStopped { .. } => "INVALID_REQUEST",
+            Self::SequenceAhead { .. } => "SEQUENCE_AHEAD",
             Self::ShuttingDown => "SHUTTING_DOWN",
             Self::Overloaded { .. } => "TOO_MANY_CALLS",
             Self::DeadlineExceeded => "DEADLINE_EXCEEDED",
@@ -213,6 +217,10 @@ impl From<Error> for Status {
                     Code::InvalidArgument
                 };
                 (code, e.to_string())
+            }
+            Error::SequenceAhead { newest } => {
+                metadata.insert("newest_sequence".to_owned(), newest.to_string());
+                (Code::OutOfRange, e.to_string())
             }
             Error::ShuttingDown => (Code::Unavailable, e.to_string()),
             Error::Overloaded { scope, limit } => {

@@ -165,6 +165,11 @@ pub struct EventRow {
     pub event_time: DateTime<Utc>,
 }
 
+/// Meetings of at most this many countries keep a copy of their record in
+/// each pair row (at most 6 copies); larger ones' pair rows point to the
+/// meeting (see `child_rows!`).
+pub const RECORD_COPY_MAX_COUNTRIES: i32 = 4;
+
 /// Advisory lock key of the event sequencer ("meetings" in ASCII).
 const SEQUENCER_LOCK: i64 = 0x6d65_6574_696e_6773;
 /// NOTIFY channel the sequencer wakes watchers on.
@@ -518,6 +523,15 @@ impl Storage {
         .await?)
     }
 
+    /// The newest sequence number given to an event (0 before the first).
+    pub async fn newest_sequence(&self) -> Result<i64> {
+        Ok(sqlx::query_scalar(
+            "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM meeting_event_sequence",
+        )
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
     /// A listener for the sequencer's wake-ups (its own connection).
     pub async fn listen_events(&self) -> Result<sqlx::postgres::PgListener> {
         let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
@@ -572,8 +586,8 @@ impl Storage {
 
 /// Binds the columns of `rows` as arrays, in the order INSERT_MEETINGS
 /// numbers its parameters. Lists (topics, sources, participants) go as one
-/// text per meeting (see joined_list); pair rows are flattened, each tagged
-/// with its meeting's id.
+/// text per meeting (see joined_list); the statement makes the pair rows
+/// from each meeting's countries.
 fn bind_batch<'q, O>(
     q: sqlx::query::QueryScalar<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
     rows: &[&'q NewRow],
@@ -581,14 +595,6 @@ fn bind_batch<'q, O>(
 ) -> sqlx::query::QueryScalar<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
     let rows = || rows.iter().copied();
     let col = |f: &dyn Fn(&NewRow) -> Option<String>| rows().map(f).collect::<Vec<_>>();
-    let mut pairs = (Vec::new(), Vec::new(), Vec::new());
-    for row in rows() {
-        for pair in row.meeting.country_pairs() {
-            pairs.0.push(row.id);
-            pairs.1.push(pair.low().to_string());
-            pairs.2.push(pair.high().to_string());
-        }
-    }
     q.bind(rows().map(|r| r.id).collect::<Vec<_>>())
         .bind(rows().map(|r| r.meeting.date()).collect::<Vec<_>>())
         .bind(col(&|r| r.meeting.location().map(|l| l.city().to_owned())))
@@ -644,10 +650,8 @@ fn bind_batch<'q, O>(
             joined_list(r.meeting.participants().iter().map(|p| p.country_code()))
         }))
         .bind(col(&|r| joined_list(r.meeting.topics_lower().iter())))
-        .bind(pairs.0)
-        .bind(pairs.1)
-        .bind(pairs.2)
         .bind(kind as i16)
+        .bind(RECORD_COPY_MAX_COUNTRIES)
 }
 
 /// The event rows (ids) a page after the number `after` reads, and the
@@ -735,19 +739,27 @@ macro_rules! text_list {
 
 /// After a `meeting` CTE that returns (id, date, country_codes, record,
 /// event_id), event_id the same for every row (the statement's `event`):
-/// its pair rows and change-feed event row (kind $25, one
+/// its pair rows and change-feed event row (kind $22, one
 /// event per meeting, in id order: UUIDv7, so the order they were made in).
 macro_rules! child_rows {
     () => {
         r#"
 ), pairs AS (
+    -- Every pair of the meeting's (sorted, distinct) countries. A pair row
+    -- keeps a copy of the record for meetings of at most $23 countries, so
+    -- a pair scan reads nothing else; a larger meeting's pair rows point
+    -- to it instead, so one meeting never writes more than $23 choose 2
+    -- copies of its record.
     INSERT INTO meeting_country_pairs (country_low, country_high, date, meeting_id, record)
-    SELECT p.low, p.high, meeting.date, meeting.id, meeting.record
-    FROM UNNEST($22::uuid[], $23::text[], $24::text[]) AS p (meeting_id, low, high)
-    JOIN meeting ON meeting.id = p.meeting_id
+    SELECT low.code, high.code, meeting.date, meeting.id,
+           CASE WHEN cardinality(meeting.country_codes) <= $23::int4 THEN meeting.record END
+    FROM meeting
+    CROSS JOIN LATERAL unnest(meeting.country_codes) AS low (code)
+    CROSS JOIN LATERAL unnest(meeting.country_codes) AS high (code)
+    WHERE low.code < high.code
 ), events AS (
     INSERT INTO meeting_events (event_id, kind, meeting_ids, meeting_codes, event_count)
-    SELECT min(meeting.event_id), $25::int2, array_agg(meeting.id ORDER BY meeting.id),
+    SELECT min(meeting.event_id), $22::int2, array_agg(meeting.id ORDER BY meeting.id),
            array_agg(array_to_string(meeting.country_codes, ',') ORDER BY meeting.id), count(*)
     FROM meeting
     HAVING count(*) > 0
@@ -755,7 +767,7 @@ macro_rules! child_rows {
     -- A CREATED event (kind 1, EventKind::Created) stores no record: it is
     -- the meeting's until its first rewrite (PREPARE_REWRITE copies it then).
     INSERT INTO meeting_event_records (event_id, meeting_id, record)
-    SELECT meeting.event_id, meeting.id, meeting.record FROM meeting WHERE $25::int2 <> 1
+    SELECT meeting.event_id, meeting.id, meeting.record FROM meeting WHERE $22::int2 <> 1
 )
 SELECT id FROM meeting
 "#
@@ -864,8 +876,10 @@ WHERE country_low = ANY((SELECT country_codes FROM meetings WHERE id = $1)::text
 "#;
 
 const PAIR_PAGE_ASC: &str = r#"
-SELECT p.date, p.meeting_id AS id, p.record
+SELECT p.date, p.meeting_id AS id, coalesce(p.record, m.record) AS record
 FROM meeting_country_pairs p
+-- Pair rows of meetings with many countries keep no record of their own.
+LEFT JOIN meetings m ON p.record IS NULL AND m.id = p.meeting_id
 WHERE p.country_low = $1 AND p.country_high = $2
   AND (p.date, p.meeting_id) > ($3, $4) AND p.date <= $5
 ORDER BY p.date, p.meeting_id
@@ -873,8 +887,10 @@ LIMIT $6
 "#;
 
 const PAIR_PAGE_DESC: &str = r#"
-SELECT p.date, p.meeting_id AS id, p.record
+SELECT p.date, p.meeting_id AS id, coalesce(p.record, m.record) AS record
 FROM meeting_country_pairs p
+-- Pair rows of meetings with many countries keep no record of their own.
+LEFT JOIN meetings m ON p.record IS NULL AND m.id = p.meeting_id
 WHERE p.country_low = $1 AND p.country_high = $2
   AND (p.date, p.meeting_id) < ($3, $4) AND p.date >= $5
 ORDER BY p.date DESC, p.meeting_id DESC

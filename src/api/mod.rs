@@ -67,6 +67,8 @@ pub struct MeetingsApi {
 
 /// Most calls one coalesced statement serves.
 const MAX_COALESCED: usize = 64;
+/// Creates of meetings with more countries than this are not coalesced.
+const COALESCE_MAX_COUNTRIES: usize = 8;
 /// Lookup statements running at once. A lookup statement takes well under
 /// a millisecond, so one or two keep up with any load; the fewer run, the
 /// more calls each serves.
@@ -126,7 +128,21 @@ impl MeetingsApi {
         let (meeting, request_id) =
             parse_new(req.meeting, &req.request_id).map_err(Error::invalid_meeting)?;
         let (row, record) = new_row(meeting, request_id);
-        let (row, outcome) = self.creates.call(row).await??;
+        // A meeting of many countries writes many pair rows: it goes in a
+        // statement of its own rather than hold up a batch of small ones.
+        let (row, outcome) = if row.meeting.country_codes().len() > COALESCE_MAX_COUNTRIES {
+            let outcome = self
+                .storage
+                .insert_meetings(std::slice::from_ref(&row))
+                .await?;
+            let outcome = outcome
+                .into_iter()
+                .next()
+                .ok_or_else(|| Error::internal(anyhow::anyhow!("insert returned no outcome")))?;
+            (row, outcome)
+        } else {
+            self.creates.call(row).await??
+        };
         match outcome {
             Inserted::Created => Ok(record),
             Inserted::Existing(bytes) => match same_meeting(&bytes, &row.meeting)? {
@@ -185,13 +201,15 @@ impl MeetingsApi {
             };
             match parse_new(item.meeting, &item.request_id) {
                 Ok((meeting, request_id)) => {
+                    let countries = meeting.country_codes().len();
+                    batch.pairs += countries * countries.saturating_sub(1) / 2;
                     batch.rows.push(new_row(meeting, request_id).0);
                     batch.origins.push((index, item.request_id));
                 }
                 Err(violations) => reject(&mut report, index, item.request_id, violations),
             }
             index += 1;
-            if batch.rows.len() == IMPORT_BATCH {
+            if batch.rows.len() == IMPORT_BATCH || batch.pairs >= IMPORT_BATCH_PAIRS {
                 if committing.len() == IMPORT_IN_FLIGHT
                     && let Some(oldest) = committing.pop_front()
                 {
@@ -441,6 +459,8 @@ async fn insert_coalesced(
 struct ImportBatch {
     rows: Vec<NewRow>,
     origins: Vec<(u64, String)>,
+    /// Pair rows the batch writes.
+    pairs: usize,
 }
 
 /// A batch being committed by its own task.
@@ -544,6 +564,10 @@ const MAX_REJECTED_BYTES: usize = 1024 * 1024;
 const MAX_VIOLATIONS_PER_REJECTED: usize = crate::error::MAX_VIOLATIONS_IN_STATUS;
 /// Valid meetings an import commits per transaction.
 const IMPORT_BATCH: usize = 500;
+/// Pair rows an import batch writes, at most (a few more when its last
+/// meeting has many countries): a batch of meetings of many countries is
+/// committed early, so that no statement runs for long.
+const IMPORT_BATCH_PAIRS: usize = 20_000;
 /// Batches of one import committing at once. PostgreSQL runs a statement on
 /// one core, and a statement also waits for its WAL writes and commit; four
 /// keep both cores of a small machine busy (bench, alternating runs of

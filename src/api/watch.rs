@@ -50,11 +50,19 @@ impl MeetingsApi {
         if !v.is_empty() {
             return Err(Error::invalid_request(v));
         }
-        if after > 0
-            && let Some(oldest) = self.storage.oldest_event().await?
-            && after < oldest - 1
-        {
-            return Err(Error::EventsExpired { oldest });
+        if after > 0 {
+            // A position the feed has not reached (a client that kept its
+            // position across a restore of the database) would wait for
+            // events it will never get.
+            let newest = self.storage.newest_sequence().await?;
+            if after > newest {
+                return Err(Error::SequenceAhead { newest });
+            }
+            if let Some(oldest) = self.storage.oldest_event().await?
+                && after < oldest - 1
+            {
+                return Err(Error::EventsExpired { oldest });
+            }
         }
         Ok((after, pair))
     }

@@ -289,3 +289,88 @@ async fn a_list_page_ends_before_the_clients_message_limit() {
     assert_eq!(seen.len(), 20, "every meeting, over {pages} pages");
     assert!(pages >= 2);
 }
+
+/// Text that does not compress: letters from a simple generator.
+fn incompressible(len: usize, seed: u64) -> String {
+    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+    (0..len)
+        .map(|_| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            char::from(b'a' + ((x >> 33) % 26) as u8)
+        })
+        .collect()
+}
+
+/// Bytes the pair index takes, with its TOAST and indexes.
+async fn pair_index_bytes(app: &crate::helpers::TestApp) -> i64 {
+    sqlx::query_scalar("SELECT pg_total_relation_size('meeting_country_pairs')")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_meeting_of_many_countries_writes_no_copy_per_pair() {
+    let app = spawn_app().await;
+    let codes: Vec<&str> = rust_iso3166::ALL_ALPHA2.iter().take(60).copied().collect();
+    let mut m = meeting("2022-05-05", &codes);
+    m.summary = incompressible(20_000, 1);
+    let before = pair_index_bytes(&app).await;
+    let created = app.create(m.clone()).await;
+    let grown = pair_index_bytes(&app).await - before;
+    // 1,770 pairs; a copy of the record in each would be some 35 MB.
+    assert!(
+        grown < 2 * 1024 * 1024,
+        "the pair index grew by {grown} bytes"
+    );
+    let copies: i64 = sqlx::query_scalar(
+        "SELECT count(record) FROM meeting_country_pairs WHERE meeting_id = $1::uuid",
+    )
+    .bind(&created.id)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(copies, 0);
+    // Every pair still finds it, whole.
+    for (a, b) in [(codes[0], codes[59]), (codes[17], codes[42])] {
+        let found = app
+            .stream(pb::StreamMeetingsByCountryPairRequest {
+                country_a: a.into(),
+                country_b: b.into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(found, [created.clone()]);
+    }
+    // The same through an import, with small meetings in the same batch.
+    let report = app
+        .import(vec![
+            pb::ImportMeetingsRequest {
+                meeting: Some(m),
+                request_id: String::new(),
+            },
+            pb::ImportMeetingsRequest {
+                meeting: Some(meeting("2022-05-06", &[codes[0], codes[59]])),
+                request_id: String::new(),
+            },
+        ])
+        .await;
+    assert_eq!(report.created_count, 2);
+    let found = app
+        .stream(pb::StreamMeetingsByCountryPairRequest {
+            country_a: codes[0].into(),
+            country_b: codes[59].into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 3);
+    assert!(
+        found
+            .iter()
+            .all(|f| f.summary.len() == 20_000 || f.summary.is_empty())
+    );
+}

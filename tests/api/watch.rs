@@ -519,3 +519,38 @@ async fn a_pair_watcher_reads_past_pages_of_other_pairs() {
     assert_eq!(kinds(&events), [(Kind::Created, m.id.clone())]);
     assert_eq!(events[0].sequence, 701);
 }
+
+#[tokio::test]
+async fn a_position_beyond_the_newest_event_is_out_of_range() {
+    let app = spawn_app().await;
+    app.create(meeting("2022-05-05", &["AZ", "JP"])).await;
+    let mut stream = watch(&app, pb::WatchMeetingsRequest::default()).await;
+    let newest = next_events(&mut stream, 1).await[0].sequence;
+    // At the newest: a watcher waits for what comes next.
+    let mut at_newest = watch(
+        &app,
+        pb::WatchMeetingsRequest {
+            after_sequence: newest,
+            ..Default::default()
+        },
+    )
+    .await;
+    app.create(meeting("2022-05-06", &["AZ", "JP"])).await;
+    assert_eq!(next_events(&mut at_newest, 1).await[0].sequence, newest + 1);
+    // Beyond it (a position kept across a restore of the database).
+    let status = app
+        .client
+        .clone()
+        .watch_meetings(pb::WatchMeetingsRequest {
+            after_sequence: newest + 100,
+            ..Default::default()
+        })
+        .await
+        .map(|_| ())
+        .unwrap_err();
+    let details = assert_error(&status, Code::OutOfRange, "SEQUENCE_AHEAD");
+    assert_eq!(
+        details.error_info().unwrap().metadata["newest_sequence"],
+        (newest + 1).to_string()
+    );
+}
