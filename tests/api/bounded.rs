@@ -343,7 +343,7 @@ async fn a_meeting_of_many_countries_writes_no_copy_per_pair() {
             })
             .await
             .unwrap();
-        assert_eq!(found, [created.clone()]);
+        assert_eq!(found, std::slice::from_ref(&created));
     }
     // The same through an import, with small meetings in the same batch.
     let report = app
