@@ -10,7 +10,9 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use crate::domain::{CountryCode, CountryPair, NewMeeting, RequestId};
+use crate::domain::{
+    CountryCode, CountryPair, NewMeeting, RequestId, TOPIC_KEY_VERSION, topic_key,
+};
 use crate::error::Result;
 
 /// Handle to the meetings database; cheap to clone.
@@ -196,6 +198,14 @@ pub struct PairQuery {
     pub limit: u32,
 }
 
+/// A meeting's topics and their stored keys.
+#[derive(Debug, sqlx::FromRow)]
+struct TopicKeys {
+    id: Uuid,
+    topics: Vec<String>,
+    topics_lower: Vec<String>,
+}
+
 /// A stored meeting as a lookup returns it.
 #[derive(Debug, sqlx::FromRow)]
 pub struct RecordRow {
@@ -241,16 +251,86 @@ impl Storage {
         options: PgConnectOptions,
         settings: &PoolSettings,
     ) -> Result<Self, anyhow::Error> {
+        // NOTICEs (a search word too long to index, say) are not ours to
+        // log: they would reach the log at INFO, once per call.
+        let options = options.options([("client_min_messages", "warning")]);
         let pool = PgPoolOptions::new()
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.acquire_timeout)
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Self {
+        let storage = Self {
             pool,
             events_written: Arc::new(Notify::new()),
-        })
+        };
+        storage.refresh_topic_keys().await?;
+        Ok(storage)
+    }
+
+    /// Recomputes the stored topic keys (`topics_lower`) with the service's
+    /// `topic_key` when they were made by an earlier rule, in pages of
+    /// meetings by id, then records the rule's version. Runs at start,
+    /// before serving; it is idempotent, so an interrupted run is simply
+    /// run again at the next start.
+    pub async fn refresh_topic_keys(&self) -> Result<u64, anyhow::Error> {
+        const NAME: &str = "topics_lower";
+        const PAGE: i64 = 1_000;
+        let stored: Option<i32> =
+            sqlx::query_scalar("SELECT version FROM derived_value_versions WHERE name = $1")
+                .bind(NAME)
+                .fetch_optional(&self.pool)
+                .await?;
+        if stored.is_some_and(|v| v >= TOPIC_KEY_VERSION) {
+            return Ok(0);
+        }
+        tracing::info!(
+            from = stored.unwrap_or(1),
+            to = TOPIC_KEY_VERSION,
+            "recomputing the stored topic keys"
+        );
+        let mut after = Uuid::nil();
+        let mut changed = 0u64;
+        loop {
+            let rows: Vec<TopicKeys> = sqlx::query_as(
+                "SELECT id, topics, topics_lower FROM meetings WHERE id > $1 ORDER BY id LIMIT $2",
+            )
+            .bind(after)
+            .bind(PAGE)
+            .fetch_all(&self.pool)
+            .await?;
+            let Some(last) = rows.last() else { break };
+            after = last.id;
+            let (ids, keys): (Vec<Uuid>, Vec<String>) = rows
+                .iter()
+                .filter_map(|row| {
+                    let keys: Vec<String> = row.topics.iter().map(|t| topic_key(t)).collect();
+                    (keys != row.topics_lower)
+                        .then(|| (row.id, joined_list(keys.iter()).unwrap_or_default()))
+                })
+                .unzip();
+            if !ids.is_empty() {
+                changed += ids.len() as u64;
+                sqlx::query(
+                    "UPDATE meetings m SET topics_lower = (string_to_array(k.keys, chr(31)))[2:] \
+                     FROM UNNEST($1::uuid[], $2::text[]) AS k (id, keys) WHERE m.id = k.id",
+                )
+                .bind(&ids)
+                .bind(&keys)
+                .execute(&self.pool)
+                .await?;
+            }
+        }
+        sqlx::query(
+            "INSERT INTO derived_value_versions (name, version) VALUES ($1, $2) \
+             ON CONFLICT (name) DO UPDATE SET version = EXCLUDED.version",
+        )
+        .bind(NAME)
+        .bind(TOPIC_KEY_VERSION)
+        .execute(&self.pool)
+        .await?;
+        tracing::info!(changed, "stored topic keys recomputed");
+        Ok(changed)
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -920,7 +1000,8 @@ LIMIT $8
 "#;
 
 const PAIR_TOP_TOPICS: &str = r#"
-SELECT min(t.topic) AS topic, count(DISTINCT m.id) AS meetings
+SELECT (array_agg(t.topic ORDER BY m.create_time, m.id))[1] AS topic,
+       count(DISTINCT m.id) AS meetings
 FROM meeting_country_pairs p
 JOIN meetings m ON m.id = p.meeting_id
 CROSS JOIN LATERAL unnest(m.topics, m.topics_lower) AS t (topic, lower)

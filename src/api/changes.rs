@@ -250,7 +250,7 @@ fn update_paths(
         .unwrap_or_default();
     if paths.is_empty() {
         let empty = pb::Meeting::default();
-        return UPDATABLE
+        let set: Vec<&'static str> = UPDATABLE
             .into_iter()
             .filter(|field| {
                 let mut only = pb::Meeting::default();
@@ -258,6 +258,14 @@ fn update_paths(
                 only != empty
             })
             .collect();
+        if set.is_empty() {
+            v.add(
+                "update_mask",
+                "names no field to change: set fields of meeting, or list them in \
+                 update_mask.paths (\"*\" for all)",
+            );
+        }
+        return set;
     }
     if paths == ["*"] {
         return UPDATABLE.to_vec();
@@ -266,6 +274,10 @@ fn update_paths(
     for (i, path) in paths.iter().enumerate() {
         match UPDATABLE.iter().find(|f| **f == *path) {
             Some(f) => out.push(*f),
+            None if *path == "*" => v.add(
+                format!("update_mask.paths[{i}]"),
+                "\"*\" (every field) must be the mask's only path",
+            ),
             None => v.add(
                 format!("update_mask.paths[{i}]"),
                 format!(

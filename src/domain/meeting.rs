@@ -276,7 +276,7 @@ fn parse_participants(c: &mut Checker<'_>, raw: Vec<pb::Participant>) -> Option<
             CountryCode::parse(&p.country_code),
         );
         if let (Some(name), Some(title), Some(country_code)) = (name, title, code) {
-            if let Some(first) = seen.insert((name.to_lowercase(), country_code), i) {
+            if let Some(first) = seen.insert((super::fold_case(&name), country_code), i) {
                 c.violations.add(
                     c.path(format_args!("participants[{i}]")),
                     format!("repeats participants[{first}]: the same name and country"),
@@ -303,12 +303,18 @@ fn parse_participants(c: &mut Checker<'_>, raw: Vec<pb::Participant>) -> Option<
     Some(participants)
 }
 
-/// What makes two topics the same (ignoring case, with Unicode rules): the
-/// duplicate check, the stored lower-cased topics and ListMeetings' topic
-/// filter all compare this.
+/// What makes two topics the same (ignoring case, with Unicode's full case
+/// folding, after NFC normalisation): the duplicate check, the stored
+/// folded topics and ListMeetings' topic filter all compare this. Stored
+/// keys made by an earlier rule are recomputed at start (see
+/// `storage::Storage::refresh_topic_keys`); change `TOPIC_KEY_VERSION`
+/// with the rule.
 pub fn topic_key(topic: &str) -> String {
-    topic.to_lowercase()
+    super::fold_case(topic)
 }
+
+/// Version of `topic_key`'s rule, stored with the keys it made.
+pub const TOPIC_KEY_VERSION: i32 = 2;
 
 /// The topics, and each as `topic_key` makes it.
 fn parse_topics(c: &mut Checker<'_>, raw: Vec<String>) -> Option<(Vec<String>, Vec<String>)> {

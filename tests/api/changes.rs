@@ -565,3 +565,90 @@ async fn a_rewrite_replaces_every_pair_row_of_the_meeting() {
         .unwrap();
     assert_eq!(rows, 0);
 }
+
+#[tokio::test]
+async fn a_mask_that_changes_nothing_is_refused_and_star_stands_alone() {
+    let app = spawn_app().await;
+    let created = app.create(meeting("2022-05-05", &["AZ", "JP"])).await;
+    let events_before: i64 = sqlx::query_scalar("SELECT count(*) FROM meeting_events")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    // An empty mask and nothing set: nothing to change.
+    let status = update(
+        &app,
+        pb::Meeting {
+            id: created.id.clone(),
+            ..Default::default()
+        },
+        &[],
+    )
+    .await
+    .unwrap_err();
+    let details = assert_error(&status, Code::InvalidArgument, "INVALID_REQUEST");
+    assert_eq!(violated_fields(&details), ["update_mask"]);
+    // "*" with another path: the message says "*" must stand alone.
+    let status = update(
+        &app,
+        pb::Meeting {
+            id: created.id.clone(),
+            summary: "x".into(),
+            ..Default::default()
+        },
+        &["*", "summary"],
+    )
+    .await
+    .unwrap_err();
+    let details = assert_error(&status, Code::InvalidArgument, "INVALID_REQUEST");
+    assert_eq!(violated_fields(&details), ["update_mask.paths[0]"]);
+    let v = &details.bad_request().unwrap().field_violations[0];
+    assert!(
+        v.description.contains("only path") && !v.description.contains("not an updatable"),
+        "{v:?}"
+    );
+    let got = app.get(&created.id).await.unwrap();
+    assert_eq!(got.etag, created.etag, "no new version");
+    let events_after: i64 = sqlx::query_scalar("SELECT count(*) FROM meeting_events")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(events_after, events_before, "no UPDATED event");
+}
+
+#[tokio::test]
+async fn a_summary_names_a_topic_as_first_stored() {
+    let app = spawn_app().await;
+    for (date, topic) in [
+        ("2022-05-05", "Energy"),
+        ("2021-01-01", "ENERGY"),
+        ("2023-01-01", "energy"),
+    ] {
+        let mut m = meeting(date, &["AZ", "JP"]);
+        m.topics = vec![topic.into()];
+        app.create(m).await;
+    }
+    let summary = app
+        .client
+        .clone()
+        .get_country_pair_summary(pb::GetCountryPairSummaryRequest {
+            country_a: "AZ".into(),
+            country_b: "JP".into(),
+            top_topics: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(summary.top_topics.len(), 1);
+    assert_eq!(summary.top_topics[0].topic, "Energy");
+    assert_eq!(summary.top_topics[0].meeting_count, 3);
+}
+
+#[tokio::test]
+async fn database_notices_are_not_sent_to_the_service() {
+    let app = spawn_app().await;
+    let level: String = sqlx::query_scalar("SHOW client_min_messages")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(level, "warning");
+}

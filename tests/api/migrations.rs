@@ -132,3 +132,49 @@ async fn data_written_before_the_reshaping_migrations_survives_them() {
     );
     conn.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn topic_keys_made_by_an_earlier_rule_are_recomputed_at_start() {
+    let app = spawn_app().await;
+    let mut m = crate::helpers::meeting("2022-05-05", &["AZ", "JP"]);
+    m.topics = vec!["Ükraine".into(), "Straße".into()];
+    let created = app.create(m).await;
+    // As migration 0010 left them on a C-locale server: lower() changes
+    // ASCII letters only; and no version recorded for the rule.
+    sqlx::query(
+        "UPDATE meetings SET topics_lower = ARRAY['Ükraine', 'straße'] WHERE id = $1::uuid",
+    )
+    .bind(&created.id)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    sqlx::query("DELETE FROM derived_value_versions")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+
+    // A service started on that database repairs them before serving.
+    let restarted = app.second_instance().await;
+    for topic in ["ükraine", "ÜKRAINE", "STRASSE", "strasse"] {
+        let found = restarted
+            .client
+            .clone()
+            .list_meetings(meetings::pb::ListMeetingsRequest {
+                topic: topic.into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .meetings;
+        assert_eq!(found.len(), 1, "topic {topic:?} finds the meeting");
+        assert_eq!(found[0].id, created.id);
+    }
+    let version: i32 = sqlx::query_scalar(
+        "SELECT version FROM derived_value_versions WHERE name = 'topics_lower'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(version, meetings::domain::TOPIC_KEY_VERSION);
+}

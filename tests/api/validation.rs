@@ -398,3 +398,62 @@ async fn limits_are_inclusive() {
         .unwrap();
     assert_eq!(pairs, 12);
 }
+
+#[tokio::test]
+async fn text_is_normalised_and_compared_with_unicode_case_folding() {
+    use crate::helpers::{assert_error, meeting, violated_fields};
+    let app = crate::helpers::spawn_app().await;
+    // "é" composed and decomposed are one topic; "Straße" and "STRASSE" too.
+    for (topics, repeated) in [
+        (vec!["Caf\u{e9}", "Cafe\u{301}"], "meeting.topics[1]"),
+        (vec!["Straße", "STRASSE"], "meeting.topics[1]"),
+    ] {
+        let mut m = meeting("2022-05-05", &["AZ", "JP"]);
+        m.topics = topics.iter().map(|t| t.to_string()).collect();
+        let status = app.try_create(m).await.unwrap_err();
+        let details = assert_error(&status, tonic::Code::InvalidArgument, "INVALID_MEETING");
+        assert_eq!(violated_fields(&details), [repeated], "{topics:?}");
+    }
+    let mut m = meeting("2022-05-05", &["AZ", "JP"]);
+    m.participants[1].name = "JEYHUN BAYRAMOV STRASSE".into();
+    m.participants[1].country_code = "AZ".into();
+    m.participants[0].name = "Jeyhun Bayramov Straße".into();
+    m.participants.push(meetings::pb::Participant {
+        name: "Honda Taro".into(),
+        title: String::new(),
+        country_code: "JP".into(),
+    });
+    let status = app.try_create(m).await.unwrap_err();
+    let details = assert_error(&status, tonic::Code::InvalidArgument, "INVALID_MEETING");
+    assert_eq!(violated_fields(&details), ["meeting.participants[1]"]);
+
+    // Stored in NFC: a decomposed name comes back composed.
+    let mut m = meeting("2022-05-05", &["AZ", "JP"]);
+    m.participants[0].name = "Jose\u{301} Martinez".into();
+    m.topics = vec!["Cafe\u{301}".into()];
+    let created = app.create(m).await;
+    assert_eq!(created.topics, ["Caf\u{e9}"]);
+    assert_eq!(created.participants[0].name, "Jos\u{e9} Martinez");
+}
+
+#[tokio::test]
+async fn invisible_and_bidi_control_text_is_refused() {
+    use crate::helpers::{assert_error, meeting, violated_fields};
+    let app = crate::helpers::spawn_app().await;
+    let mut m = meeting("2022-05-05", &["AZ", "JP"]);
+    m.participants[0].name = "\u{200B}\u{200B}".into();
+    m.participants[1].name = "\u{FEFF}".into();
+    m.participants[1].title = "Minister\u{202E}retsiniM".into();
+    m.topics = vec!["energy\u{2066}".into()];
+    let status = app.try_create(m).await.unwrap_err();
+    let details = assert_error(&status, tonic::Code::InvalidArgument, "INVALID_MEETING");
+    assert_eq!(
+        violated_fields(&details),
+        [
+            "meeting.participants[0].name",
+            "meeting.participants[1].name",
+            "meeting.participants[1].title",
+            "meeting.topics[0]",
+        ]
+    );
+}
