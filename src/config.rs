@@ -43,9 +43,10 @@ pub struct Config {
     #[arg(long, env = "MEETINGS_SHUTDOWN_TIMEOUT_MS", default_value_t = 10_000)]
     pub shutdown_timeout_ms: u64,
 
-    /// How long change-feed events are kept for WatchMeetings, in hours.
-    #[arg(long, env = "MEETINGS_EVENT_RETENTION_HOURS", default_value_t = 168)]
-    pub event_retention_hours: u64,
+    /// How long change-feed events are kept for WatchMeetings, in hours
+    /// (fractions allowed: 0.25 is 15 minutes).
+    #[arg(long, env = "MEETINGS_EVENT_RETENTION_HOURS", default_value_t = 168.0, value_parser = positive_hours)]
+    pub event_retention_hours: f64,
 
     /// TLS certificate chain (PEM). With --tls-key, the service speaks TLS.
     #[arg(long, env = "MEETINGS_TLS_CERT", requires = "tls_key")]
@@ -123,6 +124,14 @@ pub struct Config {
     pub log_format: LogFormat,
 }
 
+/// A number of hours above zero.
+fn positive_hours(raw: &str) -> Result<f64, String> {
+    match raw.parse::<f64>() {
+        Ok(h) if h.is_finite() && h > 0.0 => Ok(h),
+        _ => Err(format!("{raw:?} is not a positive number of hours")),
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     /// Human-readable lines.
@@ -159,7 +168,7 @@ impl Config {
     }
 
     pub fn event_retention(&self) -> Duration {
-        Duration::from_secs(self.event_retention_hours.saturating_mul(3600))
+        Duration::try_from_secs_f64(self.event_retention_hours * 3600.0).unwrap_or(Duration::MAX)
     }
 
     pub fn shutdown_timeout(&self) -> Duration {

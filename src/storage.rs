@@ -15,10 +15,23 @@ use crate::domain::{
 };
 use crate::error::Result;
 
+/// Key material, never printed.
+#[derive(Clone)]
+struct Secret(Arc<[u8]>);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
 /// Handle to the meetings database; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Storage {
     pool: PgPool,
+    /// This deployment's key for signing page tokens (shared by every
+    /// instance on the database).
+    page_token_key: Secret,
     /// Wakes this instance's event sequencer when a write added events.
     events_written: Arc<Notify>,
 }
@@ -260,8 +273,10 @@ impl Storage {
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
+        let page_token_key = Self::secret(&pool, "page_token_key").await?;
         let storage = Self {
             pool,
+            page_token_key,
             events_written: Arc::new(Notify::new()),
         };
         storage.refresh_topic_keys().await?;
@@ -335,6 +350,31 @@ impl Storage {
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// The key page tokens are signed with.
+    pub fn page_token_key(&self) -> &[u8] {
+        &self.page_token_key.0
+    }
+
+    /// A random secret of this deployment, made by the first instance that
+    /// asks for it and read by every later one.
+    async fn secret(pool: &PgPool, name: &str) -> Result<Secret, anyhow::Error> {
+        let mut fresh = [0u8; 32];
+        getrandom::fill(&mut fresh).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+        sqlx::query(
+            "INSERT INTO service_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(&fresh[..])
+        .execute(pool)
+        .await?;
+        let value: Vec<u8> =
+            sqlx::query_scalar("SELECT value FROM service_secrets WHERE name = $1")
+                .bind(name)
+                .fetch_one(pool)
+                .await?;
+        Ok(Secret(Arc::from(value)))
     }
 
     /// Answers whether the database is reachable.

@@ -3,7 +3,9 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{SubsecRound, Utc};
+use hmac::{Hmac, KeyInit, Mac};
 use prost::Message;
+use sha2::Sha256;
 use uuid::Uuid;
 
 use super::{MeetingsApi, decode_record, etag, parse_id, parse_pair, stored_record};
@@ -143,7 +145,7 @@ impl MeetingsApi {
         };
         let after = match req.page_token.as_str() {
             "" => None,
-            token => decode_page_token(token, &filter)
+            token => decode_page_token(token, &filter, self.storage.page_token_key())
                 .map_err(|e| v.add("page_token", e))
                 .ok(),
         };
@@ -177,6 +179,7 @@ impl MeetingsApi {
                     id: last.id,
                 },
                 &filter,
+                self.storage.page_token_key(),
             ),
             _ => String::new(),
         };
@@ -314,23 +317,38 @@ fn check_etag(sent: &str, version: i64, id: Uuid) -> Result<()> {
 }
 
 /// A page token: the last meeting's position and a digest of the filters,
-/// so a token is only accepted with the filters that produced it.
-fn encode_page_token(after: Cursor, filter: &ListFilter) -> String {
-    let text = format!(
-        "1|{}|{}|{:016x}",
+/// so a token is only accepted with the filters that produced it, signed
+/// with the deployment's key (HMAC-SHA256, cut to 128 bits), so that a
+/// token cannot be altered to start elsewhere.
+fn encode_page_token(after: Cursor, filter: &ListFilter, key: &[u8]) -> String {
+    let body = format!(
+        "2|{}|{}|{:016x}",
         after.date,
         after.id,
         filter_digest(filter)
     );
-    URL_SAFE_NO_PAD.encode(text)
+    let mac = hex::encode(&token_mac(key, &body).finalize().into_bytes()[..16]);
+    URL_SAFE_NO_PAD.encode(format!("{body}|{mac}"))
 }
 
-fn decode_page_token(token: &str, filter: &ListFilter) -> Result<Cursor, String> {
+fn token_mac(key: &[u8], body: &str) -> Hmac<Sha256> {
+    let mut mac =
+        <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes a key of any length");
+    mac.update(body.as_bytes());
+    mac
+}
+
+fn decode_page_token(token: &str, filter: &ListFilter, key: &[u8]) -> Result<Cursor, String> {
     let invalid = || "is not a page token of this service".to_owned();
     let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| invalid())?;
     let text = String::from_utf8(bytes).map_err(|_| invalid())?;
-    let mut parts = text.split('|');
-    let (Some("1"), Some(date), Some(id), Some(digest), None) = (
+    let (body, mac) = text.rsplit_once('|').ok_or_else(invalid)?;
+    let mac = hex::decode(mac).map_err(|_| invalid())?;
+    if mac.len() != 16 || token_mac(key, body).verify_truncated_left(&mac).is_err() {
+        return Err(invalid());
+    }
+    let mut parts = body.split('|');
+    let (Some("2"), Some(date), Some(id), Some(digest), None) = (
         parts.next(),
         parts.next(),
         parts.next(),

@@ -129,7 +129,16 @@ pub(super) fn watch_stream(
                 w.wake.borrow_and_update();
                 let (storage, after, pair) = (w.storage.clone(), w.after, w.pair);
                 let read = read_page(&w.reads, async move {
-                    storage.events_after(after, pair, EVENT_PAGE).await
+                    let page = storage.events_after(after, pair, EVENT_PAGE).await?;
+                    // Events after the position expired while the watcher
+                    // was connected (it fell behind the retention): it
+                    // would miss them, so it ends as a new watch would.
+                    if let Some(oldest) = storage.oldest_event().await?
+                        && after < oldest - 1
+                    {
+                        return Err(Error::EventsExpired { oldest });
+                    }
+                    Ok(page)
                 });
                 let page = tokio::select! {
                     () = w.shutdown.cancelled() => continue,
@@ -205,7 +214,7 @@ pub async fn run_sequencer(
             }
             Err(e) => tracing::warn!(error = %e, "event sequencer failed; retrying"),
         }
-        if last_expiry.elapsed() > Duration::from_secs(60) {
+        if last_expiry.elapsed() > expiry_interval(retention) {
             last_expiry = tokio::time::Instant::now();
             match storage.expire_events(retention).await {
                 Ok(0) => {}
@@ -214,6 +223,12 @@ pub async fn run_sequencer(
             }
         }
     }
+}
+
+/// How often old events are expired: every minute, or four times within a
+/// shorter retention (so that a watcher behind it learns soon).
+fn expiry_interval(retention: Duration) -> Duration {
+    (retention / 4).clamp(Duration::from_millis(100), Duration::from_secs(60))
 }
 
 /// Forwards the sequencers' NOTIFYs (from any instance) to this instance's

@@ -652,3 +652,60 @@ async fn database_notices_are_not_sent_to_the_service() {
         .unwrap();
     assert_eq!(level, "warning");
 }
+
+/// Tokens that decode as base64 but were not issued as they are: another
+/// position, another filter digest, or the old unsigned form.
+#[tokio::test]
+async fn forged_page_tokens_are_invalid_argument() {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let app = spawn_app().await;
+    for day in 1..=5 {
+        app.create(meeting(&format!("2022-05-0{day}"), &["AZ", "JP"]))
+            .await;
+    }
+    let list = |token: String| {
+        let mut client = app.client.clone();
+        async move {
+            client
+                .list_meetings(pb::ListMeetingsRequest {
+                    page_size: 2,
+                    page_token: token,
+                    ..Default::default()
+                })
+                .await
+        }
+    };
+    let issued = list(String::new())
+        .await
+        .unwrap()
+        .into_inner()
+        .next_page_token;
+    assert!(list(issued.clone()).await.is_ok(), "the issued token works");
+    let text = String::from_utf8(URL_SAFE_NO_PAD.decode(&issued).unwrap()).unwrap();
+    let parts: Vec<&str> = text.split('|').collect();
+    let other_id = uuid::Uuid::now_v7().to_string();
+    let forged = [
+        // Another position, the same signature.
+        [parts[0], "2022-05-05", parts[2], parts[3], parts[4]].join("|"),
+        [parts[0], parts[1], other_id.as_str(), parts[3], parts[4]].join("|"),
+        // Another filter digest.
+        [parts[0], parts[1], parts[2], "0123456789abcdef", parts[4]].join("|"),
+        // Another signature.
+        [
+            parts[0],
+            parts[1],
+            parts[2],
+            parts[3],
+            "00112233445566778899aabbccddeeff",
+        ]
+        .join("|"),
+        // The unsigned form of version 1.
+        format!("1|{}|{}|{}", parts[1], parts[2], parts[3]),
+    ];
+    for token in forged {
+        let status = list(URL_SAFE_NO_PAD.encode(&token)).await.unwrap_err();
+        let details = assert_error(&status, Code::InvalidArgument, "INVALID_REQUEST");
+        assert_eq!(violated_fields(&details), ["page_token"], "{token}");
+    }
+}

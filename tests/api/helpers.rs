@@ -60,6 +60,7 @@ pub struct Settings {
     pub max_calls_per_connection: Option<usize>,
     pub max_request_bytes: usize,
     pub request_timeout_ms: u64,
+    pub event_retention_hours: f64,
     pub tokens_file: Option<std::path::PathBuf>,
     /// Certificate, key and, for mTLS, the client CA.
     pub tls: Option<(
@@ -78,6 +79,7 @@ impl Default for Settings {
             max_calls_per_connection: None,
             max_request_bytes: 4 * 1024 * 1024,
             request_timeout_ms: 30_000,
+            event_retention_hours: 168.0,
             tokens_file: None,
             tls: None,
         }
@@ -112,6 +114,7 @@ async fn spawn(settings: Settings, shared_url: Option<String>) -> TestApp {
     config.max_calls_per_connection = settings.max_calls_per_connection;
     config.max_request_bytes = settings.max_request_bytes;
     config.request_timeout_ms = settings.request_timeout_ms;
+    config.event_retention_hours = settings.event_retention_hours;
     config.tokens_file = settings.tokens_file.clone();
     if let Some((cert, key, ca)) = settings.tls.clone() {
         config.tls_cert = Some(cert);

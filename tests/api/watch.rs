@@ -554,3 +554,74 @@ async fn a_position_beyond_the_newest_event_is_out_of_range() {
         (newest + 1).to_string()
     );
 }
+
+/// A watcher that falls behind the retention while connected ends with
+/// OUT_OF_RANGE, as a new watch from its position would, instead of
+/// skipping what expired. The expiry here is the server's own timer, with
+/// a retention of 2 s set by the flag.
+#[tokio::test]
+async fn a_connected_watcher_behind_the_retention_ends_out_of_range() {
+    let app = crate::helpers::spawn_app_with(crate::helpers::Settings {
+        event_retention_hours: 2.0 / 3600.0,
+        ..Default::default()
+    })
+    .await;
+    app.create(meeting("2022-05-05", &["AZ", "JP"])).await;
+    let mut stream = watch(&app, pb::WatchMeetingsRequest::default()).await;
+    let first = next_events(&mut stream, 1).await[0].sequence as i64;
+    // More events than HTTP/2 windows and one page hold, which the watcher
+    // does not read while they expire.
+    let report = app
+        .import(
+            crate::helpers::many(1_000)
+                .into_iter()
+                .map(|mut m| {
+                    m.summary = "A long report of the talks. ".repeat(200);
+                    pb::ImportMeetingsRequest {
+                        meeting: Some(m),
+                        request_id: String::new(),
+                    }
+                })
+                .collect(),
+        )
+        .await;
+    assert_eq!(report.created_count, 1_000);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    // One event after the expiry, so that some are retained.
+    app.create(meeting("2022-05-06", &["AZ", "JP"])).await;
+    let oldest: i64 = {
+        let mut found = None;
+        for _ in 0..100 {
+            found = sqlx::query_scalar(
+                "SELECT sequence - event_count + 1 FROM meeting_events \
+                 WHERE sequence IS NOT NULL ORDER BY sequence LIMIT 1",
+            )
+            .fetch_optional(&app.pool)
+            .await
+            .unwrap();
+            if found.is_some_and(|s: i64| s > first + 1_000) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        found.expect("a retained event")
+    };
+    assert!(oldest > first + 1_000, "the imported events expired");
+    let mut received = 0;
+    let status = loop {
+        match tokio::time::timeout(Duration::from_secs(10), stream.message())
+            .await
+            .expect("the watcher is answered")
+        {
+            Ok(Some(_)) => received += 1,
+            Ok(None) => panic!("the stream ended without an error after {received} events"),
+            Err(status) => break status,
+        }
+    };
+    assert!(received < 1_000, "it did not get every event ({received})");
+    let details = assert_error(&status, Code::OutOfRange, "EVENTS_EXPIRED");
+    assert_eq!(
+        details.error_info().unwrap().metadata["oldest_sequence"],
+        oldest.to_string()
+    );
+}
