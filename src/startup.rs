@@ -140,6 +140,7 @@ impl Application {
             config.max_concurrent_calls,
             config.calls_per_connection(),
             config.calls_per_caller(),
+            config.db_pool_size as usize,
             config.request_timeout(),
             config.max_response_bytes,
         );

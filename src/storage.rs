@@ -316,24 +316,31 @@ impl Storage {
             .await?;
             let Some(last) = rows.last() else { break };
             after = last.id;
-            let (ids, keys): (Vec<Uuid>, Vec<String>) = rows
-                .iter()
-                .filter_map(|row| {
-                    let keys: Vec<String> = row.topics.iter().map(|t| topic_key(t)).collect();
-                    (keys != row.topics_lower)
-                        .then(|| (row.id, joined_list(keys.iter()).unwrap_or_default()))
-                })
-                .unzip();
-            if !ids.is_empty() {
-                changed += ids.len() as u64;
-                sqlx::query(
+            let mut stale = (Vec::new(), Vec::new(), Vec::new());
+            for row in &rows {
+                let keys: Vec<String> = row.topics.iter().map(|t| topic_key(t)).collect();
+                if keys != row.topics_lower {
+                    stale.0.push(row.id);
+                    stale
+                        .1
+                        .push(joined_list(row.topics.iter()).unwrap_or_default());
+                    stale.2.push(joined_list(keys.iter()).unwrap_or_default());
+                }
+            }
+            if !stale.0.is_empty() {
+                // Only rows whose topics are still those read: a meeting
+                // updated meanwhile got its keys from its update.
+                let updated = sqlx::query(
                     "UPDATE meetings m SET topics_lower = (string_to_array(k.keys, chr(31)))[2:] \
-                     FROM UNNEST($1::uuid[], $2::text[]) AS k (id, keys) WHERE m.id = k.id",
+                     FROM UNNEST($1::uuid[], $2::text[], $3::text[]) AS k (id, topics, keys) \
+                     WHERE m.id = k.id AND m.topics = (string_to_array(k.topics, chr(31)))[2:]",
                 )
-                .bind(&ids)
-                .bind(&keys)
+                .bind(&stale.0)
+                .bind(&stale.1)
+                .bind(&stale.2)
                 .execute(&self.pool)
                 .await?;
+                changed += updated.rows_affected();
             }
         }
         sqlx::query(
@@ -477,7 +484,8 @@ impl Storage {
     /// up to `limit` rows, fewer if their records pass `max_bytes`. Rows
     /// are read as they arrive, so a page never holds much more than
     /// `max_bytes` whatever the records' sizes; the row that passes the
-    /// budget is returned too, as the sign that more follow.
+    /// budget and the one after it are returned too, the last as the sign
+    /// that more follow.
     #[tracing::instrument(name = "storage.list_meetings", skip_all, fields(limit))]
     pub async fn list_meetings(
         &self,
@@ -501,9 +509,10 @@ impl Storage {
         let mut page = Vec::new();
         let mut bytes = 0;
         while let Some(row) = rows.try_next().await? {
+            let over = bytes > max_bytes;
             bytes += row.record.len();
             page.push(row);
-            if bytes > max_bytes {
+            if over {
                 break;
             }
         }
@@ -878,9 +887,16 @@ macro_rules! child_rows {
     CROSS JOIN LATERAL unnest(meeting.country_codes) AS high (code)
     WHERE low.code < high.code
 ), events AS (
-    INSERT INTO meeting_events (event_id, kind, meeting_ids, meeting_codes, event_count)
+    -- An update also records each meeting's countries before it, so that a
+    -- pair's watchers see a meeting leave the pair (kind 2, UPDATED).
+    INSERT INTO meeting_events (event_id, kind, meeting_ids, meeting_codes, previous_codes,
+                                event_count)
     SELECT min(meeting.event_id), $22::int2, array_agg(meeting.id ORDER BY meeting.id),
-           array_agg(array_to_string(meeting.country_codes, ',') ORDER BY meeting.id), count(*)
+           array_agg(array_to_string(meeting.country_codes, ',') ORDER BY meeting.id),
+           CASE WHEN $22::int2 = 2
+                THEN array_agg(array_to_string(meeting.previous_codes, ',') ORDER BY meeting.id)
+           END,
+           count(*)
     FROM meeting
     HAVING count(*) > 0
 ), event_records AS (
@@ -934,7 +950,8 @@ meeting AS (
     batch_rows!(),
     r#", event
     ON CONFLICT (request_id) WHERE request_id IS NOT NULL DO NOTHING
-    RETURNING id, date, country_codes, record, created_event_id AS event_id"#,
+    RETURNING id, date, country_codes, record, created_event_id AS event_id,
+              NULL::text[] AS previous_codes"#,
     child_rows!()
 );
 
@@ -944,6 +961,10 @@ meeting AS (
 const UPDATE_MEETINGS: &str = concat!(
     event_row!(),
     r#"
+previous AS (
+    -- The statement's snapshot: the meetings' countries before the update.
+    SELECT id, country_codes FROM meetings WHERE id = ANY($1::uuid[])
+),
 meeting AS (
     UPDATE meetings AS t
     SET date = m.date, location_city = coalesce(m.city, ''),
@@ -968,9 +989,10 @@ meeting AS (
     r#"
     FROM "#,
     batch_rows!(),
-    r#", event
-    WHERE t.id = m.id
-    RETURNING t.id, t.date, t.country_codes, t.record, event.id AS event_id"#,
+    r#", event, previous
+    WHERE t.id = m.id AND previous.id = m.id
+    RETURNING t.id, t.date, t.country_codes, t.record, event.id AS event_id,
+              previous.country_codes AS previous_codes"#,
     child_rows!()
 );
 
@@ -1123,15 +1145,18 @@ SELECT event_id, sequence, event_count FROM meeting_events
 WHERE sequence > $1 ORDER BY sequence LIMIT $2
 "#;
 
-/// The events of the rows $1 numbered in ($2, $3] (of the pair $4, if set),
-/// in order: each row's meetings, numbered from the row's first number.
+/// The events of the rows $1 numbered in ($2, $3] (of the pair $4, if set:
+/// meetings in the pair after the change, or before it for an update), in
+/// order: each row's meetings, numbered from the row's first number.
 const EVENTS_IN: &str = r#"
 SELECT u.sequence, e.kind, u.meeting_id, string_to_array(u.codes, ',') AS country_codes,
        coalesce(r.record, m.record) AS record, e.event_time
 FROM meeting_events e
 CROSS JOIN LATERAL (
-    SELECT e.sequence - e.event_count + i.position AS sequence, i.meeting_id, i.codes
-    FROM UNNEST(e.meeting_ids, e.meeting_codes) WITH ORDINALITY AS i (meeting_id, codes, position)
+    SELECT e.sequence - e.event_count + i.position AS sequence, i.meeting_id, i.codes,
+           i.previous
+    FROM UNNEST(e.meeting_ids, e.meeting_codes, e.previous_codes)
+         WITH ORDINALITY AS i (meeting_id, codes, previous, position)
 ) u
 LEFT JOIN meeting_event_records r ON r.event_id = e.event_id AND r.meeting_id = u.meeting_id
 -- A CREATED event without a stored record: the meeting is still at that
@@ -1139,7 +1164,8 @@ LEFT JOIN meeting_event_records r ON r.event_id = e.event_id AND r.meeting_id = 
 LEFT JOIN meetings m ON r.event_id IS NULL AND m.created_event_id = e.event_id
                     AND m.id = u.meeting_id
 WHERE e.event_id = ANY($1) AND u.sequence > $2 AND u.sequence <= $3
-  AND ($4::text[] IS NULL OR string_to_array(u.codes, ',') @> $4::text[])
+  AND ($4::text[] IS NULL OR string_to_array(u.codes, ',') @> $4::text[]
+       OR string_to_array(u.previous, ',') @> $4::text[])
 ORDER BY u.sequence
 "#;
 

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future as _;
 use std::pin::Pin;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -79,6 +79,7 @@ where
             status = field::Empty,
             latency_ms = field::Empty,
         );
+        let request = request.map(|body| Body::new(ResetAware(body)));
         let response = span
             .in_scope(|| self.inner.call(request))
             .instrument(span.clone());
@@ -105,6 +106,41 @@ where
             };
             Ok(http::Response::from_parts(parts, Body::new(body)))
         })
+    }
+}
+
+/// What a request body reports when the client reset its stream.
+pub(crate) const CLIENT_RESET: &str = "the client reset the stream";
+
+/// A request body that tells a reset stream apart from its end. tonic
+/// reports a client's RST_STREAM (CANCEL) as CANCELLED, which its request
+/// decoder then turns into a normal end of stream: a client stream cut by
+/// its client would look complete. As ABORTED with `CLIENT_RESET` it
+/// reaches the handler as the error it is.
+struct ResetAware(Body);
+
+impl http_body::Body for ResetAware {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        match Pin::new(&mut self.0).poll_frame(cx) {
+            Poll::Ready(Some(Err(status))) if status.code() == Code::Cancelled => {
+                Poll::Ready(Some(Err(Status::aborted(CLIENT_RESET))))
+            }
+            other => other,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.0.size_hint()
     }
 }
 
@@ -158,6 +194,19 @@ impl http_body::Body for EdgeBody {
             .call
             .as_ref()
             .map_or_else(Span::none, |c| c.span.clone());
+        // The deadline first: a stream that always has a message ready
+        // must end at it too.
+        if let Some(deadline) = this.deadline.as_mut()
+            && deadline.as_mut().poll(cx).is_ready()
+        {
+            // The stream ends here: dropping its body stops its work.
+            let mut trailers = HeaderMap::new();
+            if let Err(e) = Status::from(Error::DeadlineExceeded).add_header(&mut trailers) {
+                tracing::warn!(error = %e, "cannot write the deadline's status");
+            }
+            this.finish(Code::DeadlineExceeded);
+            return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
+        }
         let polled = span.in_scope(|| Pin::new(inner).poll_frame(cx));
         match polled {
             Poll::Ready(Some(Ok(frame))) => match frame.into_trailers() {
@@ -176,19 +225,7 @@ impl http_body::Body for EdgeBody {
                 this.finish(Code::Ok);
                 Poll::Ready(None)
             }
-            Poll::Pending => {
-                let Some(deadline) = this.deadline.as_mut() else {
-                    return Poll::Pending;
-                };
-                ready!(deadline.as_mut().poll(cx));
-                // The stream ends here: dropping its body stops its work.
-                let mut trailers = HeaderMap::new();
-                if let Err(e) = Status::from(Error::DeadlineExceeded).add_header(&mut trailers) {
-                    tracing::warn!(error = %e, "cannot write the deadline's status");
-                }
-                this.finish(Code::DeadlineExceeded);
-                Poll::Ready(Some(Ok(Frame::trailers(trailers))))
-            }
+            Poll::Pending => Poll::Pending,
         }
     }
 
@@ -287,6 +324,7 @@ pub(crate) fn is_decode_failure(message: &str) -> bool {
         "compressed-flag",
         "compression flag",
         "Unexpected EOF decoding",
+        "Missing request message",
         "Error decompressing",
     ]
     .iter()

@@ -3,7 +3,10 @@
 //!
 //! A call takes a slot of the server's limit and a slot of its
 //! connection's and its caller's shares, so that one connection or one
-//! token cannot take every slot: the rest of the limit stays for others.
+//! caller cannot take every slot: the rest of the limit stays for others.
+//! The same shares bound the database connections a connection's or a
+//! caller's calls use at once (`Admission::database`): calls beyond them
+//! wait, while other callers find connections free.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -32,12 +35,15 @@ pub struct Limits {
     page_bytes: usize,
 }
 
-/// How many calls each connection and each caller has open.
+/// How many calls each connection and each caller has open, and the
+/// database connections each may use.
 #[derive(Debug)]
 struct Shares {
     per_connection: usize,
     per_caller: usize,
-    open: Mutex<HashMap<ShareKey, usize>>,
+    db_per_connection: usize,
+    db_per_caller: usize,
+    open: Mutex<HashMap<ShareKey, (usize, Arc<Semaphore>)>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -51,16 +57,19 @@ enum ShareKey {
 pub struct Origin {
     /// The peer address of the call's connection (unique while it is open).
     pub connection: Option<SocketAddr>,
-    /// The token's caller, when calls need tokens.
+    /// The token's caller when calls need tokens, else the peer's address.
     pub caller: Option<Caller>,
 }
 
 impl Origin {
     pub fn of<T>(request: &tonic::Request<T>) -> Self {
-        Self {
-            connection: request.remote_addr(),
-            caller: request.extensions().get::<Caller>().cloned(),
-        }
+        let connection = request.remote_addr();
+        let caller = request
+            .extensions()
+            .get::<Caller>()
+            .cloned()
+            .or_else(|| connection.map(|a| Caller::new(&format!("ip:{}", a.ip()))));
+        Self { connection, caller }
     }
 }
 
@@ -70,13 +79,43 @@ pub struct Admission {
     _call: OwnedSemaphorePermit,
     shares: Arc<Shares>,
     keys: Vec<ShareKey>,
+    database: DatabaseShare,
+}
+
+/// The database connections a call's connection and caller may use.
+#[derive(Debug, Clone, Default)]
+pub struct DatabaseShare(Vec<Arc<Semaphore>>);
+
+impl DatabaseShare {
+    /// Waits for a database slot of the call's connection and of its
+    /// caller; held while the call uses the database.
+    pub async fn acquire(&self) -> Result<Vec<OwnedSemaphorePermit>> {
+        let mut held = Vec::with_capacity(self.0.len());
+        for share in &self.0 {
+            held.push(
+                share
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| Error::ShuttingDown)?,
+            );
+        }
+        Ok(held)
+    }
+}
+
+impl Admission {
+    /// The database share of this call's origin.
+    pub fn database(&self) -> &DatabaseShare {
+        &self.database
+    }
 }
 
 impl Drop for Admission {
     fn drop(&mut self) {
         let mut open = self.shares.open.lock().unwrap_or_else(|e| e.into_inner());
         for key in &self.keys {
-            if let Some(n) = open.get_mut(key) {
+            if let Some((n, _)) = open.get_mut(key) {
                 *n -= 1;
                 if *n == 0 {
                     open.remove(key);
@@ -90,10 +129,13 @@ impl Limits {
     /// `per_connection` and `per_caller` are the most calls one connection
     /// and one caller may have open, each at most `max_concurrent_calls`.
     /// `max_response_bytes` bounds what one response may hold.
+    /// `pool_size` is the database pool's; a connection may use a quarter
+    /// of it and a caller half.
     pub fn new(
         max_concurrent_calls: usize,
         per_connection: usize,
         per_caller: usize,
+        pool_size: usize,
         timeout: Duration,
         max_response_bytes: usize,
     ) -> Self {
@@ -104,6 +146,8 @@ impl Limits {
             shares: Arc::new(Shares {
                 per_connection: per_connection.clamp(1, max),
                 per_caller: per_caller.clamp(1, max),
+                db_per_connection: (pool_size / 4).max(1),
+                db_per_caller: (pool_size / 2).max(1),
                 open: Mutex::default(),
             }),
             timeout,
@@ -126,10 +170,18 @@ impl Limits {
     pub fn admit(&self, origin: &Origin) -> Result<Admission> {
         let mut wanted = Vec::with_capacity(2);
         if let Some(addr) = origin.connection {
-            wanted.push((ShareKey::Connection(addr), self.shares.per_connection));
+            wanted.push((
+                ShareKey::Connection(addr),
+                self.shares.per_connection,
+                self.shares.db_per_connection,
+            ));
         }
         if let Some(caller) = &origin.caller {
-            wanted.push((ShareKey::Caller(caller.name()), self.shares.per_caller));
+            wanted.push((
+                ShareKey::Caller(caller.name()),
+                self.shares.per_caller,
+                self.shares.db_per_caller,
+            ));
         }
         let call = self
             .calls
@@ -140,8 +192,8 @@ impl Limits {
                 limit: self.max_calls,
             })?;
         let mut open = self.shares.open.lock().unwrap_or_else(|e| e.into_inner());
-        for (key, limit) in &wanted {
-            if open.get(key).copied().unwrap_or(0) >= *limit {
+        for (key, limit, _) in &wanted {
+            if open.get(key).map_or(0, |(n, _)| *n) >= *limit {
                 let scope = match key {
                     ShareKey::Connection(_) => "connection",
                     ShareKey::Caller(_) => "caller",
@@ -152,14 +204,20 @@ impl Limits {
                 });
             }
         }
-        for (key, _) in &wanted {
-            *open.entry(key.clone()).or_insert(0) += 1;
+        let mut database = Vec::with_capacity(wanted.len());
+        for (key, _, db) in &wanted {
+            let (n, share) = open
+                .entry(key.clone())
+                .or_insert_with(|| (0, Arc::new(Semaphore::new(*db))));
+            *n += 1;
+            database.push(share.clone());
         }
         drop(open);
         Ok(Admission {
             _call: call,
             shares: self.shares.clone(),
-            keys: wanted.into_iter().map(|(key, _)| key).collect(),
+            keys: wanted.into_iter().map(|(key, _, _)| key).collect(),
+            database: DatabaseShare(database),
         })
     }
 
@@ -186,7 +244,7 @@ mod tests {
 
     #[test]
     fn admission_is_bounded() {
-        let limits = Limits::new(2, 2, 2, Duration::from_secs(1), 1 << 20);
+        let limits = Limits::new(2, 2, 2, 16, Duration::from_secs(1), 1 << 20);
         let a = limits.admit(&Origin::default()).unwrap();
         let _b = limits.admit(&Origin::default()).unwrap();
         assert!(matches!(
@@ -202,7 +260,7 @@ mod tests {
 
     #[test]
     fn one_connection_or_caller_gets_its_share_only() {
-        let limits = Limits::new(10, 2, 3, Duration::from_secs(1), 1 << 20);
+        let limits = Limits::new(10, 2, 3, 16, Duration::from_secs(1), 1 << 20);
         let a = limits.admit(&from(1, None)).unwrap();
         let _b = limits.admit(&from(1, None)).unwrap();
         assert!(matches!(
@@ -228,9 +286,46 @@ mod tests {
         assert!(limits.shares.open.lock().unwrap().len() <= 6);
     }
 
+    #[tokio::test]
+    async fn a_connection_uses_a_quarter_of_the_pool_and_a_caller_half() {
+        let limits = Limits::new(100, 100, 100, 16, Duration::from_secs(1), 1 << 20);
+        let calls: Vec<Admission> = (0..10)
+            .map(|_| limits.admit(&from(1, Some("a"))).unwrap())
+            .collect();
+        let mut held = Vec::new();
+        for call in &calls[..4] {
+            held.push(call.database().acquire().await.unwrap());
+        }
+        let fifth = calls[4].database().acquire();
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), fifth)
+                .await
+                .is_err(),
+            "a fifth database slot for one connection waits"
+        );
+        // Another connection of the same caller gets the caller's other four.
+        let other: Vec<Admission> = (0..5)
+            .map(|_| limits.admit(&from(2, Some("a"))).unwrap())
+            .collect();
+        for call in &other[..4] {
+            held.push(call.database().acquire().await.unwrap());
+        }
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), other[4].database().acquire())
+                .await
+                .is_err(),
+            "the caller's half is taken"
+        );
+        // Another caller is not held up.
+        let stranger = limits.admit(&from(3, Some("b"))).unwrap();
+        let _slots = stranger.database().acquire().await.unwrap();
+        drop(held);
+        let _again = calls[4].database().acquire().await.unwrap();
+    }
+
     #[test]
     fn slots_are_given_back() {
-        let limits = Limits::new(4, 4, 4, Duration::from_secs(1), 1 << 20);
+        let limits = Limits::new(4, 4, 4, 16, Duration::from_secs(1), 1 << 20);
         for _ in 0..100 {
             let _a = limits.admit(&from(1, Some("x"))).unwrap();
         }

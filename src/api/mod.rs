@@ -11,7 +11,7 @@ mod watch;
 
 pub use edge::{EdgeLayer, code_name};
 pub use encoded::MeetingServiceRouter;
-pub use limits::{Limits, Origin};
+pub use limits::{DatabaseShare, Limits, Origin};
 pub use watch::{run_listener, run_sequencer};
 
 use chrono::{NaiveDate, SubsecRound, Utc};
@@ -160,8 +160,9 @@ impl MeetingsApi {
     async fn import(
         &self,
         mut requests: Streaming<pb::ImportMeetingsRequest>,
+        share: &DatabaseShare,
     ) -> Result<pb::ImportMeetingsResponse, Status> {
-        let mut report = pb::ImportMeetingsResponse::default();
+        let mut report = ImportReport::default();
         let mut batch = ImportBatch::default();
         // Up to IMPORT_IN_FLIGHT batches commit while the next is read and
         // validated; outcomes are counted in stream order.
@@ -179,10 +180,22 @@ impl MeetingsApi {
                     while let Some(oldest) = committing.pop_front() {
                         account(oldest, &mut report).await?;
                     }
+                    if status.code() == tonic::Code::Aborted
+                        && status.message() == edge::CLIENT_RESET
+                    {
+                        // Cancelled by the client, who hears nothing more.
+                        tracing::info!(
+                            index,
+                            resume_index,
+                            created = report.counts.created_count,
+                            "import cancelled by the client; its unfinished batch is not stored"
+                        );
+                        return Err(Status::cancelled("the import was cancelled"));
+                    }
                     tracing::info!(
                         index,
                         resume_index,
-                        created = report.created_count,
+                        created = report.counts.created_count,
                         "import stopped at a message that could not be read"
                     );
                     return Err(Error::ImportStopped {
@@ -192,9 +205,9 @@ impl MeetingsApi {
                             status.code(),
                             tonic::Code::OutOfRange | tonic::Code::ResourceExhausted
                         ),
-                        created: report.created_count,
-                        duplicates: report.duplicate_count,
-                        rejected: report.rejected_count,
+                        created: report.counts.created_count,
+                        duplicates: report.counts.duplicate_count,
+                        rejected: report.counts.rejected_count,
                     }
                     .into());
                 }
@@ -215,33 +228,37 @@ impl MeetingsApi {
                 {
                     account(oldest, &mut report).await?;
                 }
-                committing.push_back(self.commit(std::mem::take(&mut batch)));
+                committing.push_back(self.commit(std::mem::take(&mut batch), share));
             }
         }
         if !batch.rows.is_empty() {
-            committing.push_back(self.commit(batch));
+            committing.push_back(self.commit(batch, share));
         }
         while let Some(oldest) = committing.pop_front() {
             account(oldest, &mut report).await?;
         }
         tracing::info!(
             received = index,
-            created = report.created_count,
-            duplicates = report.duplicate_count,
-            rejected = report.rejected_count,
+            created = report.counts.created_count,
+            duplicates = report.counts.duplicate_count,
+            rejected = report.counts.rejected_count,
             "import finished"
         );
-        Ok(report)
+        Ok(report.counts)
     }
 
     /// Starts committing a batch. The task finishes even if the client goes
     /// away: what it stores is complete meetings, and request_ids make a
     /// retried import safe.
-    fn commit(&self, batch: ImportBatch) -> Committing {
+    fn commit(&self, batch: ImportBatch, share: &DatabaseShare) -> Committing {
         let storage = self.storage.clone();
+        let share = share.clone();
         tokio::spawn(
             async move {
-                let outcomes = storage.insert_meetings(&batch.rows).await;
+                let outcomes = match share.acquire().await {
+                    Ok(_database) => storage.insert_meetings(&batch.rows).await,
+                    Err(e) => Err(e),
+                };
                 (batch, outcomes)
             }
             .in_current_span(),
@@ -257,8 +274,11 @@ impl MeetingsApi {
             .ok_or(Error::MeetingNotFound(id))
     }
 
-    /// A unary call within the server's limits: a concurrent-call slot, then
-    /// `call` on the request's message within its deadline.
+    /// A unary call within the server's limits: a concurrent-call slot of
+    /// the server and of its connection's and caller's shares, then `call`
+    /// on the request's message within its deadline. For calls whose
+    /// statements are coalesced (GetMeeting, CreateMeeting), which use a
+    /// few pool connections for all callers together.
     async fn unary<M, T, F>(&self, request: Request<M>, call: impl FnOnce(M) -> F) -> Result<T>
     where
         F: std::future::Future<Output = Result<T>>,
@@ -266,6 +286,26 @@ impl MeetingsApi {
         let _admission = self.limits.admit(&Origin::of(&request))?;
         self.limits
             .within_deadline(call(request.into_inner()))
+            .await
+    }
+
+    /// `unary` for a call that holds a pool connection of its own: it also
+    /// waits for a database slot of its connection's and caller's shares.
+    async fn unary_with_database<M, T, F>(
+        &self,
+        request: Request<M>,
+        call: impl FnOnce(M) -> F,
+    ) -> Result<T>
+    where
+        F: std::future::Future<Output = Result<T>>,
+    {
+        let admission = self.limits.admit(&Origin::of(&request))?;
+        let message = request.into_inner();
+        self.limits
+            .within_deadline(async {
+                let _database = admission.database().acquire().await?;
+                call(message).await
+            })
             .await
     }
 
@@ -342,6 +382,7 @@ impl MeetingsApi {
 struct PairStream {
     storage: Storage,
     reads: Arc<Semaphore>,
+    share: DatabaseShare,
     query: PairQuery,
     page: std::vec::IntoIter<RecordRow>,
     /// The last page read was the last one.
@@ -361,12 +402,14 @@ struct PairStream {
 fn pair_stream(
     storage: Storage,
     reads: Arc<Semaphore>,
+    share: DatabaseShare,
     query: PairQuery,
     shutdown: CancellationToken,
 ) -> impl Stream<Item = Result<pb::StreamMeetingsByCountryPairResponse, Status>> + Send {
     let state = PairStream {
         storage,
         reads,
+        share,
         query,
         page: Vec::new().into_iter(),
         exhausted: false,
@@ -399,7 +442,9 @@ fn pair_stream(
                     return None;
                 }
                 let (storage, query) = (st.storage.clone(), st.query);
-                let read = read_page(&st.reads, async move { storage.pair_page(&query).await });
+                let read = read_page(&st.reads, &st.share, async move {
+                    storage.pair_page(&query).await
+                });
                 let page = tokio::select! {
                     () = st.shutdown.cancelled() => Err(Error::ShuttingDown),
                     page = read => page,
@@ -467,15 +512,15 @@ struct ImportBatch {
 type Committing = tokio::task::JoinHandle<(ImportBatch, Result<Vec<Inserted>>)>;
 
 /// Waits for a batch's commit and counts what happened to each row.
-async fn account(committing: Committing, report: &mut pb::ImportMeetingsResponse) -> Result<()> {
+async fn account(committing: Committing, report: &mut ImportReport) -> Result<()> {
     let (batch, outcomes) = committing.await.map_err(Error::internal)?;
     for ((row, (index, request_id)), outcome) in batch.rows.iter().zip(batch.origins).zip(outcomes?)
     {
         match outcome {
-            Inserted::Created => report.created_count += 1,
+            Inserted::Created => report.counts.created_count += 1,
             Inserted::Existing(bytes) => {
                 if same_meeting(&bytes, &row.meeting)?.is_some() {
-                    report.duplicate_count += 1;
+                    report.counts.duplicate_count += 1;
                 } else {
                     let mut v = Violations::new();
                     v.add("request_id", "was already used for a different meeting");
@@ -575,14 +620,19 @@ const IMPORT_BATCH_PAIRS: usize = 20_000;
 /// 10.1k-10.9k, eight 10.1k-10.5k). Each takes a pool connection.
 const IMPORT_IN_FLIGHT: usize = 4;
 
-fn reject(
-    report: &mut pb::ImportMeetingsResponse,
-    index: u64,
-    request_id: String,
-    violations: Violations,
-) {
-    report.rejected_count += 1;
-    if report.rejected.len() >= MAX_REJECTED_DETAILS {
+/// What an import has done so far: the response, and the bytes its
+/// rejected meetings' details take.
+#[derive(Default)]
+struct ImportReport {
+    counts: pb::ImportMeetingsResponse,
+    detail_bytes: usize,
+}
+
+fn reject(report: &mut ImportReport, index: u64, request_id: String, violations: Violations) {
+    report.counts.rejected_count += 1;
+    if report.counts.rejected.len() >= MAX_REJECTED_DETAILS
+        || report.detail_bytes >= MAX_REJECTED_BYTES
+    {
         return;
     }
     // A request_id too long to be valid is sent back cut to the longest
@@ -606,9 +656,14 @@ fn reject(
             })
             .collect(),
     };
-    let size: usize = report.rejected.iter().map(Message::encoded_len).sum();
-    if size + rejected.encoded_len() <= MAX_REJECTED_BYTES {
-        report.rejected.push(rejected);
+    // Each detail costs its encoding and a few bytes of framing.
+    let size = rejected.encoded_len() + 4;
+    if report.detail_bytes + size <= MAX_REJECTED_BYTES {
+        report.detail_bytes += size;
+        report.counts.rejected.push(rejected);
+    } else {
+        // Full: later rejections are counted only.
+        report.detail_bytes = MAX_REJECTED_BYTES;
     }
 }
 
@@ -660,8 +715,11 @@ impl MeetingService for MeetingsApi {
         &self,
         request: Request<Streaming<pb::ImportMeetingsRequest>>,
     ) -> Result<Response<pb::ImportMeetingsResponse>, Status> {
-        let _admission = self.limits.admit(&Origin::of(&request))?;
-        Ok(Response::new(self.import(request.into_inner()).await?))
+        let admission = self.limits.admit(&Origin::of(&request))?;
+        Ok(Response::new(
+            self.import(request.into_inner(), admission.database())
+                .await?,
+        ))
     }
 
     async fn list_meetings(
@@ -669,7 +727,8 @@ impl MeetingService for MeetingsApi {
         request: Request<pb::ListMeetingsRequest>,
     ) -> Result<Response<pb::ListMeetingsResponse>, Status> {
         Ok(Response::new(
-            self.unary(request, |req| self.list(req)).await?,
+            self.unary_with_database(request, |req| self.list(req))
+                .await?,
         ))
     }
 
@@ -677,7 +736,9 @@ impl MeetingService for MeetingsApi {
         &self,
         request: Request<pb::UpdateMeetingRequest>,
     ) -> Result<Response<pb::UpdateMeetingResponse>, Status> {
-        let meeting = self.unary(request, |req| self.update(req)).await?;
+        let meeting = self
+            .unary_with_database(request, |req| self.update(req))
+            .await?;
         tracing::info!(id = %meeting.id, etag = %meeting.etag, "meeting updated");
         Ok(Response::new(pb::UpdateMeetingResponse {
             meeting: Some(meeting),
@@ -689,7 +750,8 @@ impl MeetingService for MeetingsApi {
         request: Request<pb::DeleteMeetingRequest>,
     ) -> Result<Response<pb::DeleteMeetingResponse>, Status> {
         let id = request.get_ref().id.clone();
-        self.unary(request, |req| self.delete(req)).await?;
+        self.unary_with_database(request, |req| self.delete(req))
+            .await?;
         tracing::info!(id = %id, "meeting deleted");
         Ok(Response::new(pb::DeleteMeetingResponse {}))
     }
@@ -706,6 +768,7 @@ impl MeetingService for MeetingsApi {
         let stream = watch::watch_stream(
             self.storage.clone(),
             self.page_reads.clone(),
+            admission.database().clone(),
             after,
             pair,
             self.events.clone(),
@@ -719,7 +782,8 @@ impl MeetingService for MeetingsApi {
         request: Request<pb::GetCountryPairSummaryRequest>,
     ) -> Result<Response<pb::GetCountryPairSummaryResponse>, Status> {
         Ok(Response::new(
-            self.unary(request, |req| self.summary(req)).await?,
+            self.unary_with_database(request, |req| self.summary(req))
+                .await?,
         ))
     }
 
@@ -735,6 +799,7 @@ impl MeetingService for MeetingsApi {
         let stream = pair_stream(
             self.storage.clone(),
             self.page_reads.clone(),
+            admission.database().clone(),
             query,
             self.shutdown.clone(),
         );
@@ -758,15 +823,19 @@ fn holding<S: Stream + Send>(
 /// stream is polled again. A response stream is polled only while the
 /// client's HTTP/2 window is open: a read that ran inside it would keep its
 /// connection for as long as a client chose not to read. `reads` bounds how
-/// many such reads run at once; dropping the returned future (the client
-/// went away) aborts the read.
+/// many such reads run at once, and `share` how many of the call's
+/// connection and caller; dropping the returned future (the client went
+/// away) aborts the read.
 async fn read_page<T: Send + 'static>(
     reads: &Arc<Semaphore>,
+    share: &DatabaseShare,
     read: impl Future<Output = Result<T>> + Send + 'static,
 ) -> Result<T> {
     let reads = reads.clone();
+    let share = share.clone();
     let task = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(
         async move {
+            let _database = share.acquire().await?;
             let _slot = reads
                 .acquire_owned()
                 .await

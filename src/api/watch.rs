@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::Status;
 use tracing::Instrument;
 
-use super::{MeetingsApi, decode_record, parse_pair, read_page, timestamp};
+use super::{DatabaseShare, MeetingsApi, decode_record, parse_pair, read_page, timestamp};
 use crate::domain::{CountryPair, Violations};
 use crate::error::{Error, Result};
 use crate::pb;
@@ -72,6 +72,7 @@ impl MeetingsApi {
 struct Watcher {
     storage: Storage,
     reads: Arc<Semaphore>,
+    share: DatabaseShare,
     after: i64,
     pair: Option<CountryPair>,
     buffer: std::vec::IntoIter<EventRow>,
@@ -89,6 +90,7 @@ struct Watcher {
 pub(super) fn watch_stream(
     storage: Storage,
     reads: Arc<Semaphore>,
+    share: DatabaseShare,
     after: i64,
     pair: Option<CountryPair>,
     wake: watch::Receiver<u64>,
@@ -97,6 +99,7 @@ pub(super) fn watch_stream(
     let state = Watcher {
         storage,
         reads,
+        share,
         after,
         pair,
         buffer: Vec::new().into_iter(),
@@ -128,7 +131,7 @@ pub(super) fn watch_stream(
                 // arrives during the read is not missed.
                 w.wake.borrow_and_update();
                 let (storage, after, pair) = (w.storage.clone(), w.after, w.pair);
-                let read = read_page(&w.reads, async move {
+                let read = read_page(&w.reads, &w.share, async move {
                     let page = storage.events_after(after, pair, EVENT_PAGE).await?;
                     // Events after the position expired while the watcher
                     // was connected (it fell behind the retention): it

@@ -18,15 +18,7 @@ fn metadata_bytes(status: &Status) -> usize {
 #[tokio::test]
 async fn a_meeting_with_hundreds_of_faults_gets_a_bounded_status() {
     let app = spawn_app().await;
-    let mut m = meeting("2022-05-05", &["AZ", "JP"]);
-    m.participants = (0..150)
-        .map(|i| pb::Participant {
-            name: String::new(),
-            title: "t".repeat(1_000),
-            country_code: format!("{i}{}", "Z".repeat(10_000)),
-        })
-        .collect();
-    let status = app.try_create(m).await.unwrap_err();
+    let status = app.try_create(bad_meeting()).await.unwrap_err();
     let details = assert_error(&status, Code::InvalidArgument, "INVALID_MEETING");
     let violations = &details.bad_request().unwrap().field_violations;
     assert_eq!(violations.len(), 20, "at most 20 violations in a status");
@@ -46,6 +38,59 @@ async fn a_meeting_with_hundreds_of_faults_gets_a_bounded_status() {
         "the status takes {} bytes",
         metadata_bytes(&status)
     );
+    // On the wire, as a C-core client counts it: every header of the
+    // trailers-only response, the message percent-encoded.
+    let wire = response_header_bytes(
+        app.addr,
+        "/meetings.v1.MeetingService/CreateMeeting",
+        pb::CreateMeetingRequest {
+            meeting: Some(bad_meeting()),
+            request_id: "r".repeat(100_000),
+        }
+        .encode_to_vec(),
+    )
+    .await;
+    assert!(wire < 6 * 1024, "{wire} bytes of response metadata");
+}
+
+/// The bytes of a response's headers (names and values), as sent.
+async fn response_header_bytes(addr: std::net::SocketAddr, path: &str, message: Vec<u8>) -> usize {
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut client, connection) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(connection);
+    let request = Request::post(format!("http://{addr}{path}"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(())
+        .unwrap();
+    let (response, mut send) = client.send_request(request, false).unwrap();
+    let mut body = vec![0u8];
+    body.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    body.extend_from_slice(&message);
+    send.send_data(Bytes::from(body), true).unwrap();
+    let response = response.await.unwrap();
+    assert!(
+        response.headers().contains_key("grpc-status"),
+        "a trailers-only error"
+    );
+    response
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum()
+}
+
+/// 150 participants, each with several faults.
+fn bad_meeting() -> pb::Meeting {
+    let mut m = meeting("2022-05-05", &["AZ", "JP"]);
+    m.participants = (0..150)
+        .map(|i| pb::Participant {
+            name: String::new(),
+            title: "t".repeat(1_000),
+            country_code: format!("{i}{}", "Z".repeat(10_000)),
+        })
+        .collect();
+    m
 }
 
 #[tokio::test]
@@ -373,4 +418,89 @@ async fn a_meeting_of_many_countries_writes_no_copy_per_pair() {
             .iter()
             .all(|f| f.summary.len() == 20_000 || f.summary.is_empty())
     );
+}
+
+#[tokio::test]
+async fn an_import_the_client_cancels_stores_nothing_unfinished() {
+    let app = spawn_app().await;
+    let tcp = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let (mut client, connection) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(connection);
+    let request = Request::post(format!(
+        "http://{}/meetings.v1.MeetingService/ImportMeetings",
+        app.addr
+    ))
+    .header("content-type", "application/grpc")
+    .header("te", "trailers")
+    .body(())
+    .unwrap();
+    let (_response, mut send) = client.send_request(request, false).unwrap();
+    let mut body = Vec::new();
+    for i in 0..10 {
+        let m = import_request(i);
+        body.push(0u8);
+        body.extend_from_slice(&(m.len() as u32).to_be_bytes());
+        body.extend_from_slice(&m);
+    }
+    send.send_data(Bytes::from(body), false).unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    // RST_STREAM (CANCEL), not a half-close: the import did not finish.
+    send.send_reset(h2::Reason::CANCEL);
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    assert_eq!(app.count_meetings().await, 0, "nothing of the cut batch");
+    // A stream half-closed normally commits its last batch.
+    let report = app
+        .import(
+            (0..10)
+                .map(|i| pb::ImportMeetingsRequest::decode(import_request(i).as_slice()).unwrap())
+                .collect(),
+        )
+        .await;
+    assert_eq!(report.created_count, 10);
+}
+
+#[tokio::test]
+async fn one_connections_calls_use_only_a_share_of_the_pool() {
+    let app = crate::helpers::spawn_app_with(crate::helpers::Settings {
+        db_pool_size: 16,
+        acquire_timeout_ms: 1_000,
+        ..Default::default()
+    })
+    .await;
+    let created = app.create(meeting("2022-05-05", &["AZ", "JP"])).await;
+    // Forty updates of one locked meeting from one connection: each that
+    // reaches the database holds a connection while it waits for the lock.
+    let lock = crate::helpers::hold_row_lock(&app, &created.id).await;
+    let waiting: Vec<_> = (0..40)
+        .map(|i| {
+            let mut client = app.client.clone();
+            let id = created.id.clone();
+            tokio::spawn(async move {
+                client
+                    .update_meeting(pb::UpdateMeetingRequest {
+                        meeting: Some(pb::Meeting {
+                            id,
+                            summary: format!("update {i}"),
+                            ..Default::default()
+                        }),
+                        update_mask: None,
+                    })
+                    .await
+            })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    // Another caller (its own connection) is served meanwhile.
+    let mut other =
+        meetings::pb::meeting_service_client::MeetingServiceClient::new(app.channel().await);
+    for _ in 0..5 {
+        let listed = other
+            .list_meetings(pb::ListMeetingsRequest::default())
+            .await;
+        assert!(listed.is_ok(), "another connection is served: {listed:?}");
+    }
+    lock.rollback().await.unwrap();
+    for w in waiting {
+        w.await.unwrap().expect("each update is served in turn");
+    }
 }

@@ -58,6 +58,7 @@ pub struct Settings {
     pub max_concurrent_calls: usize,
     /// None: the server's default share.
     pub max_calls_per_connection: Option<usize>,
+    pub max_calls_per_caller: Option<usize>,
     pub max_request_bytes: usize,
     pub request_timeout_ms: u64,
     pub event_retention_hours: f64,
@@ -77,6 +78,7 @@ impl Default for Settings {
             acquire_timeout_ms: 3000,
             max_concurrent_calls: 1024,
             max_calls_per_connection: None,
+            max_calls_per_caller: None,
             max_request_bytes: 4 * 1024 * 1024,
             request_timeout_ms: 30_000,
             event_retention_hours: 168.0,
@@ -112,6 +114,7 @@ async fn spawn(settings: Settings, shared_url: Option<String>) -> TestApp {
     config.db_acquire_timeout_ms = settings.acquire_timeout_ms;
     config.max_concurrent_calls = settings.max_concurrent_calls;
     config.max_calls_per_connection = settings.max_calls_per_connection;
+    config.max_calls_per_caller = settings.max_calls_per_caller;
     config.max_request_bytes = settings.max_request_bytes;
     config.request_timeout_ms = settings.request_timeout_ms;
     config.event_retention_hours = settings.event_retention_hours;

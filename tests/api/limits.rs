@@ -45,8 +45,10 @@ async fn an_oversized_request_is_refused_and_the_server_keeps_serving() {
 async fn calls_beyond_the_limit_are_resource_exhausted_not_queued() {
     let app = spawn_app_with(Settings {
         max_concurrent_calls: 2,
-        // The server's limit, not a connection's share, is under test.
+        // The server's limit, not a connection's or caller's share, is
+        // under test.
         max_calls_per_connection: Some(2),
+        max_calls_per_caller: Some(2),
         ..Settings::default()
     })
     .await;

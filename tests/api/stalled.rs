@@ -12,7 +12,7 @@ use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
-use crate::helpers::{Settings, TestApp, eventually, many, meeting, spawn_app_with};
+use crate::helpers::{Settings, TestApp, many, meeting, spawn_app_with};
 
 /// Opens `calls` calls of `path` with `body` on one raw HTTP/2 connection
 /// whose streams each take `window` bytes, and never reads their responses:
@@ -24,7 +24,7 @@ async fn open_and_stall(
     body: Vec<u8>,
     calls: usize,
     window: u32,
-) -> impl Drop {
+) -> Stalled {
     let tcp = tokio::net::TcpStream::connect(app.addr).await.unwrap();
     let (client, connection) = h2::client::Builder::new()
         .initial_window_size(window)
@@ -52,15 +52,22 @@ async fn open_and_stall(
     // The responses are held, not read: no capacity is ever released.
     Stalled {
         _client: client,
-        _open: open,
+        open,
         connection,
     }
 }
 
 struct Stalled {
     _client: h2::client::SendRequest<Bytes>,
-    _open: Vec<h2::client::ResponseFuture>,
+    open: Vec<h2::client::ResponseFuture>,
     connection: tokio::task::JoinHandle<Result<(), h2::Error>>,
+}
+
+impl Stalled {
+    /// The calls' responses, to look at those already answered.
+    fn take_open(&mut self) -> Vec<h2::client::ResponseFuture> {
+        std::mem::take(&mut self.open)
+    }
 }
 
 impl Drop for Stalled {
@@ -101,6 +108,36 @@ async fn others_are_served(app: &TestApp, stored: &pb::Meeting) {
             .expect("a stream of another pair is served");
         assert_eq!(streamed.len(), round + 1);
     }
+    // The change feed still numbers and delivers: a watcher from the
+    // newest event sees the next create.
+    let newest: i64 = sqlx::query_scalar(
+        "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM meeting_event_sequence",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    let mut watch = app
+        .client
+        .clone()
+        .watch_meetings(pb::WatchMeetingsRequest {
+            after_sequence: newest as u64,
+            ..Default::default()
+        })
+        .await
+        .expect("a watch starts")
+        .into_inner();
+    let fresh = app.create(meeting("2023-02-02", &["FR", "DE"])).await;
+    let event = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let e = watch.message().await.unwrap().unwrap().event.unwrap();
+            if e.meeting.as_ref().unwrap().id == fresh.id {
+                return e;
+            }
+        }
+    })
+    .await
+    .expect("the change feed delivers");
+    assert_eq!(event.kind, pb::MeetingEventKind::Created as i32);
     let mut health = HealthClient::new(app.channel().await);
     let status = health
         .check(HealthCheckRequest {
@@ -190,14 +227,16 @@ async fn stalled_pair_streams_hold_no_database_connection() {
     .await;
     // Let every stalled stream run into its full window.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert!(
-        eventually(Duration::from_secs(5), || {
-            async { checked_out(&app) <= 2 }
-        })
-        .await,
-        "stalled streams hold {} database connections",
-        checked_out(&app)
-    );
+    // Every sample over a second: a connection held now and then by a
+    // stalled call would show.
+    for _ in 0..20 {
+        let held = checked_out(&app);
+        assert!(
+            held <= 2,
+            "stalled streams hold {held} database connections"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     others_are_served(&app, &stored).await;
     drop(stalled);
 }
@@ -239,14 +278,16 @@ async fn stalled_watchers_hold_no_database_connection() {
     )
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert!(
-        eventually(Duration::from_secs(5), || {
-            async { checked_out(&app) <= 2 }
-        })
-        .await,
-        "stalled watchers hold {} database connections",
-        checked_out(&app)
-    );
+    // Every sample over a second: a connection held now and then by a
+    // stalled call would show.
+    for _ in 0..20 {
+        let held = checked_out(&app);
+        assert!(
+            held <= 2,
+            "stalled watchers hold {held} database connections"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     others_are_served(&app, &stored).await;
     drop(stalled);
 }
@@ -267,7 +308,7 @@ async fn one_connection_cannot_take_every_call_slot() {
     }
     .encode_to_vec();
     // More streams than the server serves at once, all on one connection.
-    let stalled = open_and_stall(
+    let mut stalled = open_and_stall(
         &app,
         "/meetings.v1.MeetingService/StreamMeetingsByCountryPair",
         body,
@@ -276,6 +317,22 @@ async fn one_connection_cannot_take_every_call_slot() {
     )
     .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
+    // The calls beyond the connection's share (40 / 4) were refused at once.
+    let mut refused = 0;
+    for response in stalled.take_open() {
+        if let Ok(Ok(r)) = tokio::time::timeout(Duration::from_millis(200), response).await
+            && let Some(status) = tonic::Status::from_header_map(r.headers())
+        {
+            let details =
+                crate::helpers::assert_error(&status, Code::ResourceExhausted, "TOO_MANY_CALLS");
+            assert_eq!(
+                details.error_info().unwrap().metadata["scope"],
+                "connection"
+            );
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, 50, "60 calls, a share of 10");
     let got = app.get(&stored.id).await;
     assert!(
         got.is_ok(),

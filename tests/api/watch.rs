@@ -625,3 +625,53 @@ async fn a_connected_watcher_behind_the_retention_ends_out_of_range() {
         oldest.to_string()
     );
 }
+
+/// A pair's watcher sees every change to a meeting that was in the pair
+/// before or after it: a mirror of the pair learns that a meeting left.
+#[tokio::test]
+async fn a_pair_watcher_sees_a_meeting_leave_the_pair() {
+    let app = spawn_app().await;
+    let mut stream = watch(
+        &app,
+        pb::WatchMeetingsRequest {
+            country_a: "AZ".into(),
+            country_b: "JP".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let created = app.create(meeting("2022-05-05", &["AZ", "JP"])).await;
+    let moved = pb::Meeting {
+        id: created.id.clone(),
+        participants: meeting("2022-05-05", &["AZ", "FR"]).participants,
+        ..Default::default()
+    };
+    app.client
+        .clone()
+        .update_meeting(pb::UpdateMeetingRequest {
+            meeting: Some(moved),
+            update_mask: Some(pbjson_types::FieldMask {
+                paths: vec!["participants".into()],
+            }),
+        })
+        .await
+        .unwrap();
+    // A change of a meeting never in the pair is not delivered.
+    let other = app.create(meeting("2022-05-06", &["DE", "FR"])).await;
+    app.delete(&other.id).await;
+    let marker = app.create(meeting("2022-05-07", &["AZ", "JP"])).await;
+    let events = next_events(&mut stream, 3).await;
+    assert_eq!(
+        kinds(&events),
+        [
+            (Kind::Created, created.id.clone()),
+            (Kind::Updated, created.id.clone()),
+            (Kind::Created, marker.id.clone()),
+        ]
+    );
+    assert_eq!(
+        events[1].meeting.as_ref().unwrap().country_codes,
+        ["AZ", "FR"],
+        "the update shows the meeting where it went"
+    );
+}
