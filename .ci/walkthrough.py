@@ -107,7 +107,7 @@ def main():
             f'PATH="{os.path.dirname(grpcurl)}:$PATH"',
             "grpcurl() {",
             '  case "$*" in',
-            "    *WatchMeetings*) timeout 3 command grpcurl \"$@\"; "
+            "    *WatchMeetings*) timeout 3 \"$(type -P grpcurl)\" \"$@\"; "
             "local rc=$?; [ $rc -eq 124 ] && return 0; return $rc ;;",
             '    *) command grpcurl "$@" ;;',
             "  esac",

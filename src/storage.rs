@@ -48,6 +48,9 @@ pub struct NewRow {
     pub version: i64,
     pub record: Vec<u8>,
     pub request_id: Option<RequestId>,
+    /// With a request_id: the SHA-256 of the meeting as asked, which the
+    /// key remembers.
+    pub request_digest: Option<[u8; 32]>,
 }
 
 /// Kinds of change-feed events, as stored (and as numbered in the proto's
@@ -65,8 +68,25 @@ pub enum EventKind {
 pub enum Inserted {
     /// The meeting was stored.
     Created,
-    /// A meeting with the same request_id was already stored; its record.
-    Existing(Vec<u8>),
+    /// The request_id was used before: for the meeting `meeting_id`, whose
+    /// record is given unless it was deleted since.
+    Existing {
+        meeting_id: Uuid,
+        record: Option<Vec<u8>>,
+        asked: Asked,
+    },
+}
+
+/// Whether a key was used for the same request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Asked {
+    /// The same meeting, as asked then.
+    Same,
+    /// Another meeting.
+    Other,
+    /// Not known: the key was stored without what was asked (before keys
+    /// remembered it); compare with the meeting as it is now.
+    Unknown,
 }
 
 /// A transaction that reads, locks and rewrites one meeting.
@@ -209,6 +229,15 @@ pub struct PairQuery {
     pub bound: NaiveDate,
     pub newest_first: bool,
     pub limit: u32,
+}
+
+/// An idempotency key as stored, with its meeting's record if it exists.
+#[derive(Debug, sqlx::FromRow)]
+struct StoredKey {
+    request_id: String,
+    meeting_id: Uuid,
+    digest: Option<Vec<u8>>,
+    record: Option<Vec<u8>>,
 }
 
 /// A meeting's topics and their stored keys.
@@ -442,20 +471,24 @@ impl Storage {
                 .filter(|r| !created.contains(&r.id))
                 .filter_map(|r| r.request_id.as_ref().map(RequestId::as_str))
                 .collect();
-            let existing: Vec<(String, Vec<u8>)> = sqlx::query_as(
-                "SELECT request_id, record FROM meetings WHERE request_id = ANY($1)",
+            let existing: Vec<StoredKey> = sqlx::query_as(
+                "SELECT k.request_id, k.meeting_id, k.digest, m.record \
+                 FROM meeting_requests k LEFT JOIN meetings m ON m.id = k.meeting_id \
+                 WHERE k.request_id = ANY($1)",
             )
             .bind(&keys)
             .fetch_all(&self.pool)
             .await?;
-            let existing: std::collections::HashMap<String, Vec<u8>> =
-                existing.into_iter().collect();
+            let existing: std::collections::HashMap<String, StoredKey> = existing
+                .into_iter()
+                .map(|k| (k.request_id.clone(), k))
+                .collect();
             for row in rows {
                 if created.contains(&row.id) {
                     outcomes.push(Inserted::Created);
                     continue;
                 }
-                let record = row
+                let key = row
                     .request_id
                     .as_ref()
                     .and_then(|k| existing.get(k.as_str()))
@@ -465,7 +498,18 @@ impl Storage {
                             row.id
                         ))
                     })?;
-                outcomes.push(Inserted::Existing(record.clone()));
+                let asked = match (&key.digest, &row.request_digest) {
+                    (Some(stored), Some(asked)) if stored.as_slice() == asked.as_slice() => {
+                        Asked::Same
+                    }
+                    (Some(_), _) => Asked::Other,
+                    (None, _) => Asked::Unknown,
+                };
+                outcomes.push(Inserted::Existing {
+                    meeting_id: key.meeting_id,
+                    record: key.record.clone(),
+                    asked,
+                });
             }
         }
         Ok(outcomes)
@@ -781,6 +825,11 @@ fn bind_batch<'q, O>(
         .bind(col(&|r| joined_list(r.meeting.topics_lower().iter())))
         .bind(kind as i16)
         .bind(RECORD_COPY_MAX_COUNTRIES)
+        .bind(
+            rows()
+                .map(|r| r.request_digest.map(|d| d.to_vec()))
+                .collect::<Vec<_>>(),
+        )
 }
 
 /// The event rows (ids) a page after the number `after` reads, and the
@@ -918,10 +967,20 @@ macro_rules! event_row {
     };
 }
 
-/// Inserts meetings with their child rows and change-feed events.
+/// Inserts meetings with their child rows and change-feed events. A row
+/// with a request_id is stored only if its key is new: keys ($12, with the
+/// digests $24 of what was asked) outlive their meetings.
 const INSERT_MEETINGS: &str = concat!(
     event_row!(),
     r#"
+keys AS (
+    INSERT INTO meeting_requests (request_id, meeting_id, digest)
+    SELECT k.request_id, k.id, k.digest
+    FROM UNNEST($1::uuid[], $12::text[], $24::bytea[]) AS k (id, request_id, digest)
+    WHERE k.request_id IS NOT NULL
+    ON CONFLICT (request_id) DO NOTHING
+    RETURNING meeting_id
+),
 meeting AS (
     INSERT INTO meetings (id, date, location_city, location_country_code, anniversary_years,
                           anniversary_occasion, summary, topics, source_names, source_urls,
@@ -949,6 +1008,7 @@ meeting AS (
     FROM "#,
     batch_rows!(),
     r#", event
+    WHERE m.request_id IS NULL OR m.id IN (SELECT meeting_id FROM keys)
     ON CONFLICT (request_id) WHERE request_id IS NOT NULL DO NOTHING
     RETURNING id, date, country_codes, record, created_event_id AS event_id,
               NULL::text[] AS previous_codes"#,

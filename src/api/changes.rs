@@ -78,6 +78,7 @@ impl MeetingsApi {
             version,
             record: record.encode_to_vec(),
             request_id,
+            request_digest: None,
         })
         .await?;
         tx.commit().await?;

@@ -57,19 +57,18 @@ enum ShareKey {
 pub struct Origin {
     /// The peer address of the call's connection (unique while it is open).
     pub connection: Option<SocketAddr>,
-    /// The token's caller when calls need tokens, else the peer's address.
+    /// The token's caller, when calls need tokens. Without tokens callers
+    /// are not told apart: a peer address may be a proxy or a NAT of many
+    /// clients, so only the connection's share applies.
     pub caller: Option<Caller>,
 }
 
 impl Origin {
     pub fn of<T>(request: &tonic::Request<T>) -> Self {
-        let connection = request.remote_addr();
-        let caller = request
-            .extensions()
-            .get::<Caller>()
-            .cloned()
-            .or_else(|| connection.map(|a| Caller::new(&format!("ip:{}", a.ip()))));
-        Self { connection, caller }
+        Self {
+            connection: request.remote_addr(),
+            caller: request.extensions().get::<Caller>().cloned(),
+        }
     }
 }
 

@@ -32,8 +32,9 @@ pub use convert::{etag, meeting_to_pb, stored_record, timestamp, without_output_
 use crate::domain::{CountryCode, CountryPair, NewMeeting, RequestId, Violations, parse_date};
 use crate::error::{Error, Result};
 use crate::pb::{self, meeting_service_server::MeetingService};
-use crate::storage::{Cursor, Inserted, NewRow, PairQuery, RecordRow, Storage};
+use crate::storage::{Asked, Cursor, Inserted, NewRow, PairQuery, RecordRow, Storage};
 use coalesce::Coalescer;
+use sha2::Digest;
 use std::collections::HashMap;
 
 /// Rows in the first page of a stream: small, so the first record leaves
@@ -145,15 +146,29 @@ impl MeetingsApi {
         };
         match outcome {
             Inserted::Created => Ok(record),
-            Inserted::Existing(bytes) => match same_meeting(&bytes, &row.meeting)? {
-                Some(stored) => {
-                    tracing::debug!(id = %stored.id, "request_id retried: returning the stored meeting");
-                    Ok(stored)
-                }
-                None => Err(Error::RequestIdReused {
-                    request_id: req.request_id,
-                }),
-            },
+            Inserted::Existing {
+                meeting_id,
+                record,
+                asked,
+            } => {
+                let reused = || Error::RequestIdReused {
+                    request_id: req.request_id.clone(),
+                };
+                // The retry of what the key was used for gets the meeting as
+                // it is now, or NOT_FOUND once deleted: never a second one.
+                let stored = match (asked, record) {
+                    (Asked::Other, _) => return Err(reused()),
+                    (Asked::Same | Asked::Unknown, None) => {
+                        return Err(Error::MeetingNotFound(meeting_id));
+                    }
+                    (Asked::Same, Some(bytes)) => decode_record(&bytes)?,
+                    (Asked::Unknown, Some(bytes)) => {
+                        same_meeting(&bytes, &row.meeting)?.ok_or_else(reused)?
+                    }
+                };
+                tracing::debug!(id = %stored.id, "request_id retried: returning the stored meeting");
+                Ok(stored)
+            }
         }
     }
 
@@ -518,8 +533,13 @@ async fn account(committing: Committing, report: &mut ImportReport) -> Result<()
     {
         match outcome {
             Inserted::Created => report.counts.created_count += 1,
-            Inserted::Existing(bytes) => {
-                if same_meeting(&bytes, &row.meeting)?.is_some() {
+            Inserted::Existing { record, asked, .. } => {
+                let same = match (asked, record) {
+                    (Asked::Same, _) | (Asked::Unknown, None) => true,
+                    (Asked::Other, _) => false,
+                    (Asked::Unknown, Some(bytes)) => same_meeting(&bytes, &row.meeting)?.is_some(),
+                };
+                if same {
                     report.counts.duplicate_count += 1;
                 } else {
                     let mut v = Violations::new();
@@ -582,6 +602,10 @@ fn new_row(meeting: NewMeeting, request_id: Option<RequestId>) -> (NewRow, pb::M
     // PostgreSQL keeps microseconds: the record must say what the row says.
     let now = Utc::now().trunc_subsecs(6);
     let record = stored_record(&meeting, id, now, now, 1);
+    // What a key remembers of its request: the meeting as asked, normalised.
+    let request_digest = request_id
+        .as_ref()
+        .map(|_| sha2::Sha256::digest(meeting_to_pb(&meeting).encode_to_vec()).into());
     let row = NewRow {
         id,
         meeting,
@@ -590,6 +614,7 @@ fn new_row(meeting: NewMeeting, request_id: Option<RequestId>) -> (NewRow, pb::M
         version: 1,
         record: record.encode_to_vec(),
         request_id,
+        request_digest,
     };
     (row, record)
 }

@@ -546,6 +546,7 @@ fn rows_for(meetings: impl IntoIterator<Item = pb::Meeting>) -> Vec<NewRow> {
                 version: 1,
                 record,
                 request_id: None,
+                request_digest: None,
             }
         })
         .collect()

@@ -292,3 +292,78 @@ async fn list_columns_keep_every_item_in_order() {
         );
     }
 }
+
+/// A key remembers what was asked with it: the identical retry after an
+/// update gets the meeting as it is now, after a delete NOT_FOUND; never
+/// ALREADY_EXISTS, never a second meeting.
+#[tokio::test]
+async fn a_key_remembers_its_request_across_updates_and_deletes() {
+    let app = spawn_app().await;
+    let asked = meeting("2022-05-05", &["AZ", "JP"]);
+    let first = app
+        .client
+        .clone()
+        .create_meeting(with_request_id(asked.clone(), "remember-1"))
+        .await
+        .unwrap()
+        .into_inner()
+        .meeting
+        .unwrap();
+    let updated = app
+        .client
+        .clone()
+        .update_meeting(pb::UpdateMeetingRequest {
+            meeting: Some(pb::Meeting {
+                id: first.id.clone(),
+                summary: "Corrected later.".into(),
+                ..Default::default()
+            }),
+            update_mask: None,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .meeting
+        .unwrap();
+    let retry = app
+        .client
+        .clone()
+        .create_meeting(with_request_id(asked.clone(), "remember-1"))
+        .await
+        .expect("an identical retry after an update succeeds")
+        .into_inner()
+        .meeting
+        .unwrap();
+    assert_eq!(retry, updated, "the meeting as it is now");
+    // A different meeting with the key is still refused.
+    let status = app
+        .client
+        .clone()
+        .create_meeting(with_request_id(
+            meeting("2022-05-06", &["AZ", "JP"]),
+            "remember-1",
+        ))
+        .await
+        .unwrap_err();
+    assert_error(&status, Code::AlreadyExists, "REQUEST_ID_REUSED");
+
+    app.delete(&first.id).await;
+    let status = app
+        .client
+        .clone()
+        .create_meeting(with_request_id(asked.clone(), "remember-1"))
+        .await
+        .unwrap_err();
+    let details = assert_error(&status, Code::NotFound, "MEETING_NOT_FOUND");
+    assert_eq!(details.error_info().unwrap().metadata["id"], first.id);
+    assert_eq!(app.count_meetings().await, 0, "no second meeting");
+    // The same through ImportMeetings: a duplicate, nothing stored.
+    let report = app
+        .import(vec![pb::ImportMeetingsRequest {
+            meeting: Some(asked),
+            request_id: "remember-1".into(),
+        }])
+        .await;
+    assert_eq!((report.created_count, report.duplicate_count), (0, 1));
+    assert_eq!(app.count_meetings().await, 0);
+}
