@@ -248,6 +248,17 @@ struct TopicKeys {
     topics_lower: Vec<String>,
 }
 
+/// Most bytes of records in one page of a stream (a pair's or a
+/// watcher's): a page ends early past it.
+pub const PAGE_BYTES: usize = 1024 * 1024;
+
+/// One page of a pair lookup; `more` when another may follow.
+#[derive(Debug)]
+pub struct PairPage {
+    pub rows: Vec<RecordRow>,
+    pub more: bool,
+}
+
 /// A stored meeting as a lookup returns it.
 #[derive(Debug, sqlx::FromRow)]
 pub struct RecordRow {
@@ -671,18 +682,32 @@ impl Storage {
             .fetch_all(&self.pool)
             .await?;
         let (rows, through) = page_span(after, &rows, limit);
-        let events = if rows.is_empty() {
-            Vec::new()
-        } else {
-            sqlx::query_as(EVENTS_IN)
-                .bind(&rows)
-                .bind(after)
-                .bind(through)
-                .bind(pair.map(|p| vec![p.low().to_string(), p.high().to_string()]))
-                .fetch_all(&self.pool)
-                .await?
+        let mut page = EventPage {
+            events: Vec::new(),
+            through,
         };
-        Ok(EventPage { events, through })
+        if rows.is_empty() {
+            return Ok(page);
+        }
+        use futures_util::TryStreamExt;
+        let mut events = sqlx::query_as::<_, EventRow>(EVENTS_IN)
+            .bind(&rows)
+            .bind(after)
+            .bind(through)
+            .bind(pair.map(|p| vec![p.low().to_string(), p.high().to_string()]))
+            .fetch(&self.pool);
+        let mut bytes = 0;
+        while let Some(event) = events.try_next().await? {
+            bytes += event.record.as_ref().map_or(0, Vec::len);
+            let sequence = event.sequence;
+            page.events.push(event);
+            if bytes >= PAGE_BYTES {
+                // The page ends at this event; the next starts after it.
+                page.through = sequence;
+                break;
+            }
+        }
+        Ok(page)
     }
 
     /// The oldest retained sequence number, if any event is numbered: the
@@ -739,21 +764,38 @@ impl Storage {
     /// a pool connection only while a page is read, so a slow or vanished
     /// client never holds one.
     #[tracing::instrument(name = "storage.pair_page", skip_all, fields(limit = q.limit))]
-    pub async fn pair_page(&self, q: &PairQuery) -> Result<Vec<RecordRow>> {
+    /// A page ends early once its records pass `PAGE_BYTES`, so that a
+    /// stream holds about that much at most whatever the meetings' sizes.
+    pub async fn pair_page(&self, q: &PairQuery) -> Result<PairPage> {
+        use futures_util::TryStreamExt;
         let sql = if q.newest_first {
             PAIR_PAGE_DESC
         } else {
             PAIR_PAGE_ASC
         };
-        Ok(sqlx::query_as(sql)
+        let mut rows = sqlx::query_as::<_, RecordRow>(sql)
             .bind(q.pair.low().to_string())
             .bind(q.pair.high().to_string())
             .bind(q.after.date)
             .bind(q.after.id)
             .bind(q.bound)
             .bind(i64::from(q.limit))
-            .fetch_all(&self.pool)
-            .await?)
+            .fetch(&self.pool);
+        let mut page = PairPage {
+            rows: Vec::new(),
+            more: false,
+        };
+        let mut bytes = 0;
+        while let Some(row) = rows.try_next().await? {
+            bytes += row.record.len();
+            page.rows.push(row);
+            if bytes >= PAGE_BYTES {
+                page.more = true;
+                break;
+            }
+        }
+        page.more |= page.rows.len() >= q.limit as usize;
+        Ok(page)
     }
 }
 

@@ -465,10 +465,10 @@ fn pair_stream(
                     page = read => page,
                 };
                 match page {
-                    Ok(rows) => {
-                        st.exhausted = rows.len() < st.query.limit as usize;
+                    Ok(page) => {
+                        st.exhausted = !page.more;
                         st.query.limit = PAGE;
-                        st.page = rows.into_iter();
+                        st.page = page.rows.into_iter();
                     }
                     Err(e) => {
                         st.failed = true;

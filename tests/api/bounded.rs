@@ -333,6 +333,45 @@ async fn a_list_page_ends_before_the_clients_message_limit() {
     }
     assert_eq!(seen.len(), 20, "every meeting, over {pages} pages");
     assert!(pages >= 2);
+    // Streams read pages of at most about 1 MiB of these: every meeting
+    // arrives once, in order.
+    let streamed = app
+        .stream(pb::StreamMeetingsByCountryPairRequest {
+            country_a: "AZ".into(),
+            country_b: "JP".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let ids: Vec<&str> = streamed.iter().map(|m| m.id.as_str()).collect();
+    let mut sorted = ids.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(ids, sorted, "all 20, once each, in (date, id) order");
+    assert_eq!(ids.len(), 20);
+    let mut watch = app
+        .client
+        .clone()
+        .watch_meetings(pb::WatchMeetingsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let mut sequences = Vec::new();
+    while sequences.len() < 20 {
+        let event = tokio::time::timeout(std::time::Duration::from_secs(10), watch.message())
+            .await
+            .expect("events arrive")
+            .unwrap()
+            .unwrap()
+            .event
+            .unwrap();
+        assert!(seen.contains(&event.meeting.unwrap().id));
+        sequences.push(event.sequence);
+    }
+    assert!(
+        sequences.windows(2).all(|w| w[1] == w[0] + 1),
+        "consecutive: {sequences:?}"
+    );
 }
 
 /// Text that does not compress: letters from a simple generator.
