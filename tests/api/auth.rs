@@ -26,8 +26,17 @@ async fn call_each(
 ) -> Vec<(&'static str, Option<Code>)> {
     let mut c = app.client.clone();
     let id = uuid::Uuid::now_v7().to_string();
+    // A refusal names its reason in ErrorInfo; callers branch on it.
     let refused = |r: Result<(), tonic::Status>| match r {
         Err(s) if matches!(s.code(), Code::Unauthenticated | Code::PermissionDenied) => {
+            use tonic_types::StatusExt;
+            let reason = s.get_error_details().error_info().map(|i| i.reason.clone());
+            let expected = if s.code() == Code::Unauthenticated {
+                "UNAUTHENTICATED"
+            } else {
+                "MISSING_SCOPE"
+            };
+            assert_eq!(reason.as_deref(), Some(expected), "{s:?}");
             Some(s.code())
         }
         _ => None,
@@ -223,7 +232,134 @@ async fn reflection_needs_a_read_token() {
     request
         .metadata_mut()
         .insert("authorization", format!("Bearer {read}").parse().unwrap());
-    assert!(client.server_reflection_info(request).await.is_ok());
+    let mut answers = client
+        .server_reflection_info(request)
+        .await
+        .expect("a read token may use reflection")
+        .into_inner();
+    let answer = answers.message().await.unwrap().expect("an answer");
+    let Some(v1::server_reflection_response::MessageResponse::ListServicesResponse(listed)) =
+        answer.message_response
+    else {
+        panic!("a list of services: {answer:?}");
+    };
+    let names: Vec<String> = listed.service.into_iter().map(|s| s.name).collect();
+    assert!(
+        names.contains(&"meetings.v1.MeetingService".to_owned()),
+        "v1 lists the service: {names:?}"
+    );
+
+    // The same over v1alpha (grpcurl 1.8.6 speaks only that).
+    use tonic_reflection::pb::v1alpha;
+    let mut client =
+        v1alpha::server_reflection_client::ServerReflectionClient::new(app.channel().await);
+    let alpha_list = v1alpha::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(
+            v1alpha::server_reflection_request::MessageRequest::ListServices(String::new()),
+        ),
+    };
+    let denied = client
+        .server_reflection_info(tokio_stream::iter([alpha_list.clone()]))
+        .await
+        .unwrap_err();
+    crate::helpers::assert_error(&denied, Code::Unauthenticated, "UNAUTHENTICATED");
+    let mut request = tonic::Request::new(tokio_stream::iter([alpha_list]));
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {read}").parse().unwrap());
+    let answer = client
+        .server_reflection_info(request)
+        .await
+        .expect("v1alpha with a read token")
+        .into_inner()
+        .message()
+        .await
+        .unwrap()
+        .expect("an answer");
+    let Some(v1alpha::server_reflection_response::MessageResponse::ListServicesResponse(listed)) =
+        answer.message_response
+    else {
+        panic!("a list of services: {answer:?}");
+    };
+    assert!(
+        listed
+            .service
+            .iter()
+            .any(|s| s.name == "meetings.v1.MeetingService"),
+        "v1alpha lists the service"
+    );
+}
+
+#[tokio::test]
+async fn help_does_not_show_the_database_urls_value() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_meetings"))
+        .arg("--help")
+        .env("DATABASE_URL", "postgres://u:help-secret-pw@db.example/meetings")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("DATABASE_URL"), "the flag is documented");
+    assert!(!text.contains("help-secret-pw"), "its value is not shown");
+}
+
+/// A database that refuses the password: the service stops with an error
+/// that names the failure, and neither the error nor the log shows the
+/// password of the URL.
+#[tokio::test]
+async fn a_refused_password_stays_out_of_the_error_and_the_log() {
+    use meetings::embedded::EmbeddedPostgres;
+    use sqlx::{ConnectOptions, Connection};
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let pg = EmbeddedPostgres::start(dir.path(), &[]).await.unwrap();
+    let mut admin = pg.connect_options().connect().await.unwrap();
+    sqlx::query("CREATE ROLE meetings_app LOGIN PASSWORD 'the-right-one'")
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    // Password authentication for every role but the test's superuser.
+    let hba = dir.path().join("pgdata").join("pg_hba.conf");
+    let superuser = pg.connect_options().get_username().to_owned();
+    std::fs::write(
+        &hba,
+        format!("local all {superuser} trust\nlocal all all scram-sha-256\n"),
+    )
+    .unwrap();
+    sqlx::query("SELECT pg_reload_conf()")
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    admin.close().await.unwrap();
+    let secret = "wrong-pw-that-must-not-leak";
+    let url = pg
+        .connect_options()
+        .username("meetings_app")
+        .password(secret)
+        .to_url_lossy()
+        .to_string();
+    let out = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_meetings"))
+            .args(["serve", "--listen-addr", "127.0.0.1:0", "--database-url", &url])
+            .env("RUST_LOG", "trace")
+            .output(),
+    )
+    .await
+    .expect("the service gives up")
+    .unwrap();
+    assert!(!out.status.success(), "it cannot serve without its database");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("password authentication failed"),
+        "the error names the failure: {text}"
+    );
+    assert!(!text.contains(secret), "the password reached the output");
 }
 
 #[tokio::test]

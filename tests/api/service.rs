@@ -141,15 +141,18 @@ async fn database_down_means_unavailable_quickly_and_not_serving() {
         .await
         .unwrap_err();
     assert_error(&status, Code::Unavailable, "DATABASE_UNAVAILABLE");
+    // Within about the acquire timeout (500 ms here), not a hang.
     assert!(
-        started.elapsed() < Duration::from_secs(30),
-        "answered, not hung"
+        started.elapsed() < Duration::from_millis(2_000),
+        "answered within about the acquire timeout, took {:?}",
+        started.elapsed()
     );
     assert!(
         !status.message().contains("sql"),
         "no internals: {}",
         status.message()
     );
+    let started = tokio::time::Instant::now();
     let status = client
         .create_meeting(pb::CreateMeetingRequest {
             meeting: Some(meeting("2022-05-05", &["AZ", "JP"])),
@@ -158,6 +161,7 @@ async fn database_down_means_unavailable_quickly_and_not_serving() {
         .await
         .unwrap_err();
     assert_error(&status, Code::Unavailable, "DATABASE_UNAVAILABLE");
+    assert!(started.elapsed() < Duration::from_millis(2_000));
 
     let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
         .unwrap()
