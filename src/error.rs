@@ -35,19 +35,22 @@ pub enum Error {
     EtagMismatch(Uuid),
     #[error("events up to sequence {oldest} have expired: start again from a full read")]
     EventsExpired { oldest: i64 },
-    /// A message of an ImportMeetings stream could not be read (it did not
-    /// decode, or was too large); the import stopped there.
+    /// An ImportMeetings stream stopped before its end: message `index`
+    /// could not be read, or the server is shutting down.
     #[error(
-        "message {index} of the import stream {problem}; the import stopped there: \
-         {created} meetings were created and {duplicates} were duplicates before it, \
-         and meetings from message {resume_index} on were not stored (send them again; \
-         request_ids make that safe)",
-        problem = if *too_large { "exceeds the message size limit" } else { "is not a valid ImportMeetingsRequest" }
+        "{problem}; the import stopped there: {created} meetings were created and \
+         {duplicates} were duplicates before it, and meetings from message {resume_index} \
+         on were not stored (send them again; request_ids make that safe)",
+        problem = match cause {
+            ImportStop::TooLarge => format!("message {index} of the import stream exceeds the message size limit"),
+            ImportStop::Malformed => format!("message {index} of the import stream is not a valid ImportMeetingsRequest"),
+            ImportStop::ShuttingDown => "the server is shutting down".to_owned(),
+        }
     )]
     ImportStopped {
         index: u64,
         resume_index: u64,
-        too_large: bool,
+        cause: ImportStop,
         created: u64,
         duplicates: u64,
         rejected: u64,
@@ -74,6 +77,17 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Why an import stopped before its stream ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportStop {
+    /// A message was over the size limit.
+    TooLarge,
+    /// A message did not decode.
+    Malformed,
+    /// The server is stopping.
+    ShuttingDown,
+}
 
 impl Error {
     pub fn invalid_meeting(violations: Violations) -> Self {
@@ -104,10 +118,11 @@ impl Error {
             Self::RequestIdReused { .. } => "REQUEST_ID_REUSED",
             Self::EtagMismatch(_) => "ETAG_MISMATCH",
             Self::EventsExpired { .. } => "EVENTS_EXPIRED",
-            Self::ImportStopped {
-                too_large: true, ..
-            } => "MESSAGE_TOO_LARGE",
-            Self::ImportStopped { .. } => "INVALID_REQUEST",
+            Self::ImportStopped { cause, .. } => match cause {
+                ImportStop::TooLarge => "MESSAGE_TOO_LARGE",
+                ImportStop::Malformed => "INVALID_REQUEST",
+                ImportStop::ShuttingDown => "SHUTTING_DOWN",
+            },
             Self::SequenceAhead { .. } => "SEQUENCE_AHEAD",
             Self::ShuttingDown => "SHUTTING_DOWN",
             Self::Overloaded { .. } => "TOO_MANY_CALLS",
@@ -197,7 +212,7 @@ impl From<Error> for Status {
             Error::ImportStopped {
                 index,
                 resume_index,
-                too_large,
+                cause,
                 created,
                 duplicates,
                 rejected,
@@ -211,10 +226,10 @@ impl From<Error> for Status {
                 ] {
                     metadata.insert(key.to_owned(), value.to_string());
                 }
-                let code = if *too_large {
-                    Code::ResourceExhausted
-                } else {
-                    Code::InvalidArgument
+                let code = match cause {
+                    ImportStop::TooLarge => Code::ResourceExhausted,
+                    ImportStop::Malformed => Code::InvalidArgument,
+                    ImportStop::ShuttingDown => Code::Unavailable,
                 };
                 (code, e.to_string())
             }

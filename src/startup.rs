@@ -162,7 +162,7 @@ impl Application {
                 config.http2_keepalive_timeout_ms,
             )))
             .tcp_keepalive(Some(Duration::from_secs(60)))
-            .layer(crate::api::EdgeLayer)
+            .layer(crate::api::EdgeLayer::new(stop.clone()))
             .layer(AuthLayer::new(tokens))
             .add_service(health_service)
             .add_service(reflection_v1)

@@ -23,6 +23,7 @@ use futures_util::future::BoxFuture;
 use http::HeaderMap;
 use http_body::Frame;
 use tokio::time::{Instant, Sleep};
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tonic::body::Body;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
@@ -38,19 +39,35 @@ const DEADLINE_MARGIN: Duration = Duration::from_millis(20);
 /// Longest status message passed on from tonic (it may quote a header).
 const MAX_MESSAGE: usize = 200;
 
-#[derive(Debug, Clone, Default)]
-pub struct EdgeLayer;
+/// The edge of the service; `shutdown`, when cancelled, ends every
+/// response stream (health's Watch and reflection's included) with
+/// UNAVAILABLE / SHUTTING_DOWN once it has sent what it had ready, so that
+/// a graceful stop does not wait for streams that never end by themselves.
+#[derive(Debug, Clone)]
+pub struct EdgeLayer {
+    shutdown: CancellationToken,
+}
+
+impl EdgeLayer {
+    pub fn new(shutdown: CancellationToken) -> Self {
+        Self { shutdown }
+    }
+}
 
 impl<S> tower::Layer<S> for EdgeLayer {
     type Service = Edge<S>;
     fn layer(&self, inner: S) -> Edge<S> {
-        Edge { inner }
+        Edge {
+            inner,
+            shutdown: self.shutdown.clone(),
+        }
     }
 }
 
 #[derive(Debug, Clone)]
 pub struct Edge<S> {
     inner: S,
+    shutdown: CancellationToken,
 }
 
 impl<S> tower::Service<http::Request<Body>> for Edge<S>
@@ -84,6 +101,7 @@ where
             .in_scope(|| self.inner.call(request))
             .instrument(span.clone());
         let call = Call { arrival, span };
+        let shutdown = self.shutdown.clone();
         Box::pin(async move {
             let response = match deadline {
                 Some(deadline) => tokio::time::timeout_at(deadline, response)
@@ -102,6 +120,7 @@ where
             let body = EdgeBody {
                 inner: Some(body),
                 deadline: deadline.map(|d| Box::pin(tokio::time::sleep_until(d))),
+                shutdown: Box::pin(shutdown.cancelled_owned()),
                 call: Some(call),
             };
             Ok(http::Response::from_parts(parts, Body::new(body)))
@@ -164,11 +183,24 @@ impl Call {
 struct EdgeBody {
     inner: Option<Body>,
     deadline: Option<Pin<Box<Sleep>>>,
+    shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
     /// Taken when the call's end is logged.
     call: Option<Call>,
 }
 
 impl EdgeBody {
+    /// Ends the stream with `error`'s status: dropping the inner body
+    /// stops its work.
+    fn end_with(&mut self, error: Error) -> Frame<Bytes> {
+        let status = Status::from(error);
+        let mut trailers = HeaderMap::new();
+        if let Err(e) = status.add_header(&mut trailers) {
+            tracing::warn!(error = %e, "cannot write a status");
+        }
+        self.finish(status.code());
+        Frame::trailers(trailers)
+    }
+
     fn finish(&mut self, code: Code) {
         self.inner = None;
         self.deadline = None;
@@ -199,13 +231,7 @@ impl http_body::Body for EdgeBody {
         if let Some(deadline) = this.deadline.as_mut()
             && deadline.as_mut().poll(cx).is_ready()
         {
-            // The stream ends here: dropping its body stops its work.
-            let mut trailers = HeaderMap::new();
-            if let Err(e) = Status::from(Error::DeadlineExceeded).add_header(&mut trailers) {
-                tracing::warn!(error = %e, "cannot write the deadline's status");
-            }
-            this.finish(Code::DeadlineExceeded);
-            return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
+            return Poll::Ready(Some(Ok(this.end_with(Error::DeadlineExceeded))));
         }
         let polled = span.in_scope(|| Pin::new(inner).poll_frame(cx));
         match polled {
@@ -224,6 +250,10 @@ impl http_body::Body for EdgeBody {
             Poll::Ready(None) => {
                 this.finish(Code::Ok);
                 Poll::Ready(None)
+            }
+            // Nothing ready: on shutdown, the stream ends here.
+            Poll::Pending if this.shutdown.as_mut().poll(cx).is_ready() => {
+                Poll::Ready(Some(Ok(this.end_with(Error::ShuttingDown))))
             }
             Poll::Pending => Poll::Pending,
         }

@@ -30,7 +30,7 @@ use uuid::Uuid;
 pub use convert::{etag, meeting_to_pb, stored_record, timestamp, without_output_fields};
 
 use crate::domain::{CountryCode, CountryPair, NewMeeting, RequestId, Violations, parse_date};
-use crate::error::{Error, Result};
+use crate::error::{Error, ImportStop, Result};
 use crate::pb::{self, meeting_service_server::MeetingService};
 use crate::storage::{Asked, Cursor, Inserted, NewRow, PairQuery, RecordRow, Storage};
 use coalesce::Coalescer;
@@ -184,7 +184,13 @@ impl MeetingsApi {
         let mut committing: std::collections::VecDeque<Committing> = Default::default();
         let mut index = 0u64;
         loop {
-            let item = match requests.message().await {
+            // On shutdown the import stops reading, as at a bad message.
+            let received = tokio::select! {
+                biased;
+                () = self.shutdown.cancelled() => Err(None),
+                message = requests.message() => message.map_err(Some),
+            };
+            let item = match received {
                 Ok(Some(item)) => item,
                 Ok(None) => break,
                 Err(status) => {
@@ -195,31 +201,42 @@ impl MeetingsApi {
                     while let Some(oldest) = committing.pop_front() {
                         account(oldest, &mut report).await?;
                     }
-                    if status.code() == tonic::Code::Aborted
-                        && status.message() == edge::CLIENT_RESET
-                    {
-                        // Cancelled by the client, who hears nothing more.
-                        tracing::info!(
-                            index,
-                            resume_index,
-                            created = report.counts.created_count,
-                            "import cancelled by the client; its unfinished batch is not stored"
-                        );
-                        return Err(Status::cancelled("the import was cancelled"));
-                    }
+                    let cause = match &status {
+                        None => ImportStop::ShuttingDown,
+                        Some(s)
+                            if s.code() == tonic::Code::Aborted
+                                && s.message() == edge::CLIENT_RESET =>
+                        {
+                            // Cancelled by the client, who hears nothing more.
+                            tracing::info!(
+                                index,
+                                resume_index,
+                                created = report.counts.created_count,
+                                "import cancelled by the client; its unfinished batch is not stored"
+                            );
+                            return Err(Status::cancelled("the import was cancelled"));
+                        }
+                        Some(s)
+                            if matches!(
+                                s.code(),
+                                tonic::Code::OutOfRange | tonic::Code::ResourceExhausted
+                            ) =>
+                        {
+                            ImportStop::TooLarge
+                        }
+                        Some(_) => ImportStop::Malformed,
+                    };
                     tracing::info!(
                         index,
                         resume_index,
                         created = report.counts.created_count,
-                        "import stopped at a message that could not be read"
+                        ?cause,
+                        "import stopped before the end of its stream"
                     );
                     return Err(Error::ImportStopped {
                         index,
                         resume_index,
-                        too_large: matches!(
-                            status.code(),
-                            tonic::Code::OutOfRange | tonic::Code::ResourceExhausted
-                        ),
+                        cause,
                         created: report.counts.created_count,
                         duplicates: report.counts.duplicate_count,
                         rejected: report.counts.rejected_count,

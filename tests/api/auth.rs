@@ -295,7 +295,10 @@ async fn reflection_needs_a_read_token() {
 async fn help_does_not_show_the_database_urls_value() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_meetings"))
         .arg("--help")
-        .env("DATABASE_URL", "postgres://u:help-secret-pw@db.example/meetings")
+        .env(
+            "DATABASE_URL",
+            "postgres://u:help-secret-pw@db.example/meetings",
+        )
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
@@ -342,14 +345,23 @@ async fn a_refused_password_stays_out_of_the_error_and_the_log() {
     let out = tokio::time::timeout(
         std::time::Duration::from_secs(60),
         tokio::process::Command::new(env!("CARGO_BIN_EXE_meetings"))
-            .args(["serve", "--listen-addr", "127.0.0.1:0", "--database-url", &url])
+            .args([
+                "serve",
+                "--listen-addr",
+                "127.0.0.1:0",
+                "--database-url",
+                &url,
+            ])
             .env("RUST_LOG", "trace")
             .output(),
     )
     .await
     .expect("the service gives up")
     .unwrap();
-    assert!(!out.status.success(), "it cannot serve without its database");
+    assert!(
+        !out.status.success(),
+        "it cannot serve without its database"
+    );
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),

@@ -31,7 +31,8 @@ pub struct TestApp {
     /// The server's own pool (a clone shares its connections).
     pub pool: PgPool,
     stop: Option<oneshot::Sender<()>>,
-    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    /// The server's task; it stops when `stop` is sent (on drop).
+    _server: tokio::task::JoinHandle<anyhow::Result<()>>,
     database: TestDatabase,
 }
 
@@ -179,7 +180,7 @@ async fn spawn(settings: Settings, shared_url: Option<String>) -> TestApp {
         client,
         pool,
         stop: Some(stop),
-        server: Some(server),
+        _server: server,
         database,
     }
 }
@@ -264,12 +265,6 @@ impl TestApp {
             .fetch_one(&self.pool)
             .await
             .unwrap()
-    }
-
-    /// Stops the server gracefully and waits for it.
-    pub async fn stop(mut self) -> anyhow::Result<()> {
-        let _ = self.stop.take().unwrap().send(());
-        self.server.take().unwrap().await?
     }
 }
 

@@ -16,7 +16,7 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
-use crate::helpers::{assert_error, create_all, eventually, many, meeting, spawn_app};
+use crate::helpers::{assert_error, eventually, many, meeting, spawn_app};
 
 #[tokio::test]
 async fn reflection_v1_and_v1alpha_list_and_describe_the_service() {
@@ -185,14 +185,64 @@ async fn database_down_means_unavailable_quickly_and_not_serving() {
     server.abort();
 }
 
+/// SIGTERM to the service's own process: open streams (a pair stream, a
+/// health watch) end with UNAVAILABLE / SHUTTING_DOWN after what was sent,
+/// health turns NOT_SERVING first, an in-flight unary call completes, an
+/// import stops with whole batches stored and says where to resume, and
+/// the process exits within --shutdown-timeout-ms without forcing calls
+/// closed.
 #[tokio::test]
-async fn shutdown_ends_open_streams_and_returns() {
+async fn sigterm_drains_calls_streams_and_imports_within_the_timeout() {
+    use crate::helpers::{ServerProcess, hold_row_lock};
     let app = spawn_app().await;
-    // More than the server's buffers and the HTTP/2 window hold, so the
-    // server is still feeding the stream when it is told to stop.
-    create_all(&app, many(3_000)).await;
-    let mut stream = app
-        .client
+    // 15 MB of meetings: more than the client's HTTP/2 windows hold, so the
+    // stream is still open when the signal comes.
+    app.import(
+        many(3_000)
+            .into_iter()
+            .map(|mut m| {
+                m.summary = "A long report of the talks. ".repeat(180);
+                pb::ImportMeetingsRequest {
+                    meeting: Some(m),
+                    request_id: String::new(),
+                }
+            })
+            .collect(),
+    )
+    .await;
+    let every: Vec<String> = app
+        .stream(pb::StreamMeetingsByCountryPairRequest {
+            country_a: "AZ".into(),
+            country_b: "JP".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.id)
+        .collect();
+    let target = app.create(meeting("2023-01-01", &["FR", "DE"])).await;
+    let url = app.pool.connect_options().to_url_lossy().to_string();
+    let mut server = ServerProcess::start(
+        &url,
+        &["--shutdown-timeout-ms".as_ref(), "5000".as_ref()],
+        "info",
+    )
+    .await;
+    let channel = server.channel().await.unwrap();
+    let client = MeetingServiceClient::new(channel.clone());
+
+    let mut health = HealthClient::new(channel.clone())
+        .watch(HealthCheckRequest {
+            service: "meetings.v1.MeetingService".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let first = health.message().await.unwrap().unwrap().status;
+    assert_eq!(first, ServingStatus::Serving as i32);
+
+    let mut stream = client
         .clone()
         .stream_meetings_by_country_pair(pb::StreamMeetingsByCountryPairRequest {
             country_a: "AZ".into(),
@@ -202,30 +252,141 @@ async fn shutdown_ends_open_streams_and_returns() {
         .await
         .unwrap()
         .into_inner();
-    stream.message().await.unwrap().expect("first record");
-    // The stream is open and unread; the server must still stop in time.
-    let stopped = tokio::time::timeout(Duration::from_secs(20), app.stop()).await;
+    let mut received = Vec::new();
+    while received.len() < 100 {
+        received.push(stream.message().await.unwrap().unwrap().meeting.unwrap().id);
+    }
+
+    // A unary call in flight: an update waiting for a row lock.
+    let lock = hold_row_lock(&app, &target.id).await;
+    let update = {
+        let mut client = client.clone();
+        let id = target.id.clone();
+        tokio::spawn(async move {
+            client
+                .update_meeting(pb::UpdateMeetingRequest {
+                    meeting: Some(pb::Meeting {
+                        id,
+                        summary: "updated while stopping".into(),
+                        ..Default::default()
+                    }),
+                    update_mask: None,
+                })
+                .await
+        })
+    };
+
+    // An import in flight: 1,200 meetings sent, the stream kept open.
+    let import_requests: Vec<pb::ImportMeetingsRequest> = (0..1_200)
+        .map(|i| pb::ImportMeetingsRequest {
+            meeting: Some(meeting("2021-03-03", &["DE", "PL"])),
+            request_id: format!("shutdown-{i}"),
+        })
+        .collect();
+    let (tx, rx) = tokio::sync::mpsc::channel(2_000);
+    for r in &import_requests {
+        tx.send(r.clone()).await.unwrap();
+    }
+    let import = {
+        let mut client = client.clone();
+        tokio::spawn(async move {
+            client
+                .import_meetings(tokio_stream::wrappers::ReceiverStream::new(rx))
+                .await
+        })
+    };
+    let imported = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM meetings WHERE request_id LIKE 'shutdown-%'",
+        )
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
+    };
     assert!(
-        matches!(stopped, Ok(Ok(()))),
-        "server stopped cleanly: {stopped:?}"
+        eventually(Duration::from_secs(20), || async {
+            imported().await == 1_000
+        })
+        .await,
+        "two whole batches are stored while the stream stays open"
     );
-    // The client sees the rest of what was buffered, then an end: a status,
-    // never a hang.
-    let end = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            match stream.message().await {
-                Ok(Some(_)) => continue,
-                Ok(None) => return None,
-                Err(status) => return Some(status.code()),
-            }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let signalled = std::time::Instant::now();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(server.child.id().unwrap() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    lock.rollback().await.unwrap();
+
+    let updated = update
+        .await
+        .unwrap()
+        .expect("the in-flight update completes");
+    assert_eq!(
+        updated.into_inner().meeting.unwrap().summary,
+        "updated while stopping"
+    );
+
+    // The stream: the records already sent, in order, then SHUTTING_DOWN.
+    let end = loop {
+        match stream.message().await {
+            Ok(Some(m)) => received.push(m.meeting.unwrap().id),
+            Ok(None) => panic!(
+                "the stream ended without a status after {} records; log:\n{}",
+                received.len(),
+                std::fs::read_to_string(server.log.path()).unwrap()
+            ),
+            Err(status) => break status,
         }
-    })
-    .await
-    .expect("the stream ends");
+    };
+    assert_error(&end, Code::Unavailable, "SHUTTING_DOWN");
+    assert!(received.len() < every.len(), "the stream was cut");
+    assert_eq!(received, every[..received.len()], "what was sent, in order");
+
+    // Health: NOT_SERVING, then the watch ends.
+    let mut statuses = Vec::new();
+    let health_end = loop {
+        match health.message().await {
+            Ok(Some(update)) => statuses.push(update.status),
+            Ok(None) => break None,
+            Err(status) => break Some(status),
+        }
+    };
+    assert_eq!(statuses.last(), Some(&(ServingStatus::NotServing as i32)));
+    assert_eq!(health_end.map(|s| s.code()), Some(Code::Unavailable));
+
+    // The import: whole batches only, and where to resume.
+    let status = import.await.unwrap().unwrap_err();
+    let details = assert_error(&status, Code::Unavailable, "SHUTTING_DOWN");
+    let info = details.error_info().unwrap();
+    assert_eq!(info.metadata["created_count"], "1000");
+    assert_eq!(info.metadata["resume_index"], "1000");
+    drop(tx);
+
+    let exit = tokio::time::timeout(Duration::from_secs(10), server.child.wait())
+        .await
+        .expect("the process exits")
+        .unwrap();
+    assert!(exit.success(), "a clean exit: {exit:?}");
     assert!(
-        matches!(end, None | Some(Code::Unavailable)),
-        "ended with {end:?}"
+        signalled.elapsed() < Duration::from_secs(5),
+        "stopped within --shutdown-timeout-ms, took {:?}",
+        signalled.elapsed()
     );
+    let log = std::fs::read_to_string(server.log.path()).unwrap();
+    assert!(
+        !log.contains("calls still open after the shutdown timeout"),
+        "no call was forced closed"
+    );
+    assert_eq!(imported().await, 1_000, "whole batches only");
+
+    // The retry of the whole import, with the same request_ids: exact.
+    let report = app.import(import_requests).await;
+    assert_eq!((report.created_count, report.duplicate_count), (200, 1_000));
+    assert_eq!(imported().await, 1_200);
 }
 
 /// Health of the meetings service, as the health service reports it.
