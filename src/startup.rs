@@ -132,6 +132,11 @@ impl Application {
         ));
         let event_listener = tokio::spawn(crate::api::run_listener(
             storage.clone(),
+            events_tx.clone(),
+            stop.clone(),
+        ));
+        let event_poller = tokio::spawn(crate::api::run_poller(
+            storage.clone(),
             events_tx,
             stop.clone(),
         ));
@@ -195,6 +200,7 @@ impl Application {
         health_task.abort();
         sequencer.abort();
         event_listener.abort();
+        event_poller.abort();
         storage.pool().close().await;
         if let Some(pg) = embedded {
             pg.stop().await;

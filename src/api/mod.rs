@@ -12,7 +12,7 @@ mod watch;
 pub use edge::{EdgeLayer, code_name};
 pub use encoded::MeetingServiceRouter;
 pub use limits::{DatabaseShare, Limits, Origin};
-pub use watch::{run_listener, run_sequencer};
+pub use watch::{run_listener, run_poller, run_sequencer};
 
 use chrono::{NaiveDate, SubsecRound, Utc};
 use prost::Message;

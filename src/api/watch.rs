@@ -4,7 +4,9 @@
 //! transactional outbox) and numbered afterwards by the sequencer (see
 //! `storage::Storage::sequence_events`). A watcher reads numbered events
 //! after its position; it is woken by NOTIFY, by this instance's own
-//! sequencer, or, if a notification was lost, by a poll every second.
+//! sequencer, or, if a notification was lost, by the instance's poller,
+//! which looks at the newest number once a second for all its watchers: an
+//! idle watcher runs no query.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,7 +27,7 @@ use crate::storage::{EventRow, Storage};
 
 /// Sequence numbers read per page.
 const EVENT_PAGE: u32 = 256;
-/// How long a watcher waits for a wake-up before looking anyway.
+/// How often the poller looks for events no notification announced.
 const POLL: Duration = Duration::from_secs(1);
 /// Shortest time between the starts of two sequencer steps that numbered
 /// events. Each step is a committed (fsynced) transaction: stepping after
@@ -161,8 +163,13 @@ pub(super) fn watch_stream(
                 }
                 tokio::select! {
                     () = w.shutdown.cancelled() => {}
-                    _ = w.wake.changed() => {}
-                    () = tokio::time::sleep(POLL) => {}
+                    changed = w.wake.changed() => {
+                        if changed.is_err() {
+                            // Nothing wakes watchers any more: the server
+                            // is stopping.
+                            w.shutdown.cancelled().await;
+                        }
+                    }
                 }
             }
         }
@@ -232,6 +239,27 @@ pub async fn run_sequencer(
 /// shorter retention (so that a watcher behind it learns soon).
 fn expiry_interval(retention: Duration) -> Duration {
     (retention / 4).clamp(Duration::from_millis(100), Duration::from_secs(60))
+}
+
+/// Wakes this instance's watchers when the feed has moved on although no
+/// notification said so (NOTIFYs sent while the listener reconnects are
+/// lost): one query a second for the whole instance.
+pub async fn run_poller(storage: Storage, wake: watch::Sender<u64>, stop: CancellationToken) {
+    let mut seen = None;
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(POLL) => {}
+        }
+        match storage.newest_sequence().await {
+            Ok(newest) if seen != Some(newest) => {
+                seen = Some(newest);
+                wake.send_modify(|n| *n += 1);
+            }
+            Ok(_) => {}
+            Err(e) => tracing::debug!(error = %e, "cannot look for new events yet"),
+        }
+    }
 }
 
 /// Forwards the sequencers' NOTIFYs (from any instance) to this instance's

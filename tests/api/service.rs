@@ -432,7 +432,10 @@ async fn no_acknowledged_create_is_lost_when_the_database_crashes_twice() {
                         request_id: format!("writer-{w}-{i}"),
                     };
                     match client.create_meeting(request).await {
-                        Ok(r) => acknowledged.push(r.into_inner().meeting.unwrap().id),
+                        Ok(r) => acknowledged.push((
+                            r.into_inner().meeting.unwrap().id,
+                            std::time::Instant::now(),
+                        )),
                         Err(s) if s.code() == Code::Unavailable => {
                             unavailable += 1;
                             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -445,8 +448,13 @@ async fn no_acknowledged_create_is_lost_when_the_database_crashes_twice() {
         })
         .collect();
 
+    // When each crash began and each restart was serving again: every
+    // phase between them must see acknowledgements.
+    let mut crashes = Vec::new();
+    let mut restarts = Vec::new();
     for _ in 0..2 {
         tokio::time::sleep(Duration::from_millis(700)).await;
+        crashes.push(std::time::Instant::now());
         pg.kill_immediately().await;
         let down = eventually(Duration::from_secs(10), || async {
             serving(addr).await == Some(ServingStatus::NotServing as i32)
@@ -462,6 +470,7 @@ async fn no_acknowledged_create_is_lost_when_the_database_crashes_twice() {
             up,
             "health comes back by itself, without a restart of the service"
         );
+        restarts.push(std::time::Instant::now());
     }
     tokio::time::sleep(Duration::from_millis(700)).await;
     stop.store(true, Ordering::Relaxed);
@@ -483,6 +492,25 @@ async fn no_acknowledged_create_is_lost_when_the_database_crashes_twice() {
         acknowledged.len() > 10,
         "writes went through around the outages"
     );
+    let in_phase = |from: Option<std::time::Instant>, to: Option<std::time::Instant>| {
+        acknowledged
+            .iter()
+            .filter(|(_, at)| from.is_none_or(|f| *at > f) && to.is_none_or(|t| *at < t))
+            .count()
+    };
+    assert!(
+        in_phase(None, Some(crashes[0])) > 0,
+        "acknowledged before the first crash"
+    );
+    assert!(
+        in_phase(Some(restarts[0]), Some(crashes[1])) > 0,
+        "acknowledged between the first restart and the second crash"
+    );
+    assert!(
+        in_phase(Some(restarts[1]), None) > 0,
+        "acknowledged after the second restart"
+    );
+    let acknowledged: Vec<String> = acknowledged.into_iter().map(|(id, _)| id).collect();
 
     let mut conn = sqlx::PgConnection::connect_with(&check_options)
         .await
@@ -501,5 +529,60 @@ async fn no_acknowledged_create_is_lost_when_the_database_crashes_twice() {
         ids.len(),
         "every acknowledged meeting is stored"
     );
+
+    // The change feed has every acknowledged meeting once: a watcher from
+    // the start reads up to the newest number once all events are numbered.
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            let options = check_options.clone();
+            async move {
+                let mut conn = sqlx::PgConnection::connect_with(&options).await.unwrap();
+                let pending: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM meeting_events WHERE sequence IS NULL",
+                )
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+                pending == 0
+            }
+        })
+        .await,
+        "the sequencer numbers every committed event"
+    );
+    let newest: i64 = sqlx::query_scalar("SELECT max(sequence) FROM meeting_events")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    let mut watch = MeetingServiceClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap()
+        .watch_meetings(pb::WatchMeetingsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let mut created = std::collections::HashMap::<String, usize>::new();
+    let mut last = 0;
+    while last < newest as u64 {
+        let event = tokio::time::timeout(Duration::from_secs(10), watch.message())
+            .await
+            .expect("events up to the newest arrive")
+            .unwrap()
+            .unwrap()
+            .event
+            .unwrap();
+        assert!(event.sequence > last, "numbers only grow");
+        last = event.sequence;
+        if event.kind == pb::MeetingEventKind::Created as i32 {
+            *created.entry(event.meeting.unwrap().id).or_default() += 1;
+        }
+    }
+    for id in &acknowledged {
+        assert_eq!(
+            created.get(id),
+            Some(&1),
+            "meeting {id} is in the feed once"
+        );
+    }
+    assert!(created.values().all(|n| *n == 1), "no meeting twice");
     server.abort();
 }

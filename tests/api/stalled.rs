@@ -151,7 +151,8 @@ async fn others_are_served(app: &TestApp, stored: &pb::Meeting) {
 }
 
 /// The server's pool connections checked out: the change-feed listener
-/// keeps one; anything more is a call or a background task at work.
+/// keeps one, and the health check, the sequencer and the change-feed
+/// poller each take one for a moment; anything more is held by calls.
 fn checked_out(app: &TestApp) -> u32 {
     app.pool.size() - app.pool.num_idle() as u32
 }
@@ -227,12 +228,12 @@ async fn stalled_pair_streams_hold_no_database_connection() {
     .await;
     // Let every stalled stream run into its full window.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    // Every sample over a second: a connection held now and then by a
-    // stalled call would show.
+    // Every sample over a second: a connection held by a stalled call
+    // would show (without the separate page reads, all 16 were).
     for _ in 0..20 {
         let held = checked_out(&app);
         assert!(
-            held <= 2,
+            held <= 4,
             "stalled streams hold {held} database connections"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -278,12 +279,12 @@ async fn stalled_watchers_hold_no_database_connection() {
     )
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    // Every sample over a second: a connection held now and then by a
-    // stalled call would show.
+    // Every sample over a second: a connection held by a stalled call
+    // would show (without the separate page reads, all 16 were).
     for _ in 0..20 {
         let held = checked_out(&app);
         assert!(
-            held <= 2,
+            held <= 4,
             "stalled watchers hold {held} database connections"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
