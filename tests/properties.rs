@@ -18,6 +18,11 @@ fn text() -> impl Strategy<Value = String> {
         Just(String::new()),
         Just("\u{7}bell".to_owned()),
         Just("line\nbreak".to_owned()),
+        Just("\u{200B}\u{FEFF}".to_owned()),
+        Just("Mini\u{202E}ster".to_owned()),
+        Just("Cafe\u{301}".to_owned()),
+        Just("STRASSE".to_owned()),
+        Just("Straße".to_owned()),
     ]
 }
 
@@ -164,8 +169,160 @@ fn clean(s: &str, multiline: bool) -> bool {
             .any(|c| c.is_control() && !(multiline && matches!(c, '\n' | '\r' | '\t')))
 }
 
+/// The rules of a meeting, written again here from the README's
+/// validation section, independently of the service's code: the paths of
+/// every field whose rule `raw` breaks.
+fn broken_rules(raw: &pb::Meeting, today: NaiveDate) -> std::collections::BTreeSet<String> {
+    use std::collections::{BTreeSet, HashSet};
+    use unicode_normalization::UnicodeNormalization;
+    let mut broken = BTreeSet::new();
+    let norm = |s: &str| s.nfc().collect::<String>().trim().to_owned();
+    let invisible = |c: char| {
+        matches!(c as u32,
+            0xAD | 0x34F | 0x61C | 0x115F..=0x1160 | 0x17B4..=0x17B5 | 0x180B..=0x180F
+            | 0x200B..=0x200F | 0x202A..=0x202E | 0x2060..=0x206F | 0x3164 | 0xFE00..=0xFE0F
+            | 0xFEFF | 0xFFA0 | 0xFFF0..=0xFFF8 | 0x1BCA0..=0x1BCA3 | 0x1D173..=0x1D17A
+            | 0xE0000..=0xE0FFF)
+    };
+    // A text rule: (min, max) characters after trimming, no control
+    // characters (line breaks and tabs only when multiline), no bidi
+    // controls unless multiline, and not only invisible characters.
+    let text_ok = |raw: &str, min: usize, max: usize, multiline: bool| {
+        let t = norm(raw);
+        let n = t.chars().count();
+        n >= min
+            && n <= max
+            && !t
+                .chars()
+                .any(|c| c.is_control() && !(multiline && matches!(c, '\n' | '\r' | '\t')))
+            && (multiline
+                || !t
+                    .chars()
+                    .any(|c| matches!(c as u32, 0x202A..=0x202E | 0x2066..=0x2069)))
+            && (t.is_empty() || !t.chars().all(|c| c.is_whitespace() || invisible(c)))
+    };
+    let code_ok = |raw: &str| {
+        let c = raw.trim().to_ascii_uppercase();
+        c.len() == 2 && rust_iso3166::from_alpha2(&c).is_some()
+    };
+    let fold = |s: &str| unicase::UniCase::new(norm(s)).to_folded_case();
+    let mut add = |path: String| {
+        broken.insert(path);
+    };
+
+    // Date.
+    let date_ok = raw.date.len() == 10
+        && NaiveDate::parse_from_str(&raw.date, "%Y-%m-%d").is_ok_and(|d| {
+            d.format("%Y-%m-%d").to_string() == raw.date
+                && d >= NaiveDate::from_ymd_opt(1800, 1, 1).unwrap()
+                && d <= today.checked_add_months(chrono::Months::new(12)).unwrap()
+        });
+    if !date_ok {
+        add("meeting.date".into());
+    }
+    // Participants.
+    if !(2..=200).contains(&raw.participants.len()) {
+        add("meeting.participants".into());
+    }
+    let mut seen = HashSet::new();
+    let mut countries = HashSet::new();
+    for (i, p) in raw.participants.iter().enumerate() {
+        let name = text_ok(&p.name, 1, 200, false);
+        let title = text_ok(&p.title, 0, 200, false);
+        let code = code_ok(&p.country_code);
+        if !name {
+            add(format!("meeting.participants[{i}].name"));
+        }
+        if !title {
+            add(format!("meeting.participants[{i}].title"));
+        }
+        if !code {
+            add(format!("meeting.participants[{i}].country_code"));
+        }
+        if name && title && code {
+            let upper = p.country_code.trim().to_ascii_uppercase();
+            countries.insert(upper.clone());
+            if !seen.insert((fold(&p.name), upper)) {
+                add(format!("meeting.participants[{i}]"));
+            }
+        }
+    }
+    if raw.participants.len() >= 2 && countries.len() < 2 {
+        add("meeting.participants".into());
+    }
+    // Topics.
+    if !(1..=100).contains(&raw.topics.len()) {
+        add("meeting.topics".into());
+    }
+    let mut topics = HashSet::new();
+    for (i, t) in raw.topics.iter().enumerate() {
+        if !text_ok(t, 1, 200, false) {
+            add(format!("meeting.topics[{i}]"));
+        } else if !topics.insert(fold(t)) {
+            add(format!("meeting.topics[{i}]"));
+        }
+    }
+    // Anniversary, location, sources, summary.
+    if let Some(a) = &raw.anniversary {
+        if !(1..=1000).contains(&a.years) {
+            add("meeting.anniversary.years".into());
+        }
+        if !text_ok(&a.occasion, 1, 200, false) {
+            add("meeting.anniversary.occasion".into());
+        }
+    }
+    if let Some(l) = &raw.location {
+        if !text_ok(&l.city, 0, 200, false) {
+            add("meeting.location.city".into());
+        }
+        if !l.country_code.trim().is_empty() && !code_ok(&l.country_code) {
+            add("meeting.location.country_code".into());
+        }
+    }
+    if raw.sources.len() > 20 {
+        add("meeting.sources".into());
+    }
+    for (i, src) in raw.sources.iter().enumerate() {
+        if !text_ok(&src.name, 1, 200, false) {
+            add(format!("meeting.sources[{i}].name"));
+        }
+        let url = norm(&src.url);
+        let url_ok = text_ok(&src.url, 0, 2_048, false)
+            && (url.is_empty()
+                || url::Url::parse(&url)
+                    .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host()));
+        if !url_ok {
+            add(format!("meeting.sources[{i}].url"));
+        }
+    }
+    if !text_ok(&raw.summary, 0, 20_000, true) {
+        add("meeting.summary".into());
+    }
+    broken
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+    /// The service and the reference agree: an accepted meeting breaks no
+    /// rule, and every violation reported names a field whose rule the
+    /// reference finds broken.
+    #[test]
+    fn validation_agrees_with_a_reference_checker(raw in meeting()) {
+        let broken = broken_rules(&raw, today());
+        match NewMeeting::parse(raw, "meeting", today()) {
+            Ok(_) => prop_assert!(broken.is_empty(), "accepted, but breaks {:?}", broken),
+            Err(violations) => {
+                for v in violations.iter() {
+                    prop_assert!(
+                        broken.contains(&v.field),
+                        "reported {} ({}), but the reference finds only {:?}",
+                        v.field, v.description, broken
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn validation_accepts_only_what_the_rules_allow(raw in meeting()) {
