@@ -256,9 +256,8 @@ fn broken_rules(raw: &pb::Meeting, today: NaiveDate) -> std::collections::BTreeS
     }
     let mut topics = HashSet::new();
     for (i, t) in raw.topics.iter().enumerate() {
-        if !text_ok(t, 1, 200, false) {
-            add(format!("meeting.topics[{i}]"));
-        } else if !topics.insert(fold(t)) {
+        // Faulty, or the same as an earlier one ignoring case.
+        if !text_ok(t, 1, 200, false) || !topics.insert(fold(t)) {
             add(format!("meeting.topics[{i}]"));
         }
     }
