@@ -148,28 +148,11 @@ impl Error {
 
 impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Self {
-        if is_unavailable(&e) {
+        if crate::storage::is_unavailable(&e) {
             Self::Unavailable(e)
         } else {
             Self::Internal(e.into())
         }
-    }
-}
-
-/// Errors that mean "the database cannot be reached or is shutting down",
-/// worth a retry by the caller, as opposed to a bug.
-fn is_unavailable(e: &sqlx::Error) -> bool {
-    match e {
-        sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_) => true,
-        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
-            // 08: connection exception; 57P01..57P03: admin/crash shutdown,
-            // cannot connect now; 53300: too many connections.
-            code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03" | "53300")
-        }),
-        _ => false,
     }
 }
 

@@ -13,7 +13,7 @@ use crate::domain::limits::MAX_SHORT_TEXT;
 use crate::domain::{CountryCode, NewMeeting, Violations, parse_date, parse_text, topic_key};
 use crate::error::{Error, Result};
 use crate::pb;
-use crate::storage::{Cursor, ListFilter, NewRow};
+use crate::storage::{Cursor, ListFilter, UpdatedRow};
 
 /// Fields UpdateMeeting can replace.
 const UPDATABLE: [&str; 7] = [
@@ -63,22 +63,12 @@ impl MeetingsApi {
         let version = current.version + 1;
         let now = Utc::now().trunc_subsecs(6);
         let record = stored_record(&meeting, id, current.create_time, now, version);
-        let request_id = current
-            .request_id
-            .as_deref()
-            .map(crate::domain::RequestId::parse)
-            .transpose()
-            .map_err(|e| Error::internal(anyhow::anyhow!("stored request_id is invalid: {e}")))?
-            .flatten();
-        tx.replace_meeting(&NewRow {
+        tx.replace_meeting(&UpdatedRow {
             id,
             meeting,
-            create_time: current.create_time,
             update_time: now,
             version,
             record: record.encode_to_vec(),
-            request_id,
-            request_digest: None,
         })
         .await?;
         tx.commit().await?;
@@ -217,25 +207,25 @@ impl MeetingsApi {
         Ok(pb::GetCountryPairSummaryResponse {
             country_a: pair.low().to_string(),
             country_b: pair.high().to_string(),
-            meeting_count: u64::try_from(s.count).unwrap_or(0),
-            first_meeting_date: s.first.map(|d| d.to_string()).unwrap_or_default(),
-            last_meeting_date: s.last.map(|d| d.to_string()).unwrap_or_default(),
+            meeting_count: u64::try_from(s.counts.count).unwrap_or(0),
+            first_meeting_date: s.counts.first.map(|d| d.to_string()).unwrap_or_default(),
+            last_meeting_date: s.counts.last.map(|d| d.to_string()).unwrap_or_default(),
             top_topics: s
                 .topics
                 .into_iter()
-                .map(|(topic, n)| pb::TopicCount {
-                    topic,
-                    meeting_count: u64::try_from(n).unwrap_or(0),
+                .map(|t| pb::TopicCount {
+                    topic: t.topic,
+                    meeting_count: u64::try_from(t.meetings).unwrap_or(0),
                 })
                 .collect(),
             anniversaries: s
                 .anniversaries
                 .into_iter()
-                .map(|(occasion, since_year, n, id)| pb::AnniversaryInference {
-                    occasion,
-                    since_year,
-                    meeting_count: u64::try_from(n).unwrap_or(0),
-                    meeting_id: id.to_string(),
+                .map(|a| pb::AnniversaryInference {
+                    occasion: a.occasion,
+                    since_year: a.since_year,
+                    meeting_count: u64::try_from(a.meetings).unwrap_or(0),
+                    meeting_id: a.meeting_id.to_string(),
                 })
                 .collect(),
         })

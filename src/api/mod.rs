@@ -97,8 +97,12 @@ impl MeetingsApi {
                 move |ids: Vec<Uuid>| {
                     let storage = storage.clone();
                     async move {
-                        let found: HashMap<Uuid, Vec<u8>> =
-                            storage.get_meetings(&ids).await?.into_iter().collect();
+                        let found: HashMap<Uuid, Vec<u8>> = storage
+                            .get_meetings(&ids)
+                            .await?
+                            .into_iter()
+                            .map(|r| (r.id, r.record))
+                            .collect();
                         Ok(ids.iter().map(|id| found.get(id).cloned()).collect())
                     }
                 },

@@ -31,9 +31,11 @@ pub struct NewMeeting {
     anniversary: Option<Anniversary>,
     topics: Vec<String>,
     /// `topics`, each as `topic_key` makes it.
-    topics_lower: Vec<String>,
+    topic_keys: Vec<String>,
     summary: String,
     sources: Vec<Source>,
+    /// The distinct participant countries, sorted.
+    country_codes: Vec<CountryCode>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,19 +152,23 @@ impl NewMeeting {
             (
                 Some(date),
                 Some(participants),
-                Some((topics, topics_lower)),
+                Some((topics, topic_keys)),
                 Some(summary),
                 Some(sources),
-            ) if violations.is_empty() => Ok(Self {
-                date,
-                location,
-                participants,
-                anniversary,
-                topics,
-                topics_lower,
-                summary,
-                sources,
-            }),
+            ) if violations.is_empty() => {
+                let codes: BTreeSet<_> = participants.iter().map(|p| p.country_code).collect();
+                Ok(Self {
+                    date,
+                    location,
+                    participants,
+                    anniversary,
+                    topics,
+                    topic_keys,
+                    summary,
+                    sources,
+                    country_codes: codes.into_iter().collect(),
+                })
+            }
             _ => Err(violations),
         }
     }
@@ -183,8 +189,8 @@ impl NewMeeting {
         &self.topics
     }
     /// The topics as topic filters compare them (`topic_key`), in order.
-    pub fn topics_lower(&self) -> &[String] {
-        &self.topics_lower
+    pub fn topic_keys(&self) -> &[String] {
+        &self.topic_keys
     }
     /// Empty when there is none.
     pub fn summary(&self) -> &str {
@@ -195,13 +201,12 @@ impl NewMeeting {
     }
 
     /// The distinct participant countries, sorted.
-    pub fn country_codes(&self) -> Vec<CountryCode> {
-        let set: BTreeSet<_> = self.participants.iter().map(|p| p.country_code).collect();
-        set.into_iter().collect()
+    pub fn country_codes(&self) -> &[CountryCode] {
+        &self.country_codes
     }
 
     /// Every unordered pair of distinct participant countries: the rows of
-    /// the pair index.
+    /// the pair index (which the insert statement makes from the codes).
     pub fn country_pairs(&self) -> Vec<CountryPair> {
         let codes = self.country_codes();
         let mut pairs = Vec::with_capacity(codes.len() * codes.len().saturating_sub(1) / 2);
@@ -475,7 +480,7 @@ mod tests {
         m.topics = vec!["Ükraine".into(), " Energy ".into(), "trade".into()];
         let m = NewMeeting::parse(m, "meeting", today()).unwrap();
         assert_eq!(m.topics(), ["Ükraine", "Energy", "trade"]);
-        assert_eq!(m.topics_lower(), ["ükraine", "energy", "trade"]);
+        assert_eq!(m.topic_keys(), ["ükraine", "energy", "trade"]);
     }
 
     #[test]

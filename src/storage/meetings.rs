@@ -1,0 +1,358 @@
+//! Meetings: insert (with idempotency keys), get, list, update, delete,
+//! and the repair of stored topic keys.
+
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use super::batch::{MeetingColumns, joined, search_text};
+use super::error::{DEADLOCK_DETECTED, has_code};
+use super::model::{StoredKey, TopicKeys};
+use super::{
+    Asked, Cursor, EventKind, IdRecord, Inserted, ListFilter, LockedMeeting, NewRow,
+    RECORD_COPY_MAX_COUNTRIES, RecordRow, Storage, UpdatedRow,
+};
+use crate::domain::{RequestId, TOPIC_KEY_VERSION, topic_key};
+use crate::error::Result;
+
+const INSERT_MEETINGS: &str = include_str!("queries/insert_meetings.sql");
+const UPDATE_MEETING: &str = include_str!("queries/update_meeting.sql");
+const PREPARE_REWRITE: &str = include_str!("queries/prepare_rewrite.sql");
+const DELETE_MEETING: &str = include_str!("queries/delete_meeting.sql");
+const LIST_MEETINGS: &str = include_str!("queries/list_meetings.sql");
+/// The keys of rows an insert did not store, with what each was asked and
+/// its meeting's record if the meeting still exists.
+const STORED_KEYS: &str = "SELECT k.request_id, k.meeting_id, k.digest, m.record \
+     FROM meeting_requests k LEFT JOIN meetings m ON m.id = k.meeting_id \
+     WHERE k.request_id = ANY($1)";
+
+/// A transaction that reads, locks and rewrites one meeting.
+pub struct Tx {
+    tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    events_written: Arc<Notify>,
+    wrote_events: bool,
+}
+
+impl Tx {
+    /// Reads and locks a meeting until commit.
+    pub async fn lock_meeting(&mut self, id: Uuid) -> Result<Option<LockedMeeting>> {
+        Ok(sqlx::query_as(
+            "SELECT record, version, create_time FROM meetings WHERE id = $1 FOR UPDATE",
+        )
+        .bind(id)
+        .fetch_optional(&mut *self.tx)
+        .await?)
+    }
+
+    /// Replaces a locked meeting with `row` (same id): its columns, pair
+    /// rows and search document, with an UPDATED event.
+    pub async fn replace_meeting(&mut self, row: &UpdatedRow) -> Result<()> {
+        sqlx::query(PREPARE_REWRITE)
+            .bind(row.id)
+            .execute(&mut *self.tx)
+            .await?;
+        let m = &row.meeting;
+        let codes: Vec<&str> = m.country_codes().iter().map(|c| c.as_str()).collect();
+        sqlx::query_scalar::<_, Uuid>(UPDATE_MEETING)
+            .bind(row.id)
+            .bind(m.date())
+            .bind(m.location().map(|l| l.city()))
+            .bind(
+                m.location()
+                    .and_then(|l| l.country_code())
+                    .map(|c| c.to_string()),
+            )
+            .bind(
+                m.anniversary()
+                    .map(|a| i32::try_from(a.years()).unwrap_or(i32::MAX)),
+            )
+            .bind(m.anniversary().map(|a| a.occasion()))
+            .bind(m.summary())
+            .bind(m.topics())
+            .bind(m.sources().iter().map(|s| s.name()).collect::<Vec<_>>())
+            .bind(m.sources().iter().map(|s| s.url()).collect::<Vec<_>>())
+            .bind(codes)
+            .bind(&row.record)
+            .bind(row.update_time)
+            .bind(row.version)
+            .bind(search_text(m))
+            .bind(
+                m.participants()
+                    .iter()
+                    .map(|p| p.name())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                m.participants()
+                    .iter()
+                    .map(|p| p.title())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                m.participants()
+                    .iter()
+                    .map(|p| p.country_code().to_string())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(m.topic_keys())
+            .bind(EventKind::Updated.code())
+            .bind(RECORD_COPY_MAX_COUNTRIES)
+            .fetch_one(&mut *self.tx)
+            .await?;
+        self.wrote_events = true;
+        Ok(())
+    }
+
+    /// Deletes a locked meeting and its child rows, with a DELETED event.
+    pub async fn delete_meeting(&mut self, id: Uuid) -> Result<()> {
+        sqlx::query(PREPARE_REWRITE)
+            .bind(id)
+            .execute(&mut *self.tx)
+            .await?;
+        sqlx::query(DELETE_MEETING)
+            .bind(id)
+            .bind(EventKind::Deleted.code())
+            .execute(&mut *self.tx)
+            .await?;
+        self.wrote_events = true;
+        Ok(())
+    }
+
+    pub async fn commit(self) -> Result<()> {
+        self.tx.commit().await?;
+        if self.wrote_events {
+            self.events_written.notify_one();
+        }
+        Ok(())
+    }
+}
+
+impl Storage {
+    /// Starts a transaction for a read-modify-write of one meeting.
+    pub async fn begin(&self) -> Result<Tx> {
+        Ok(Tx {
+            tx: self.pool.begin().await?,
+            events_written: self.events_written.clone(),
+            wrote_events: false,
+        })
+    }
+    /// Stores meetings with their participants, topics, sources and pair
+    /// index rows in one statement: one transaction, one round trip. A row whose
+    /// request_id is already used (by a stored meeting or an earlier row of
+    /// the batch) is not stored: its outcome carries the stored record.
+    /// Outcomes are in the order of `rows`.
+    #[tracing::instrument(name = "storage.insert_meetings", skip_all, fields(rows = rows.len()))]
+    pub async fn insert_meetings(&self, rows: &[NewRow]) -> Result<Vec<Inserted>> {
+        // Rows are inserted in request_id order. An insert that meets a key
+        // another uncommitted batch holds waits for that batch; when every
+        // batch takes its keys in the same order, no two wait on each other
+        // (which PostgreSQL would end as a deadlock). The sort is stable, so
+        // of two rows with one key the earlier one is still stored.
+        let mut ordered: Vec<&NewRow> = rows.iter().collect();
+        ordered.sort_by(|a, b| a.request_id.cmp(&b.request_id));
+        let mut attempt = 1;
+        let created: Vec<Uuid> = loop {
+            let result = MeetingColumns::of(&ordered)
+                .bind(sqlx::query_scalar(INSERT_MEETINGS))
+                .fetch_all(&self.pool)
+                .await;
+            match result {
+                // Not expected with ordered keys; kept as a safety net should
+                // another lock order appear. The statement is atomic: run it
+                // again.
+                Err(e) if has_code(&e, DEADLOCK_DETECTED) && attempt < 3 => {
+                    tracing::debug!(attempt, "insert deadlocked with another batch; retrying");
+                    attempt += 1;
+                }
+                other => break other?,
+            }
+        };
+        if !created.is_empty() {
+            self.events_written.notify_one();
+        }
+        let mut outcomes = Vec::with_capacity(rows.len());
+        if created.len() == rows.len() {
+            outcomes.extend(rows.iter().map(|_| Inserted::Created));
+        } else {
+            // Rows stopped at their request_id: read what holds each key. The
+            // holder is committed (a concurrent insert of the same key made
+            // ours wait for its outcome), so this new statement sees it.
+            let created: std::collections::HashSet<Uuid> = created.into_iter().collect();
+            let keys: Vec<&str> = rows
+                .iter()
+                .filter(|r| !created.contains(&r.id))
+                .filter_map(|r| r.request_id.as_ref().map(RequestId::as_str))
+                .collect();
+            let existing: Vec<StoredKey> = sqlx::query_as(STORED_KEYS)
+                .bind(&keys)
+                .fetch_all(&self.pool)
+                .await?;
+            let existing: std::collections::HashMap<String, StoredKey> = existing
+                .into_iter()
+                .map(|k| (k.request_id.clone(), k))
+                .collect();
+            for row in rows {
+                if created.contains(&row.id) {
+                    outcomes.push(Inserted::Created);
+                    continue;
+                }
+                let key = row
+                    .request_id
+                    .as_ref()
+                    .and_then(|k| existing.get(k.as_str()))
+                    .ok_or_else(|| {
+                        crate::Error::internal(anyhow::anyhow!(
+                            "insert of meeting {} stored nothing",
+                            row.id
+                        ))
+                    })?;
+                let asked = match (&key.digest, &row.request_digest) {
+                    (Some(stored), Some(asked)) if stored.as_slice() == asked.as_slice() => {
+                        Asked::Same
+                    }
+                    (Some(_), _) => Asked::Other,
+                    (None, _) => Asked::Unknown,
+                };
+                outcomes.push(Inserted::Existing {
+                    meeting_id: key.meeting_id,
+                    record: key.record.clone(),
+                    asked,
+                });
+            }
+        }
+        Ok(outcomes)
+    }
+
+    /// One page of ListMeetings, newest first, after `after` (exclusive):
+    /// up to `limit` rows, fewer if their records pass `max_bytes`. Rows
+    /// are read as they arrive, so a page never holds much more than
+    /// `max_bytes` whatever the records' sizes; the row that passes the
+    /// budget and the one after it are returned too, the last as the sign
+    /// that more follow.
+    #[tracing::instrument(name = "storage.list_meetings", skip_all, fields(limit))]
+    pub async fn list_meetings(
+        &self,
+        filter: &ListFilter,
+        after: Option<Cursor>,
+        limit: u32,
+        max_bytes: usize,
+    ) -> Result<Vec<RecordRow>> {
+        use futures_util::TryStreamExt;
+        let (date, id) = after.map_or((None, None), |c| (Some(c.date), Some(c.id)));
+        let mut rows = sqlx::query_as::<_, RecordRow>(LIST_MEETINGS)
+            .bind(date)
+            .bind(id)
+            .bind(filter.country_code.map(|c| c.to_string()))
+            .bind(filter.from)
+            .bind(filter.to)
+            .bind(filter.topic.as_deref())
+            .bind(filter.query.as_deref())
+            .bind(i64::from(limit))
+            .fetch(&self.pool);
+        let mut page = Vec::new();
+        let mut bytes = 0;
+        while let Some(row) = rows.try_next().await? {
+            let over = bytes > max_bytes;
+            bytes += row.record.len();
+            page.push(row);
+            if over {
+                break;
+            }
+        }
+        Ok(page)
+    }
+
+    /// The stored record of one meeting.
+    #[tracing::instrument(name = "storage.get_meeting", skip(self))]
+    pub async fn get_meeting(&self, id: Uuid) -> Result<Option<RecordRow>> {
+        Ok(
+            sqlx::query_as("SELECT date, id, record FROM meetings WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    /// The stored records of the meetings among `ids` that exist, in no
+    /// particular order: one statement for many concurrent GetMeeting calls.
+    #[tracing::instrument(name = "storage.get_meetings", skip_all, fields(ids = ids.len()))]
+    pub async fn get_meetings(&self, ids: &[Uuid]) -> Result<Vec<IdRecord>> {
+        Ok(
+            sqlx::query_as("SELECT id, record FROM meetings WHERE id = ANY($1)")
+                .bind(ids)
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Recomputes the stored topic keys (`topics_lower`) with the service's
+    /// `topic_key` when they were made by an earlier rule, in pages of
+    /// meetings by id, then records the rule's version. Runs at start,
+    /// before serving; it is idempotent, so an interrupted run is simply
+    /// run again at the next start.
+    pub async fn refresh_topic_keys(&self) -> Result<u64, anyhow::Error> {
+        const NAME: &str = "topics_lower";
+        const PAGE: i64 = 1_000;
+        let stored: Option<i32> =
+            sqlx::query_scalar("SELECT version FROM derived_value_versions WHERE name = $1")
+                .bind(NAME)
+                .fetch_optional(&self.pool)
+                .await?;
+        if stored.is_some_and(|v| v >= TOPIC_KEY_VERSION) {
+            return Ok(0);
+        }
+        tracing::info!(
+            from = stored.unwrap_or(1),
+            to = TOPIC_KEY_VERSION,
+            "recomputing the stored topic keys"
+        );
+        let mut after = Uuid::nil();
+        let mut changed = 0u64;
+        loop {
+            let rows: Vec<TopicKeys> = sqlx::query_as(
+                "SELECT id, topics, topics_lower FROM meetings WHERE id > $1 ORDER BY id LIMIT $2",
+            )
+            .bind(after)
+            .bind(PAGE)
+            .fetch_all(&self.pool)
+            .await?;
+            let Some(last) = rows.last() else { break };
+            after = last.id;
+            let mut stale = (Vec::new(), Vec::new(), Vec::new());
+            for row in &rows {
+                let keys: Vec<String> = row.topics.iter().map(|t| topic_key(t)).collect();
+                if keys != row.topics_lower {
+                    stale.0.push(row.id);
+                    stale.1.push(joined(&row.topics));
+                    stale.2.push(joined(&keys));
+                }
+            }
+            if !stale.0.is_empty() {
+                // Only rows whose topics are still those read: a meeting
+                // updated meanwhile got its keys from its update.
+                let updated = sqlx::query(
+                    "UPDATE meetings m SET topics_lower = (string_to_array(k.keys, chr(31)))[2:] \
+                     FROM UNNEST($1::uuid[], $2::text[], $3::text[]) AS k (id, topics, keys) \
+                     WHERE m.id = k.id AND m.topics = (string_to_array(k.topics, chr(31)))[2:]",
+                )
+                .bind(&stale.0)
+                .bind(&stale.1)
+                .bind(&stale.2)
+                .execute(&self.pool)
+                .await?;
+                changed += updated.rows_affected();
+            }
+        }
+        sqlx::query(
+            "INSERT INTO derived_value_versions (name, version) VALUES ($1, $2) \
+             ON CONFLICT (name) DO UPDATE SET version = EXCLUDED.version",
+        )
+        .bind(NAME)
+        .bind(TOPIC_KEY_VERSION)
+        .execute(&self.pool)
+        .await?;
+        tracing::info!(changed, "stored topic keys recomputed");
+        Ok(changed)
+    }
+}

@@ -1,0 +1,130 @@
+//! All SQL of the service, behind one handle, `Storage`. Queries are static
+//! and parameterised (the long ones whole, in `queries/`); callers get
+//! domain values, named rows or the stored record bytes.
+//!
+//! By concern: `meetings` (insert, get, list, update, delete, keys),
+//! `pairs` (pair pages, pair summary), `events` (the change feed's
+//! numbering, expiry and pages), `batch` (the columns of a multi-row
+//! insert), `model` (row types), `error` (PostgreSQL's error codes).
+
+mod batch;
+mod error;
+mod events;
+mod meetings;
+mod model;
+mod pairs;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use tokio::sync::Notify;
+
+use crate::error::Result;
+
+pub use error::is_unavailable;
+pub use meetings::Tx;
+pub use model::{
+    AnniversaryCount, Asked, Cursor, EventKind, EventPage, EventRow, IdRecord, Inserted,
+    ListFilter, LockedMeeting, NewRow, PairCounts, PairPage, PairQuery, PairSummary, RecordRow,
+    TopicCount, UpdatedRow,
+};
+
+/// Meetings of at most this many countries keep a copy of their record in
+/// each pair row (at most 6 copies); larger ones' pair rows point to the
+/// meeting (see queries/insert_meetings.sql).
+pub const RECORD_COPY_MAX_COUNTRIES: i32 = 4;
+
+/// Most bytes of records in one page of a stream (a pair's or a
+/// watcher's): a page ends early past it.
+pub const PAGE_BYTES: usize = 1024 * 1024;
+
+/// Key material, never printed.
+#[derive(Clone)]
+struct Secret(Arc<[u8]>);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+/// Handle to the meetings database; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Storage {
+    pool: PgPool,
+    /// This deployment's key for signing page tokens (shared by every
+    /// instance on the database).
+    page_token_key: Secret,
+    /// Wakes this instance's event sequencer when a write added events.
+    events_written: Arc<Notify>,
+}
+
+/// Pool settings.
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+}
+
+impl Storage {
+    /// Connects and applies pending migrations (embedded in the binary).
+    pub async fn connect(
+        options: PgConnectOptions,
+        settings: &PoolSettings,
+    ) -> Result<Self, anyhow::Error> {
+        // NOTICEs (a search word too long to index, say) are not ours to
+        // log: they would reach the log at INFO, once per call.
+        let options = options.options([("client_min_messages", "warning")]);
+        let pool = PgPoolOptions::new()
+            .max_connections(settings.max_connections)
+            .acquire_timeout(settings.acquire_timeout)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        let page_token_key = Self::secret(&pool, "page_token_key").await?;
+        let storage = Self {
+            pool,
+            page_token_key,
+            events_written: Arc::new(Notify::new()),
+        };
+        storage.refresh_topic_keys().await?;
+        Ok(storage)
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// The key page tokens are signed with.
+    pub fn page_token_key(&self) -> &[u8] {
+        &self.page_token_key.0
+    }
+
+    /// A random secret of this deployment, made by the first instance that
+    /// asks for it and read by every later one.
+    async fn secret(pool: &PgPool, name: &str) -> Result<Secret, anyhow::Error> {
+        let mut fresh = [0u8; 32];
+        getrandom::fill(&mut fresh).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+        sqlx::query(
+            "INSERT INTO service_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(&fresh[..])
+        .execute(pool)
+        .await?;
+        let value: Vec<u8> =
+            sqlx::query_scalar("SELECT value FROM service_secrets WHERE name = $1")
+                .bind(name)
+                .fetch_one(pool)
+                .await?;
+        Ok(Secret(Arc::from(value)))
+    }
+
+    /// Answers whether the database is reachable.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,251 @@
+//! What goes into the database and what comes out of it: named row types,
+//! so that no column is read by position.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use uuid::Uuid;
+
+use crate::domain::{CountryCode, CountryPair, NewMeeting, RequestId};
+
+/// A meeting ready to be written: the validated meeting, the id and time the
+/// service gave it, and its canonical encoded record.
+#[derive(Debug)]
+pub struct NewRow {
+    pub id: Uuid,
+    pub meeting: NewMeeting,
+    pub create_time: DateTime<Utc>,
+    pub update_time: DateTime<Utc>,
+    /// 1 for a new meeting; one more than before for an update.
+    pub version: i64,
+    pub record: Vec<u8>,
+    pub request_id: Option<RequestId>,
+    /// With a request_id: the SHA-256 of the meeting as asked, which the
+    /// key remembers.
+    pub request_digest: Option<[u8; 32]>,
+}
+
+/// A stored meeting rewritten by an update: its new content, version and
+/// record (its id, create time and key do not change).
+#[derive(Debug)]
+pub struct UpdatedRow {
+    pub id: Uuid,
+    pub meeting: NewMeeting,
+    pub update_time: DateTime<Utc>,
+    pub version: i64,
+    pub record: Vec<u8>,
+}
+
+/// Kinds of change-feed events, as stored (and as numbered in the proto's
+/// MeetingEventKind).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(i16)]
+pub enum EventKind {
+    Created = 1,
+    Updated = 2,
+    Deleted = 3,
+}
+
+impl EventKind {
+    /// The stored value.
+    pub fn code(self) -> i16 {
+        self as i16
+    }
+}
+
+/// What a create did with one row.
+#[derive(Debug)]
+pub enum Inserted {
+    /// The meeting was stored.
+    Created,
+    /// The request_id was used before: for the meeting `meeting_id`, whose
+    /// record is given unless it was deleted since.
+    Existing {
+        meeting_id: Uuid,
+        record: Option<Vec<u8>>,
+        asked: Asked,
+    },
+}
+
+/// Whether a key was used for the same request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Asked {
+    /// The same meeting, as asked then.
+    Same,
+    /// Another meeting.
+    Other,
+    /// Not known: the key was stored without what was asked (before keys
+    /// remembered it); compare with the meeting as it is now.
+    Unknown,
+}
+
+/// A stored meeting locked for a change.
+#[derive(Debug, sqlx::FromRow)]
+pub struct LockedMeeting {
+    pub record: Vec<u8>,
+    pub version: i64,
+    pub create_time: DateTime<Utc>,
+}
+
+/// Filters of ListMeetings, validated.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct ListFilter {
+    pub country_code: Option<CountryCode>,
+    pub from: Option<NaiveDate>,
+    pub to: Option<NaiveDate>,
+    /// As `domain::topic_key` makes it.
+    pub topic: Option<String>,
+    pub query: Option<String>,
+}
+
+/// What GetCountryPairSummary reports, as stored.
+#[derive(Debug)]
+pub struct PairSummary {
+    pub counts: PairCounts,
+    /// Most frequent first.
+    pub topics: Vec<TopicCount>,
+    /// Oldest first.
+    pub anniversaries: Vec<AnniversaryCount>,
+}
+
+/// How many meetings a pair has, and their first and last dates.
+#[derive(Debug, sqlx::FromRow)]
+pub struct PairCounts {
+    pub count: i64,
+    pub first: Option<NaiveDate>,
+    pub last: Option<NaiveDate>,
+}
+
+/// A topic of a pair's meetings: as first written, and in how many.
+#[derive(Debug, sqlx::FromRow)]
+pub struct TopicCount {
+    pub topic: String,
+    pub meetings: i64,
+}
+
+/// An anniversary the meetings of a pair mark: what, since which year (the
+/// meeting's year minus the years), in how many, and the earliest of them.
+#[derive(Debug, sqlx::FromRow)]
+pub struct AnniversaryCount {
+    pub occasion: String,
+    pub since_year: i32,
+    pub meetings: i64,
+    pub meeting_id: Uuid,
+}
+
+/// A page of the change feed: the events (of a pair, if asked) numbered
+/// after the page's start, up to and including `through`.
+#[derive(Debug)]
+pub struct EventPage {
+    pub events: Vec<EventRow>,
+    pub through: i64,
+}
+
+/// A numbered change-feed event.
+#[derive(Debug, sqlx::FromRow)]
+pub struct EventRow {
+    pub sequence: i64,
+    pub kind: i16,
+    pub meeting_id: Uuid,
+    pub country_codes: Vec<String>,
+    pub record: Option<Vec<u8>>,
+    pub event_time: DateTime<Utc>,
+}
+
+/// An event row waiting for its numbers: how many events (meetings) it
+/// holds.
+#[derive(Debug, sqlx::FromRow)]
+pub(super) struct PendingEvents {
+    pub event_id: i64,
+    pub event_count: i64,
+}
+
+/// A numbered event row: its events end at `sequence`.
+#[derive(Debug, Clone, Copy, sqlx::FromRow)]
+pub(super) struct NumberedEvents {
+    pub event_id: i64,
+    pub sequence: i64,
+    pub event_count: i32,
+}
+
+/// Position in a pair stream: the (date, id) of the last meeting sent.
+/// Ordered like the rows (date, then id; PostgreSQL and `Uuid` both compare
+/// uuids bytewise).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Cursor {
+    pub date: NaiveDate,
+    pub id: Uuid,
+}
+
+/// One page of a pair lookup.
+#[derive(Debug, Clone, Copy)]
+pub struct PairQuery {
+    pub pair: CountryPair,
+    /// Exclusive start: the stream continues after this position.
+    pub after: Cursor,
+    /// Inclusive bound on the far end of the range.
+    pub bound: NaiveDate,
+    pub newest_first: bool,
+    pub limit: u32,
+}
+
+impl PairQuery {
+    /// The cursor from which a stream over `[from, to]` starts. Ids are
+    /// UUIDv7, never nil nor max, so the sentinel ids exclude nothing.
+    pub fn start(from: NaiveDate, to: NaiveDate, newest_first: bool) -> (Cursor, NaiveDate) {
+        if newest_first {
+            (
+                Cursor {
+                    date: to,
+                    id: Uuid::max(),
+                },
+                from,
+            )
+        } else {
+            (
+                Cursor {
+                    date: from,
+                    id: Uuid::nil(),
+                },
+                to,
+            )
+        }
+    }
+}
+
+/// One page of a pair lookup; `more` when another may follow.
+#[derive(Debug)]
+pub struct PairPage {
+    pub rows: Vec<RecordRow>,
+    pub more: bool,
+}
+
+/// A stored meeting as a lookup returns it.
+#[derive(Debug, sqlx::FromRow)]
+pub struct RecordRow {
+    pub date: NaiveDate,
+    pub id: Uuid,
+    pub record: Vec<u8>,
+}
+
+/// A stored meeting's record, by id.
+#[derive(Debug, sqlx::FromRow)]
+pub struct IdRecord {
+    pub id: Uuid,
+    pub record: Vec<u8>,
+}
+
+/// An idempotency key as stored, with its meeting's record if it exists.
+#[derive(Debug, sqlx::FromRow)]
+pub(super) struct StoredKey {
+    pub request_id: String,
+    pub meeting_id: Uuid,
+    pub digest: Option<Vec<u8>>,
+    pub record: Option<Vec<u8>>,
+}
+
+/// A meeting's topics and their stored keys.
+#[derive(Debug, sqlx::FromRow)]
+pub(super) struct TopicKeys {
+    pub id: Uuid,
+    pub topics: Vec<String>,
+    pub topics_lower: Vec<String>,
+}

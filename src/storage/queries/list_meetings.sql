@@ -1,0 +1,11 @@
+-- Newest first; each filter applies only when its parameter is set.
+SELECT m.date, m.id, m.record
+FROM meetings m
+WHERE ($1::date IS NULL OR (m.date, m.id) < ($1::date, $2::uuid))
+  AND ($3::text IS NULL OR m.country_codes @> ARRAY[$3::text])
+  AND ($4::date IS NULL OR m.date >= $4::date)
+  AND ($5::date IS NULL OR m.date <= $5::date)
+  AND ($6::text IS NULL OR m.topics_lower @> ARRAY[$6::text])
+  AND ($7::text IS NULL OR m.search @@ websearch_to_tsquery('simple', $7::text))
+ORDER BY m.date DESC, m.id DESC
+LIMIT $8;
