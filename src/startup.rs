@@ -124,18 +124,18 @@ impl Application {
 
         // Change feed: number events and wake watchers (see api::watch).
         let (events_tx, events_rx) = tokio::sync::watch::channel(0u64);
-        let sequencer = tokio::spawn(crate::api::run_sequencer(
+        let sequencer = tokio::spawn(crate::changefeed::run_sequencer(
             storage.clone(),
             events_tx.clone(),
             config.event_retention(),
             stop.clone(),
         ));
-        let event_listener = tokio::spawn(crate::api::run_listener(
+        let event_listener = tokio::spawn(crate::changefeed::run_listener(
             storage.clone(),
             events_tx.clone(),
             stop.clone(),
         ));
-        let event_poller = tokio::spawn(crate::api::run_poller(
+        let event_poller = tokio::spawn(crate::changefeed::run_poller(
             storage.clone(),
             events_tx,
             stop.clone(),

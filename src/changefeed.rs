@@ -1,0 +1,119 @@
+//! The change feed's background work, in every instance: the sequencer
+//! numbers the events of committed writes (one instance at a time, by an
+//! advisory lock) and expires old ones; the listener forwards NOTIFYs from
+//! any instance's sequencer; the poller covers notifications lost while the
+//! listener reconnects. All of them wake this instance's watchers through
+//! one `watch` channel (see `api::watch`).
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::storage::Storage;
+
+/// How often the poller looks for events no notification announced.
+const POLL: Duration = Duration::from_secs(1);
+/// Shortest time between the starts of two sequencer steps that numbered
+/// events. Each step is a committed (fsynced) transaction: stepping after
+/// every write would double the commits of a steady stream of writes, so
+/// under load a step numbers all the writes of its interval. An idle
+/// sequencer steps at once: a lone write is delivered without this delay.
+const SEQUENCE_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Numbers events and wakes this instance's watchers; expires old events.
+/// Runs in every instance: the advisory lock makes one number at a time.
+pub async fn run_sequencer(
+    storage: Storage,
+    wake: watch::Sender<u64>,
+    retention: Duration,
+    stop: CancellationToken,
+) {
+    let mut last_expiry = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = storage.events_written(Duration::from_millis(100)) => {}
+        }
+        let step = tokio::time::Instant::now();
+        match storage.sequence_events().await {
+            Ok(0) => {}
+            Ok(_) => {
+                wake.send_modify(|n| *n += 1);
+                // Writes meanwhile leave a stored wake-up; they are numbered
+                // together after the interval.
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep_until(step + SEQUENCE_INTERVAL) => {}
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "event sequencer failed; retrying"),
+        }
+        if last_expiry.elapsed() > expiry_interval(retention) {
+            last_expiry = tokio::time::Instant::now();
+            match storage.expire_events(retention).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(expired = n, "old change-feed events deleted"),
+                Err(e) => tracing::warn!(error = %e, "expiring events failed"),
+            }
+        }
+    }
+}
+
+/// How often old events are expired: every minute, or four times within a
+/// shorter retention (so that a watcher behind it learns soon).
+fn expiry_interval(retention: Duration) -> Duration {
+    (retention / 4).clamp(Duration::from_millis(100), Duration::from_secs(60))
+}
+
+/// Wakes this instance's watchers when the feed has moved on although no
+/// notification said so (NOTIFYs sent while the listener reconnects are
+/// lost): one query a second for the whole instance.
+pub async fn run_poller(storage: Storage, wake: watch::Sender<u64>, stop: CancellationToken) {
+    let mut seen = None;
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(POLL) => {}
+        }
+        match storage.newest_sequence().await {
+            Ok(newest) if seen != Some(newest) => {
+                seen = Some(newest);
+                wake.send_modify(|n| *n += 1);
+            }
+            Ok(_) => {}
+            Err(e) => tracing::debug!(error = %e, "cannot look for new events yet"),
+        }
+    }
+}
+
+/// Forwards the sequencers' NOTIFYs (from any instance) to this instance's
+/// watchers. PgListener reconnects by itself; notifications lost meanwhile
+/// are covered by the watchers' polling.
+pub async fn run_listener(storage: Storage, wake: watch::Sender<u64>, stop: CancellationToken) {
+    loop {
+        let mut listener = tokio::select! {
+            () = stop.cancelled() => return,
+            l = storage.listen_events() => match l {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::debug!(error = %e, "cannot listen for events yet");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            },
+        };
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                n = listener.recv() => match n {
+                    Ok(_) => wake.send_modify(|n| *n += 1),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "event listener lost its connection");
+                        break;
+                    }
+                },
+            }
+        }
+    }
+}
