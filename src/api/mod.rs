@@ -18,6 +18,7 @@ mod encoded;
 mod get;
 mod limits;
 mod list;
+mod paged;
 mod request;
 mod stream;
 mod summary;
@@ -240,15 +241,16 @@ impl MeetingService for MeetingsApi {
     ) -> Result<Response<Self::WatchMeetingsStream>, Status> {
         let admission = self.limits.admit(&Origin::of(&request))?;
         let (after, pair) = self.watch_start(request.get_ref()).await?;
-        let stream = watch::watch_stream(
-            self.storage.clone(),
-            self.page_reads.clone(),
-            admission.database().clone(),
+        let pages = watch::EventPages {
+            storage: self.storage.clone(),
+            reads: self.page_reads.clone(),
+            share: admission.database().clone(),
             after,
             pair,
-            self.events.clone(),
-            self.shutdown.clone(),
-        );
+            through: after,
+            wake: self.events.clone(),
+        };
+        let stream = paged::paged(pages, self.shutdown.clone());
         Ok(Response::new(Box::pin(holding(stream, admission))))
     }
 
@@ -271,13 +273,14 @@ impl MeetingService for MeetingsApi {
     ) -> Result<Response<Self::StreamMeetingsByCountryPairStream>, Status> {
         let admission = self.limits.admit(&Origin::of(&request))?;
         let query = self.stream_start(request.get_ref()).await?;
-        let stream = stream::pair_stream(
-            self.storage.clone(),
-            self.page_reads.clone(),
-            admission.database().clone(),
+        let pages = stream::PairPages {
+            storage: self.storage.clone(),
+            reads: self.page_reads.clone(),
+            share: admission.database().clone(),
             query,
-            self.shutdown.clone(),
-        );
+            exhausted: false,
+        };
+        let stream = paged::paged(pages, self.shutdown.clone());
         Ok(Response::new(Box::pin(holding(stream, admission))))
     }
 }

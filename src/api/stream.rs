@@ -4,11 +4,8 @@ use std::sync::Arc;
 
 use chrono::NaiveDate;
 use tokio::sync::Semaphore;
-use tokio_stream::Stream;
-use tokio_util::sync::CancellationToken;
-use tonic::Status;
-use tracing::Instrument;
 
+use super::paged::PageSource;
 use super::request::{decode_record, parse_id, parse_pair};
 use super::{DatabaseShare, MeetingsApi, read_page};
 use crate::domain::{Violations, parse_date};
@@ -86,90 +83,47 @@ impl MeetingsApi {
     }
 }
 
-/// Where a pair stream is: the page in hand and the query for the next one.
-struct PairStream {
-    storage: Storage,
-    reads: Arc<Semaphore>,
-    share: DatabaseShare,
-    query: PairQuery,
-    page: std::vec::IntoIter<RecordRow>,
+/// The pages of a pair: the query for the next one, moved past each row
+/// sent.
+pub(super) struct PairPages {
+    pub(super) storage: Storage,
+    pub(super) reads: Arc<Semaphore>,
+    pub(super) share: DatabaseShare,
+    pub(super) query: PairQuery,
     /// The last page read was the last one.
-    exhausted: bool,
-    /// An error was sent: nothing follows it.
-    failed: bool,
-    shutdown: CancellationToken,
+    pub(super) exhausted: bool,
 }
 
-/// The meetings of a pair, read page by page as the client consumes them.
-///
-/// The stream is polled by the connection's own task, so records go from
-/// the page straight to HTTP/2 frames with no channel in between. It holds
-/// one page at a time, whatever the result size, and a pool connection only
-/// while a page is read (see `read_page`); a client that goes away drops
-/// it, which ends the work at once. On shutdown it ends with UNAVAILABLE.
-pub(super) fn pair_stream(
-    storage: Storage,
-    reads: Arc<Semaphore>,
-    share: DatabaseShare,
-    query: PairQuery,
-    shutdown: CancellationToken,
-) -> impl Stream<Item = Result<pb::StreamMeetingsByCountryPairResponse, Status>> + Send {
-    let state = PairStream {
-        storage,
-        reads,
-        share,
-        query,
-        page: Vec::new().into_iter(),
-        exhausted: false,
-        failed: false,
-        shutdown,
-    };
-    let span = tracing::Span::current();
-    futures_util::stream::unfold(state, move |mut st| {
-        async move {
-            loop {
-                if st.failed {
-                    return None;
-                }
-                if st.shutdown.is_cancelled() {
-                    st.failed = true;
-                    return Some((Err(Error::ShuttingDown.into()), st));
-                }
-                if let Some(row) = st.page.next() {
-                    st.query.after = Cursor {
-                        date: row.date,
-                        id: row.id,
-                    };
-                    let item = decode_record(&row.record)
-                        .map(|m| pb::StreamMeetingsByCountryPairResponse { meeting: Some(m) })
-                        .map_err(Status::from);
-                    st.failed = item.is_err();
-                    return Some((item, st));
-                }
-                if st.exhausted {
-                    return None;
-                }
-                let (storage, query) = (st.storage.clone(), st.query);
-                let read = read_page(&st.reads, &st.share, async move {
-                    storage.pair_page(&query).await
-                });
-                let page = tokio::select! {
-                    () = st.shutdown.cancelled() => Err(Error::ShuttingDown),
-                    page = read => page,
-                };
-                match page {
-                    Ok(page) => {
-                        st.exhausted = !page.more;
-                        st.query.limit = PAGE;
-                        st.page = page.rows.into_iter();
-                    }
-                    Err(e) => {
-                        st.failed = true;
-                        return Some((Err(e.into()), st));
-                    }
-                }
-            }
+/// The meetings of a pair, read page by page as the client consumes them:
+/// the stream holds one page at a time, whatever the result size, and a
+/// pool connection only while a page is read (see `read_page`); a client
+/// that goes away drops it, which ends the work at once.
+impl PageSource for PairPages {
+    type Row = RecordRow;
+    type Item = pb::StreamMeetingsByCountryPairResponse;
+
+    async fn next_page(&mut self) -> Result<Option<Vec<RecordRow>>> {
+        if self.exhausted {
+            return Ok(None);
         }
-        .instrument(span.clone())
-    })
+        let (storage, query) = (self.storage.clone(), self.query);
+        let page = read_page(&self.reads, &self.share, async move {
+            storage.pair_page(&query).await
+        })
+        .await?;
+        self.exhausted = !page.more;
+        self.query.limit = PAGE;
+        Ok(Some(page.rows))
+    }
+
+    fn item(&mut self, row: RecordRow) -> Result<Self::Item> {
+        self.query.after = Cursor {
+            date: row.date,
+            id: row.id,
+        };
+        let meeting = decode_record(&row.record)?;
+        Ok(pb::StreamMeetingsByCountryPairResponse {
+            meeting: Some(meeting),
+        })
+    }
 }

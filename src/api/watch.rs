@@ -12,11 +12,8 @@ use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 use tokio::sync::watch;
-use tokio_stream::Stream;
-use tokio_util::sync::CancellationToken;
-use tonic::Status;
-use tracing::Instrument;
 
+use super::paged::PageSource;
 use super::request::{decode_record, parse_pair};
 use super::{DatabaseShare, MeetingsApi, read_page, timestamp};
 use crate::domain::{CountryPair, Violations};
@@ -61,111 +58,62 @@ impl MeetingsApi {
     }
 }
 
-/// Where a watcher is.
-struct Watcher {
-    storage: Storage,
-    reads: Arc<Semaphore>,
-    share: DatabaseShare,
-    after: i64,
-    pair: Option<CountryPair>,
-    buffer: std::vec::IntoIter<EventRow>,
-    /// The number the buffered page covers through (its events may be
+/// A watcher's pages: the events after its position, then new ones as
+/// they are numbered, until the client goes away or the server shuts down
+/// (UNAVAILABLE: resume with the last sequence received).
+pub(super) struct EventPages {
+    pub(super) storage: Storage,
+    pub(super) reads: Arc<Semaphore>,
+    pub(super) share: DatabaseShare,
+    pub(super) after: i64,
+    pub(super) pair: Option<CountryPair>,
+    /// The number the page in hand covers through (its events may be
     /// fewer: other pairs').
-    through: i64,
-    wake: watch::Receiver<u64>,
-    shutdown: CancellationToken,
-    ended: bool,
+    pub(super) through: i64,
+    pub(super) wake: watch::Receiver<u64>,
 }
 
-/// The events after `after`, then new ones as they are numbered, until the
-/// client goes away or the server shuts down (UNAVAILABLE: resume with the
-/// last sequence received).
-pub(super) fn watch_stream(
-    storage: Storage,
-    reads: Arc<Semaphore>,
-    share: DatabaseShare,
-    after: i64,
-    pair: Option<CountryPair>,
-    wake: watch::Receiver<u64>,
-    shutdown: CancellationToken,
-) -> impl Stream<Item = Result<pb::WatchMeetingsResponse, Status>> + Send {
-    let state = Watcher {
-        storage,
-        reads,
-        share,
-        after,
-        pair,
-        buffer: Vec::new().into_iter(),
-        through: after,
-        wake,
-        shutdown,
-        ended: false,
-    };
-    let span = tracing::Span::current();
-    futures_util::stream::unfold(state, move |mut w| {
-        async move {
-            loop {
-                if w.ended {
-                    return None;
+impl PageSource for EventPages {
+    type Row = EventRow;
+    type Item = pb::WatchMeetingsResponse;
+
+    async fn next_page(&mut self) -> Result<Option<Vec<EventRow>>> {
+        loop {
+            // The page is delivered: go on after all it covered.
+            self.after = self.after.max(self.through);
+            // Mark the current wake-up as seen before reading, so one that
+            // arrives during the read is not missed.
+            self.wake.borrow_and_update();
+            let (storage, after, pair) = (self.storage.clone(), self.after, self.pair);
+            let page = read_page(&self.reads, &self.share, async move {
+                let page = storage.events_after(after, pair, EVENT_PAGE).await?;
+                // Events after the position expired while the watcher was
+                // connected (it fell behind the retention): it would miss
+                // them, so it ends as a new watch would.
+                if let Some(oldest) = storage.oldest_event().await?
+                    && after < oldest - 1
+                {
+                    return Err(Error::EventsExpired { oldest });
                 }
-                if w.shutdown.is_cancelled() {
-                    w.ended = true;
-                    return Some((Err(Error::ShuttingDown.into()), w));
-                }
-                if let Some(row) = w.buffer.next() {
-                    w.after = row.sequence;
-                    let item = event_to_pb(row).map_err(Status::from);
-                    w.ended = item.is_err();
-                    return Some((item, w));
-                }
-                // The page is delivered: go on after all it covered.
-                w.after = w.after.max(w.through);
-                // Mark the current wake-up as seen before reading, so one that
-                // arrives during the read is not missed.
-                w.wake.borrow_and_update();
-                let (storage, after, pair) = (w.storage.clone(), w.after, w.pair);
-                let read = read_page(&w.reads, &w.share, async move {
-                    let page = storage.events_after(after, pair, EVENT_PAGE).await?;
-                    // Events after the position expired while the watcher
-                    // was connected (it fell behind the retention): it
-                    // would miss them, so it ends as a new watch would.
-                    if let Some(oldest) = storage.oldest_event().await?
-                        && after < oldest - 1
-                    {
-                        return Err(Error::EventsExpired { oldest });
-                    }
-                    Ok(page)
-                });
-                let page = tokio::select! {
-                    () = w.shutdown.cancelled() => continue,
-                    page = read => page,
-                };
-                match page {
-                    Ok(page) if page.through > w.after => {
-                        w.buffer = page.events.into_iter();
-                        w.through = page.through;
-                        continue;
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        w.ended = true;
-                        return Some((Err(e.into()), w));
-                    }
-                }
-                tokio::select! {
-                    () = w.shutdown.cancelled() => {}
-                    changed = w.wake.changed() => {
-                        if changed.is_err() {
-                            // Nothing wakes watchers any more: the server
-                            // is stopping.
-                            w.shutdown.cancelled().await;
-                        }
-                    }
-                }
+                Ok(page)
+            })
+            .await?;
+            if page.through > self.after {
+                self.through = page.through;
+                return Ok(Some(page.events));
+            }
+            if self.wake.changed().await.is_err() {
+                // Nothing wakes watchers any more: the server is stopping,
+                // and the stream ends on its shutdown.
+                std::future::pending::<()>().await;
             }
         }
-        .instrument(span.clone())
-    })
+    }
+
+    fn item(&mut self, row: EventRow) -> Result<Self::Item> {
+        self.after = row.sequence;
+        event_to_pb(row)
+    }
 }
 
 fn event_to_pb(row: EventRow) -> Result<pb::WatchMeetingsResponse> {
