@@ -1,10 +1,14 @@
-//! Domain values to wire types.
+//! Conversions between the domain and the wire, both ways: a sent
+//! `pb::Meeting` into the domain's `RawMeeting` for validation, and a
+//! validated meeting into the wire form and the stored record.
 
 use chrono::{DateTime, Utc};
 use pbjson_types::Timestamp;
 use uuid::Uuid;
 
-use crate::domain::NewMeeting;
+use crate::domain::{
+    NewMeeting, RawAnniversary, RawLocation, RawMeeting, RawParticipant, RawSource,
+};
 use crate::pb;
 
 /// The wire form of a validated meeting, without output-only fields.
@@ -84,5 +88,42 @@ pub fn timestamp(t: DateTime<Utc>) -> Timestamp {
     Timestamp {
         seconds: t.timestamp(),
         nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0),
+    }
+}
+
+/// A meeting as sent, for validation: its input fields (output-only fields
+/// are not read).
+impl From<pb::Meeting> for RawMeeting {
+    fn from(m: pb::Meeting) -> Self {
+        Self {
+            date: m.date,
+            location: m.location.map(|l| RawLocation {
+                city: l.city,
+                country_code: l.country_code,
+            }),
+            participants: m
+                .participants
+                .into_iter()
+                .map(|p| RawParticipant {
+                    name: p.name,
+                    title: p.title,
+                    country_code: p.country_code,
+                })
+                .collect(),
+            anniversary: m.anniversary.map(|a| RawAnniversary {
+                years: a.years,
+                occasion: a.occasion,
+            }),
+            topics: m.topics,
+            summary: m.summary,
+            sources: m
+                .sources
+                .into_iter()
+                .map(|s| RawSource {
+                    name: s.name,
+                    url: s.url,
+                })
+                .collect(),
+        }
     }
 }

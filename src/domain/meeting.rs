@@ -5,7 +5,6 @@ use chrono::NaiveDate;
 
 use super::text::parse_text;
 use super::{CountryCode, CountryPair, Violations, parse_meeting_date};
-use crate::pb;
 
 /// Limits of a meeting record; the proto documents the same numbers.
 pub mod limits {
@@ -123,11 +122,55 @@ impl Checker<'_> {
     }
 }
 
+/// A meeting as a caller sends it, before validation: every field as
+/// given. The wire layer makes one from the protobuf message
+/// (`api::convert`); the domain knows no wire types.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RawMeeting {
+    pub date: String,
+    pub location: Option<RawLocation>,
+    pub participants: Vec<RawParticipant>,
+    pub anniversary: Option<RawAnniversary>,
+    pub topics: Vec<String>,
+    pub summary: String,
+    pub sources: Vec<RawSource>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RawLocation {
+    pub city: String,
+    pub country_code: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RawParticipant {
+    pub name: String,
+    pub title: String,
+    pub country_code: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RawAnniversary {
+    pub years: u32,
+    pub occasion: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RawSource {
+    pub name: String,
+    pub url: String,
+}
+
 impl NewMeeting {
     /// Validates a meeting as sent by a caller, reporting every violation
-    /// with its path under `prefix` (e.g. `meeting.topics[3]`). Output-only
-    /// fields are ignored. `today` bounds the date (one year ahead at most).
-    pub fn parse(raw: pb::Meeting, prefix: &str, today: NaiveDate) -> Result<Self, Violations> {
+    /// with its path under `prefix` (e.g. `meeting.topics[3]`). `today`
+    /// bounds the date (one year ahead at most).
+    pub fn parse(
+        raw: impl Into<RawMeeting>,
+        prefix: &str,
+        today: NaiveDate,
+    ) -> Result<Self, Violations> {
+        let raw: RawMeeting = raw.into();
         let mut c = Checker {
             prefix,
             violations: Violations::new(),
@@ -231,7 +274,7 @@ fn check_years(years: u32) -> Result<u32, String> {
     }
 }
 
-fn parse_location(c: &mut Checker<'_>, raw: pb::Location) -> Option<Location> {
+fn parse_location(c: &mut Checker<'_>, raw: RawLocation) -> Option<Location> {
     let city = c.text("location.city", raw.city, 0, MAX_SHORT_TEXT);
     let country_code = if raw.country_code.trim().is_empty() {
         Some(None)
@@ -250,7 +293,7 @@ fn parse_location(c: &mut Checker<'_>, raw: pb::Location) -> Option<Location> {
     (!location.city.is_empty() || location.country_code.is_some()).then_some(location)
 }
 
-fn parse_participants(c: &mut Checker<'_>, raw: Vec<pb::Participant>) -> Option<Vec<Participant>> {
+fn parse_participants(c: &mut Checker<'_>, raw: Vec<RawParticipant>) -> Option<Vec<Participant>> {
     if c.too_many(
         "participants",
         "participants",
@@ -355,7 +398,7 @@ fn parse_topics(c: &mut Checker<'_>, raw: Vec<String>) -> Option<(Vec<String>, V
     })
 }
 
-fn parse_sources(c: &mut Checker<'_>, raw: Vec<pb::Source>) -> Option<Vec<Source>> {
+fn parse_sources(c: &mut Checker<'_>, raw: Vec<RawSource>) -> Option<Vec<Source>> {
     if c.too_many("sources", "sources", raw.len(), 0, MAX_SOURCES) {
         return None;
     }
@@ -437,16 +480,16 @@ mod tests {
         NaiveDate::from_ymd_opt(2026, 11, 28).unwrap()
     }
 
-    fn participant(name: &str, code: &str) -> pb::Participant {
-        pb::Participant {
+    fn participant(name: &str, code: &str) -> RawParticipant {
+        RawParticipant {
             name: name.into(),
             title: String::new(),
             country_code: code.into(),
         }
     }
 
-    fn valid() -> pb::Meeting {
-        pb::Meeting {
+    fn valid() -> RawMeeting {
+        RawMeeting {
             date: "2022-05-05".into(),
             participants: vec![
                 participant("Jeyhun Bayramov", "az"),
@@ -457,7 +500,7 @@ mod tests {
         }
     }
 
-    fn fields(m: pb::Meeting) -> Vec<String> {
+    fn fields(m: RawMeeting) -> Vec<String> {
         NewMeeting::parse(m, "meeting", today())
             .unwrap_err()
             .into_iter()
@@ -507,8 +550,8 @@ mod tests {
     #[test]
     fn an_empty_location_is_none_and_an_empty_anniversary_is_reported() {
         let mut m = valid();
-        m.location = Some(pb::Location::default());
-        m.anniversary = Some(pb::Anniversary::default());
+        m.location = Some(RawLocation::default());
+        m.anniversary = Some(RawAnniversary::default());
         assert_eq!(
             fields(m.clone()),
             ["meeting.anniversary.years", "meeting.anniversary.occasion"]

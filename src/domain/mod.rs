@@ -11,7 +11,8 @@ pub use country::{CountryCode, CountryPair};
 pub use date::{parse_date, parse_meeting_date};
 pub use meeting::limits;
 pub use meeting::{
-    Anniversary, Location, NewMeeting, Participant, RequestId, Source, TOPIC_KEY_VERSION, topic_key,
+    Anniversary, Location, NewMeeting, Participant, RawAnniversary, RawLocation, RawMeeting,
+    RawParticipant, RawSource, RequestId, Source, TOPIC_KEY_VERSION, topic_key,
 };
 pub use text::{fold_case, parse_text, quote};
 pub use violations::{FieldViolation, Violations};
