@@ -301,7 +301,7 @@ const MAX_REJECTED_BYTES: usize = 1024 * 1024;
 /// Field violations listed for one rejected meeting (as in a status).
 const MAX_VIOLATIONS_PER_REJECTED: usize = crate::error::MAX_VIOLATIONS_IN_STATUS;
 /// Valid meetings an import commits per transaction.
-const IMPORT_BATCH: usize = 500;
+pub const IMPORT_BATCH: usize = 500;
 /// Pair rows an import batch writes, at most (a few more when its last
 /// meeting has many countries): a batch of meetings of many countries is
 /// committed early, so that no statement runs for long.

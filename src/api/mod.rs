@@ -25,6 +25,7 @@ mod summary;
 mod update;
 mod watch;
 
+pub use create::IMPORT_BATCH;
 pub use edge::{EdgeLayer, code_name};
 pub use encoded::MeetingServiceRouter;
 pub use limits::{DatabaseShare, Limits, Origin};

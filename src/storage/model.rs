@@ -226,6 +226,15 @@ pub struct RecordRow {
     pub record: Vec<u8>,
 }
 
+/// A row of the pair index: its record, unless the meeting has too many
+/// countries for its pair rows to keep a copy.
+#[derive(Debug, sqlx::FromRow)]
+pub(super) struct PairRow {
+    pub date: NaiveDate,
+    pub id: Uuid,
+    pub record: Option<Vec<u8>>,
+}
+
 /// A stored meeting's record, by id.
 #[derive(Debug, sqlx::FromRow)]
 pub struct IdRecord {

@@ -1,8 +1,9 @@
 //! Country pairs: the pages of a pair stream and a pair's summary.
 
+use super::model::PairRow;
 use super::{
-    AnniversaryCount, PAGE_BYTES, PairCounts, PairPage, PairQuery, PairSummary, RecordRow, Storage,
-    TopicCount,
+    AnniversaryCount, IdRecord, PAGE_BYTES, PairCounts, PairPage, PairQuery, PairSummary,
+    RecordRow, Storage, TopicCount,
 };
 use crate::domain::CountryPair;
 use crate::error::Result;
@@ -26,7 +27,7 @@ impl Storage {
         } else {
             PAIR_PAGE_ASC
         };
-        let mut rows = sqlx::query_as::<_, RecordRow>(sql)
+        let mut rows = sqlx::query_as::<_, PairRow>(sql)
             .bind(q.pair.low().to_string())
             .bind(q.pair.high().to_string())
             .bind(q.after.date)
@@ -34,20 +35,49 @@ impl Storage {
             .bind(q.bound)
             .bind(i64::from(q.limit))
             .fetch(&self.pool);
-        let mut page = PairPage {
-            rows: Vec::new(),
-            more: false,
-        };
+        let mut read = Vec::new();
         let mut bytes = 0;
+        let mut cut = false;
         while let Some(row) = rows.try_next().await? {
-            bytes += row.record.len();
-            page.rows.push(row);
+            bytes += row.record.as_ref().map_or(0, Vec::len);
+            read.push(row);
             if bytes >= PAGE_BYTES {
-                page.more = true;
+                cut = true;
                 break;
             }
         }
-        page.more |= page.rows.len() >= q.limit as usize;
+        drop(rows);
+        // The records the pair rows do not copy, by primary key: a second
+        // statement for the few meetings of many countries keeps the page
+        // query a plain range scan of the pair index.
+        let missing: Vec<uuid::Uuid> = read
+            .iter()
+            .filter(|r| r.record.is_none())
+            .map(|r| r.id)
+            .collect();
+        let mut found = std::collections::HashMap::new();
+        if !missing.is_empty() {
+            let records: Vec<IdRecord> =
+                sqlx::query_as("SELECT id, record FROM meetings WHERE id = ANY($1)")
+                    .bind(&missing)
+                    .fetch_all(&self.pool)
+                    .await?;
+            found.extend(records.into_iter().map(|r| (r.id, r.record)));
+        }
+        let mut page = PairPage {
+            rows: Vec::with_capacity(read.len()),
+            more: cut || read.len() >= q.limit as usize,
+        };
+        for row in read {
+            // A meeting deleted between the two statements is left out.
+            if let Some(record) = row.record.or_else(|| found.remove(&row.id)) {
+                page.rows.push(RecordRow {
+                    date: row.date,
+                    id: row.id,
+                    record,
+                });
+            }
+        }
         Ok(page)
     }
     /// Counts, dates, top topics and anniversaries of a pair's meetings.

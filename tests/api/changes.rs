@@ -3,7 +3,7 @@
 use meetings::pb;
 use tonic::Code;
 
-use crate::helpers::{TestApp, assert_error, meeting, spawn_app, violated_fields};
+use crate::helpers::{TestApp, assert_error, ids, meeting, pair, spawn_app, violated_fields};
 
 fn mask(paths: &[&str]) -> Option<pbjson_types::FieldMask> {
     Some(pbjson_types::FieldMask {
@@ -24,14 +24,6 @@ async fn update(
         })
         .await
         .map(|r| r.into_inner().meeting.unwrap())
-}
-
-fn pair(a: &str, b: &str) -> pb::StreamMeetingsByCountryPairRequest {
-    pb::StreamMeetingsByCountryPairRequest {
-        country_a: a.into(),
-        country_b: b.into(),
-        ..Default::default()
-    }
 }
 
 #[tokio::test]
@@ -262,10 +254,6 @@ async fn list(
         .list_meetings(req)
         .await
         .map(|r| r.into_inner())
-}
-
-fn ids(meetings: &[pb::Meeting]) -> Vec<String> {
-    meetings.iter().map(|m| m.id.clone()).collect()
 }
 
 #[tokio::test]

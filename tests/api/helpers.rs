@@ -495,3 +495,17 @@ impl ServerProcess {
             .await
     }
 }
+
+/// A pair stream request for `a` and `b`, everything else default.
+pub fn pair(a: &str, b: &str) -> pb::StreamMeetingsByCountryPairRequest {
+    pb::StreamMeetingsByCountryPairRequest {
+        country_a: a.into(),
+        country_b: b.into(),
+        ..Default::default()
+    }
+}
+
+/// The ids of `meetings`, in order.
+pub fn ids(meetings: &[pb::Meeting]) -> Vec<String> {
+    meetings.iter().map(|m| m.id.clone()).collect()
+}

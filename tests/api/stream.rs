@@ -5,21 +5,9 @@ use meetings::pb;
 use tonic::Code;
 
 use crate::helpers::{
-    Settings, assert_error, create_all, eventually, many, meeting, spawn_app, spawn_app_with,
-    violated_fields,
+    Settings, assert_error, create_all, eventually, ids, many, meeting, pair, spawn_app,
+    spawn_app_with, violated_fields,
 };
-
-fn pair(a: &str, b: &str) -> pb::StreamMeetingsByCountryPairRequest {
-    pb::StreamMeetingsByCountryPairRequest {
-        country_a: a.into(),
-        country_b: b.into(),
-        ..Default::default()
-    }
-}
-
-fn ids(meetings: &[pb::Meeting]) -> Vec<String> {
-    meetings.iter().map(|m| m.id.clone()).collect()
-}
 
 /// Sorted like the stream: by (date, id).
 fn sorted(mut v: Vec<pb::Meeting>) -> Vec<pb::Meeting> {
