@@ -122,7 +122,7 @@ impl Application {
         let reflection_v1alpha = reflection().build_v1alpha()?;
         let reflection_v1 = reflection().build_v1()?;
 
-        // Change feed: number events and wake watchers (see api::watch).
+        // Change feed: number events and wake watchers (see changefeed).
         let (events_tx, events_rx) = tokio::sync::watch::channel(0u64);
         let sequencer = tokio::spawn(crate::changefeed::run_sequencer(
             storage.clone(),

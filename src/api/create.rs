@@ -141,8 +141,7 @@ impl MeetingsApi {
             };
             match parse_new(item.meeting, &item.request_id) {
                 Ok((meeting, request_id)) => {
-                    let countries = meeting.country_codes().len();
-                    batch.pairs += countries * countries.saturating_sub(1) / 2;
+                    batch.pairs += meeting.pair_count();
                     batch.rows.push(new_row(meeting, request_id).0);
                     batch.origins.push((index, item.request_id));
                 }

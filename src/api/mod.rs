@@ -240,19 +240,7 @@ impl MeetingService for MeetingsApi {
         &self,
         request: Request<pb::WatchMeetingsRequest>,
     ) -> Result<Response<Self::WatchMeetingsStream>, Status> {
-        let admission = self.limits.admit(&Origin::of(&request))?;
-        let (after, pair) = self.watch_start(request.get_ref()).await?;
-        let pages = watch::EventPages {
-            storage: self.storage.clone(),
-            reads: self.page_reads.clone(),
-            share: admission.database().clone(),
-            after,
-            pair,
-            through: after,
-            wake: self.events.clone(),
-        };
-        let stream = paged::paged(pages, self.shutdown.clone());
-        Ok(Response::new(Box::pin(holding(stream, admission))))
+        Ok(Response::new(Box::pin(self.watch(request).await?)))
     }
 
     async fn get_country_pair_summary(
@@ -272,17 +260,7 @@ impl MeetingService for MeetingsApi {
         &self,
         request: Request<pb::StreamMeetingsByCountryPairRequest>,
     ) -> Result<Response<Self::StreamMeetingsByCountryPairStream>, Status> {
-        let admission = self.limits.admit(&Origin::of(&request))?;
-        let query = self.stream_start(request.get_ref()).await?;
-        let pages = stream::PairPages {
-            storage: self.storage.clone(),
-            reads: self.page_reads.clone(),
-            share: admission.database().clone(),
-            query,
-            exhausted: false,
-        };
-        let stream = paged::paged(pages, self.shutdown.clone());
-        Ok(Response::new(Box::pin(holding(stream, admission))))
+        Ok(Response::new(Box::pin(self.pair_stream(request).await?)))
     }
 }
 

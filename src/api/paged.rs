@@ -2,7 +2,9 @@
 //! watcher's events): pages from a `PageSource`, sent a row at a time as
 //! the client reads; a page is read only when the one in hand is sent.
 //! The stream ends after an error, and with UNAVAILABLE / SHUTTING_DOWN on
-//! shutdown, also while a page is being read or awaited.
+//! shutdown, also while a page is being read or awaited. It is polled by
+//! the connection's own task, so rows go from the page in hand straight to
+//! HTTP/2 frames, with no channel or task in between.
 
 use std::future::Future;
 

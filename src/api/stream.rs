@@ -5,9 +5,13 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 use tokio::sync::Semaphore;
 
-use super::paged::PageSource;
+use tokio_stream::Stream;
+use tonic::{Request, Status};
+
+use super::paged::{PageSource, paged};
 use super::request::{decode_record, parse_id, parse_pair};
 use super::{DatabaseShare, MeetingsApi, read_page};
+use super::{Origin, holding};
 use crate::domain::{Violations, parse_date};
 use crate::error::{Error, Result};
 use crate::pb;
@@ -25,8 +29,28 @@ const EARLIEST: NaiveDate = NaiveDate::from_ymd_opt(1, 1, 1).expect("valid date"
 const LATEST: NaiveDate = NaiveDate::from_ymd_opt(9999, 12, 31).expect("valid date");
 
 impl MeetingsApi {
+    /// A pair stream as served: its slots, its start, then its pages.
+    pub(super) async fn pair_stream(
+        &self,
+        request: Request<pb::StreamMeetingsByCountryPairRequest>,
+    ) -> Result<
+        impl Stream<Item = Result<pb::StreamMeetingsByCountryPairResponse, Status>> + Send + use<>,
+        Status,
+    > {
+        let admission = self.limits.admit(&Origin::of(&request))?;
+        let query = self.stream_start(request.get_ref()).await?;
+        let pages = PairPages {
+            storage: self.storage.clone(),
+            reads: self.page_reads.clone(),
+            share: admission.database().clone(),
+            query,
+            exhausted: false,
+        };
+        Ok(holding(paged(pages, self.shutdown.clone()), admission))
+    }
+
     /// Parses the request and finds where the stream starts.
-    pub(super) async fn stream_start(
+    async fn stream_start(
         &self,
         req: &pb::StreamMeetingsByCountryPairRequest,
     ) -> Result<PairQuery> {

@@ -13,9 +13,13 @@ use std::sync::Arc;
 use tokio::sync::Semaphore;
 use tokio::sync::watch;
 
-use super::paged::PageSource;
+use tokio_stream::Stream;
+use tonic::{Request, Status};
+
+use super::paged::{PageSource, paged};
 use super::request::{decode_record, parse_pair};
 use super::{DatabaseShare, MeetingsApi, read_page, timestamp};
+use super::{Origin, holding};
 use crate::domain::{CountryPair, Violations};
 use crate::error::{Error, Result};
 use crate::pb;
@@ -25,7 +29,27 @@ use crate::storage::{EventRow, Storage};
 const EVENT_PAGE: u32 = 256;
 
 impl MeetingsApi {
-    pub(super) async fn watch_start(
+    /// A watch as served: its slots, its start, then its pages.
+    pub(super) async fn watch(
+        &self,
+        request: Request<pb::WatchMeetingsRequest>,
+    ) -> Result<impl Stream<Item = Result<pb::WatchMeetingsResponse, Status>> + Send + use<>, Status>
+    {
+        let admission = self.limits.admit(&Origin::of(&request))?;
+        let (after, pair) = self.watch_start(request.get_ref()).await?;
+        let pages = EventPages {
+            storage: self.storage.clone(),
+            reads: self.page_reads.clone(),
+            share: admission.database().clone(),
+            after,
+            pair,
+            through: after,
+            wake: self.events.clone(),
+        };
+        Ok(holding(paged(pages, self.shutdown.clone()), admission))
+    }
+
+    async fn watch_start(
         &self,
         req: &pb::WatchMeetingsRequest,
     ) -> Result<(i64, Option<CountryPair>)> {

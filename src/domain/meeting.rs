@@ -248,6 +248,13 @@ impl NewMeeting {
         &self.country_codes
     }
 
+    /// How many pairs of countries the meeting belongs to: its rows in the
+    /// pair index.
+    pub fn pair_count(&self) -> usize {
+        let n = self.country_codes.len();
+        n * n.saturating_sub(1) / 2
+    }
+
     /// Every unordered pair of distinct participant countries: the rows of
     /// the pair index (which the insert statement makes from the codes).
     pub fn country_pairs(&self) -> Vec<CountryPair> {

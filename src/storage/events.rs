@@ -37,7 +37,7 @@ impl Storage {
         }
         // Two steps with explicit ids, so that the numbering is always a few
         // primary-key lookups: as one UPDATE ... FROM (pending rows), stale
-        // statistics made the planner hash-join the whole events table.
+        // statistics can make the planner hash-join the whole events table.
         let pending: Vec<PendingEvents> =
             sqlx::query_as(PENDING_EVENTS).fetch_all(&mut *tx).await?;
         // Each row with the running count of events up to and including it:

@@ -11,7 +11,7 @@ use super::error::{DEADLOCK_DETECTED, has_code};
 use super::model::{StoredKey, TopicKeys};
 use super::{
     Asked, Cursor, EventKind, IdRecord, Inserted, ListFilter, LockedMeeting, NewRow,
-    RECORD_COPY_MAX_COUNTRIES, RecordRow, Storage, UpdatedRow,
+    RECORD_COPY_MAX_COUNTRIES, RECORDS_BY_ID, RecordRow, Storage, UpdatedRow,
 };
 use crate::domain::{RequestId, TOPIC_KEY_VERSION, topic_key};
 use crate::error::Result;
@@ -278,12 +278,10 @@ impl Storage {
     /// particular order: one statement for many concurrent GetMeeting calls.
     #[tracing::instrument(name = "storage.get_meetings", skip_all, fields(ids = ids.len()))]
     pub async fn get_meetings(&self, ids: &[Uuid]) -> Result<Vec<IdRecord>> {
-        Ok(
-            sqlx::query_as("SELECT id, record FROM meetings WHERE id = ANY($1)")
-                .bind(ids)
-                .fetch_all(&self.pool)
-                .await?,
-        )
+        Ok(sqlx::query_as(RECORDS_BY_ID)
+            .bind(ids)
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     /// Recomputes the stored topic keys (`topics_lower`) with the service's

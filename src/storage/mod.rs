@@ -36,6 +36,9 @@ pub use model::{
 /// meeting (see queries/insert_meetings.sql).
 pub const RECORD_COPY_MAX_COUNTRIES: i32 = 4;
 
+/// The records of the meetings among $1 that exist, in no order.
+const RECORDS_BY_ID: &str = "SELECT id, record FROM meetings WHERE id = ANY($1)";
+
 /// Most bytes of records in one page of a stream (a pair's or a
 /// watcher's): a page ends early past it.
 pub const PAGE_BYTES: usize = 1024 * 1024;

@@ -72,8 +72,8 @@ pub enum Asked {
     Same,
     /// Another meeting.
     Other,
-    /// Not known: the key was stored without what was asked (before keys
-    /// remembered it); compare with the meeting as it is now.
+    /// Not known: the key has no digest of what was asked (keys migrated
+    /// from meetings.request_id); compare with the meeting as it is now.
     Unknown,
 }
 

@@ -1,9 +1,15 @@
 //! Country pairs: the pages of a pair stream and a pair's summary.
 
+use std::collections::HashMap;
+
+use futures_util::TryStreamExt;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
 use super::model::PairRow;
 use super::{
     AnniversaryCount, IdRecord, PAGE_BYTES, PairCounts, PairPage, PairQuery, PairSummary,
-    RecordRow, Storage, TopicCount,
+    RECORDS_BY_ID, RecordRow, Storage, TopicCount,
 };
 use crate::domain::CountryPair;
 use crate::error::Result;
@@ -16,70 +22,53 @@ const PAIR_ANNIVERSARIES: &str = include_str!("queries/pair_anniversaries.sql");
 impl Storage {
     /// One bounded page of a pair lookup, in stream order. Bounded pages keep
     /// a pool connection only while a page is read, so a slow or vanished
-    /// client never holds one.
+    /// client never holds one. A page also ends once its records pass
+    /// `PAGE_BYTES`, so that a stream holds about that much at most,
+    /// whatever the meetings' sizes.
     #[tracing::instrument(name = "storage.pair_page", skip_all, fields(limit = q.limit))]
-    /// A page ends early once its records pass `PAGE_BYTES`, so that a
-    /// stream holds about that much at most whatever the meetings' sizes.
     pub async fn pair_page(&self, q: &PairQuery) -> Result<PairPage> {
-        use futures_util::TryStreamExt;
-        let sql = if q.newest_first {
-            PAIR_PAGE_DESC
-        } else {
-            PAIR_PAGE_ASC
-        };
-        let mut rows = sqlx::query_as::<_, PairRow>(sql)
-            .bind(q.pair.low().to_string())
-            .bind(q.pair.high().to_string())
-            .bind(q.after.date)
-            .bind(q.after.id)
-            .bind(q.bound)
-            .bind(i64::from(q.limit))
-            .fetch(&self.pool);
-        let mut read = Vec::new();
-        let mut bytes = 0;
-        let mut cut = false;
-        while let Some(row) = rows.try_next().await? {
-            bytes += row.record.as_ref().map_or(0, Vec::len);
-            read.push(row);
-            if bytes >= PAGE_BYTES {
-                cut = true;
-                break;
-            }
+        let mut conn = self.pool.acquire().await?;
+        let rows = pair_rows(&mut conn, q).await?;
+        if rows.iter().all(|r| r.record.is_some()) {
+            return Ok(page_of(rows, q, HashMap::new()));
         }
-        drop(rows);
-        // The records the pair rows do not copy, by primary key: a second
-        // statement for the few meetings of many countries keeps the page
-        // query a plain range scan of the pair index.
-        let missing: Vec<uuid::Uuid> = read
+        // Some pair rows keep no copy of their record (meetings of many
+        // countries): read the rows again with those records in one
+        // snapshot, so that a record matches the row it is sent for. A
+        // plain range scan of the pair index stays the common case; a join
+        // in it made the planner slow every page of a large pair.
+        drop(conn);
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await?;
+        let rows = pair_rows(&mut tx, q).await?;
+        let missing: Vec<Uuid> = rows
             .iter()
             .filter(|r| r.record.is_none())
             .map(|r| r.id)
             .collect();
-        let mut found = std::collections::HashMap::new();
-        if !missing.is_empty() {
-            let records: Vec<IdRecord> =
-                sqlx::query_as("SELECT id, record FROM meetings WHERE id = ANY($1)")
-                    .bind(&missing)
-                    .fetch_all(&self.pool)
-                    .await?;
-            found.extend(records.into_iter().map(|r| (r.id, r.record)));
-        }
-        let mut page = PairPage {
-            rows: Vec::with_capacity(read.len()),
-            more: cut || read.len() >= q.limit as usize,
-        };
-        for row in read {
-            // A meeting deleted between the two statements is left out.
-            if let Some(record) = row.record.or_else(|| found.remove(&row.id)) {
-                page.rows.push(RecordRow {
-                    date: row.date,
-                    id: row.id,
-                    record,
-                });
+        let mut found = HashMap::new();
+        let mut bytes: usize = rows
+            .iter()
+            .filter_map(|r| r.record.as_ref())
+            .map(Vec::len)
+            .sum();
+        let mut records = sqlx::query_as::<_, IdRecord>(RECORDS_BY_ID)
+            .bind(&missing)
+            .fetch(&mut *tx);
+        while let Some(r) = records.try_next().await? {
+            bytes += r.record.len();
+            found.insert(r.id, r.record);
+            if bytes >= PAGE_BYTES {
+                break;
             }
         }
-        Ok(page)
+        drop(records);
+        tx.commit().await?;
+        Ok(page_of(rows, q, found))
     }
+
     /// Counts, dates, top topics and anniversaries of a pair's meetings.
     #[tracing::instrument(name = "storage.pair_summary", skip(self))]
     pub async fn pair_summary(&self, pair: CountryPair, top_topics: u32) -> Result<PairSummary> {
@@ -108,4 +97,62 @@ impl Storage {
             anniversaries,
         })
     }
+}
+
+/// The rows of one pair page, as the index has them, up to `PAGE_BYTES` of
+/// copied records.
+async fn pair_rows(conn: &mut PgConnection, q: &PairQuery) -> Result<Vec<PairRow>> {
+    let sql = if q.newest_first {
+        PAIR_PAGE_DESC
+    } else {
+        PAIR_PAGE_ASC
+    };
+    let mut rows = sqlx::query_as::<_, PairRow>(sql)
+        .bind(q.pair.low().to_string())
+        .bind(q.pair.high().to_string())
+        .bind(q.after.date)
+        .bind(q.after.id)
+        .bind(q.bound)
+        .bind(i64::from(q.limit))
+        .fetch(&mut *conn);
+    let mut read = Vec::new();
+    let mut bytes = 0;
+    while let Some(row) = rows.try_next().await? {
+        bytes += row.record.as_ref().map_or(0, Vec::len);
+        read.push(row);
+        if bytes >= PAGE_BYTES {
+            break;
+        }
+    }
+    Ok(read)
+}
+
+/// The page of `rows`, each with its record (copied, or among `found`).
+/// It ends before the first row whose record was not read (the byte budget
+/// ran out) and then says more follow, as it does after a full page.
+fn page_of(rows: Vec<PairRow>, q: &PairQuery, mut found: HashMap<Uuid, Vec<u8>>) -> PairPage {
+    let full = rows.len() >= q.limit as usize;
+    let read = rows.len();
+    let mut page = PairPage {
+        rows: Vec::with_capacity(read),
+        more: full,
+    };
+    let mut bytes = 0;
+    for row in rows {
+        let Some(record) = row.record.or_else(|| found.remove(&row.id)) else {
+            page.more = true;
+            break;
+        };
+        bytes += record.len();
+        page.rows.push(RecordRow {
+            date: row.date,
+            id: row.id,
+            record,
+        });
+        if bytes >= PAGE_BYTES {
+            page.more = true;
+            break;
+        }
+    }
+    page
 }

@@ -95,7 +95,7 @@ impl Bench {
             &svc,
             &reference,
             0.75,
-            "the same rows through the multi-row INSERT, 500 a statement",
+            &format!("the same rows through the multi-row INSERT, {IMPORT_BATCH} a statement"),
         );
         self.report.add_figure(
             "  ImportMeetings / CreateMeeting 1 client, same round (target ≥ 10)",

@@ -12,7 +12,7 @@ pub(crate) struct Row {
     pub(crate) what: String,
     pub(crate) unit: &'static str,
     pub(crate) service: f64,
-    pub(crate) reference: Option<(f64, f64, &'static str)>,
+    pub(crate) reference: Option<(f64, f64, String)>,
     pub(crate) latency: Option<(f64, f64)>,
 }
 
@@ -30,7 +30,7 @@ impl Report {
         svc: &[Sample],
         reference: &[Sample],
         target: f64,
-        reference_name: &'static str,
+        reference_name: &str,
     ) {
         let service = median(&svc.iter().map(|s| s.rate).collect::<Vec<_>>());
         let reference_rate = median(&reference.iter().map(|s| s.rate).collect::<Vec<_>>());
@@ -44,7 +44,7 @@ impl Report {
             what: what.into(),
             unit,
             service,
-            reference: Some((reference_rate, target, reference_name)),
+            reference: Some((reference_rate, target, reference_name.to_owned())),
             latency,
         });
     }
@@ -67,7 +67,7 @@ impl Report {
             let latency = r
                 .latency
                 .map_or(String::new(), |(p50, p99)| format!("{p50:.2} / {p99:.2}"));
-            match r.reference {
+            match &r.reference {
                 Some((reference, target, name)) => println!(
                     "| {} | {:.0} {} | {latency} | {:.0} ({name}) | {:.2} | ≥ {target} |",
                     r.what,
@@ -94,7 +94,7 @@ impl Report {
                     format!("\"unit\": {:?}", r.unit),
                     format!("\"service\": {:.3}", r.service),
                 ];
-                if let Some((reference, target, name)) = r.reference {
+                if let Some((reference, target, name)) = &r.reference {
                     fields.push(format!("\"reference\": {reference:.3}"));
                     fields.push(format!("\"reference_is\": {name:?}"));
                     fields.push(format!("\"ratio\": {:.3}", r.service / reference));
