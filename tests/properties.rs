@@ -196,9 +196,9 @@ fn broken_rules(raw: &pb::Meeting, today: NaiveDate) -> std::collections::BTreeS
                 .chars()
                 .any(|c| c.is_control() && !(multiline && matches!(c, '\n' | '\r' | '\t')))
             && (multiline
-                || !t
-                    .chars()
-                    .any(|c| matches!(c as u32, 0x202A..=0x202E | 0x2066..=0x2069)))
+                || !t.chars().any(
+                    |c| matches!(c as u32, 0x202A..=0x202E | 0x2066..=0x2069 | 0x2028 | 0x2029),
+                ))
             && (t.is_empty() || !t.chars().all(|c| c.is_whitespace() || invisible(c)))
     };
     let code_ok = |raw: &str| {

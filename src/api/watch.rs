@@ -58,9 +58,10 @@ impl MeetingsApi {
             ("", "") => None,
             _ => parse_pair(&req.country_a, &req.country_b, &mut v),
         };
-        let after = i64::try_from(req.after_sequence)
-            .map_err(|_| v.add("after_sequence", "is larger than any sequence number"))
-            .unwrap_or(0);
+        // Numbers are PostgreSQL bigints: a position past the largest is
+        // past the newest event, like any other position the feed has not
+        // reached.
+        let after = i64::try_from(req.after_sequence).unwrap_or(i64::MAX);
         if !v.is_empty() {
             return Err(Error::invalid_request(v));
         }

@@ -46,6 +46,13 @@ pub fn parse_text(
             u32::from(c)
         ));
     }
+    // Unicode's line and paragraph separators are line breaks too.
+    if !multiline && let Some(c) = text.chars().find(|&c| matches!(c, '\u{2028}' | '\u{2029}')) {
+        return Err(format!(
+            "must be a single line (found U+{:04X})",
+            u32::from(c)
+        ));
+    }
     if !text.is_empty() && text.chars().all(|c| c.is_whitespace() || is_invisible(c)) {
         return Err("must not be blank: it has only invisible characters".to_owned());
     }
@@ -131,6 +138,19 @@ mod tests {
             assert!(parse_text(raw, 0, 10, true).is_err(), "{raw:?}");
         }
         assert!(parse_text("a\u{200B}b", 1, 10, false).is_ok());
+    }
+
+    #[test]
+    fn unicode_line_separators_only_in_multiline_text() {
+        for c in ['\u{2028}', '\u{2029}'] {
+            let raw = format!("energy{c}policy");
+            assert!(
+                parse_text(raw.as_str(), 1, 20, false)
+                    .unwrap_err()
+                    .contains("single line")
+            );
+            assert!(parse_text(raw.as_str(), 1, 20, true).is_ok());
+        }
     }
 
     #[test]

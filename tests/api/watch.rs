@@ -553,6 +553,18 @@ async fn a_position_beyond_the_newest_event_is_out_of_range() {
         details.error_info().unwrap().metadata["newest_sequence"],
         (newest + 1).to_string()
     );
+    // Past the largest number PostgreSQL can hold: the same answer.
+    let status = app
+        .client
+        .clone()
+        .watch_meetings(pb::WatchMeetingsRequest {
+            after_sequence: u64::MAX,
+            ..Default::default()
+        })
+        .await
+        .map(|_| ())
+        .unwrap_err();
+    assert_error(&status, Code::OutOfRange, "SEQUENCE_AHEAD");
 }
 
 /// A watcher that falls behind the retention while connected ends with
