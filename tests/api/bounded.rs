@@ -192,15 +192,9 @@ async fn raw_import(addr: std::net::SocketAddr, messages: Vec<Vec<u8>>) -> Statu
         .await
         .expect("an answer, not a hang")
         .unwrap();
-    if let Some(status) = Status::from_header_map(response.headers()) {
-        return status;
-    }
-    let mut body = response.into_body();
-    while let Some(chunk) = body.data().await {
-        let _ = body.flow_control().release_capacity(chunk.unwrap().len());
-    }
-    let trailers = body.trailers().await.unwrap().expect("trailers");
-    Status::from_header_map(&trailers).expect("a status")
+    crate::helpers::raw_grpc_status(response)
+        .await
+        .expect("a status")
 }
 
 fn import_request(i: usize) -> Vec<u8> {

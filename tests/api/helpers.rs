@@ -509,3 +509,18 @@ pub fn pair(a: &str, b: &str) -> pb::StreamMeetingsByCountryPairRequest {
 pub fn ids(meetings: &[pb::Meeting]) -> Vec<String> {
     meetings.iter().map(|m| m.id.clone()).collect()
 }
+
+/// The gRPC status of a raw HTTP/2 response: from its headers when it is
+/// trailers-only, else from its trailers after the body is read (capacity
+/// released as it arrives). None when there is none.
+pub async fn raw_grpc_status(response: http::Response<h2::RecvStream>) -> Option<tonic::Status> {
+    if let Some(status) = tonic::Status::from_header_map(response.headers()) {
+        return Some(status);
+    }
+    let mut body = response.into_body();
+    while let Some(chunk) = body.data().await {
+        let _ = body.flow_control().release_capacity(chunk.unwrap().len());
+    }
+    let trailers = body.trailers().await.unwrap();
+    trailers.as_ref().and_then(tonic::Status::from_header_map)
+}

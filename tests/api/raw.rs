@@ -42,16 +42,7 @@ async fn raw_with(
         .expect("an answer, not a hang")
         .unwrap();
     let status = response.status().as_u16();
-    if let Some(grpc) = Status::from_header_map(response.headers()) {
-        return (status, Some(grpc));
-    }
-    let mut body = response.into_body();
-    while let Some(chunk) = body.data().await {
-        let chunk = chunk.unwrap();
-        let _ = body.flow_control().release_capacity(chunk.len());
-    }
-    let trailers = body.trailers().await.unwrap();
-    (status, trailers.as_ref().and_then(Status::from_header_map))
+    (status, crate::helpers::raw_grpc_status(response).await)
 }
 
 /// The ErrorInfo reason of a status (every error carries one).
@@ -302,16 +293,9 @@ async fn call_with_deadline(
         .await
         .expect("an answer at the deadline, not a hang")
         .unwrap();
-    if let Some(status) = Status::from_header_map(response.headers()) {
-        return (status, started.elapsed());
-    }
-    let mut body = response.into_body();
-    while let Some(chunk) = body.data().await {
-        let chunk = chunk.unwrap();
-        let _ = body.flow_control().release_capacity(chunk.len());
-    }
-    let trailers = body.trailers().await.unwrap().expect("trailers");
-    let status = Status::from_header_map(&trailers).expect("a status in the trailers");
+    let status = crate::helpers::raw_grpc_status(response)
+        .await
+        .expect("a status");
     (status, started.elapsed())
 }
 

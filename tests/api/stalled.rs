@@ -157,6 +157,19 @@ fn checked_out(app: &TestApp) -> u32 {
     app.pool.size() - app.pool.num_idle() as u32
 }
 
+/// Every sample over a second: a connection held by a stalled call would
+/// show (without the separate page reads, all 16 were).
+async fn assert_no_connection_held(app: &TestApp, stalled: &str) {
+    for _ in 0..20 {
+        let held = checked_out(app);
+        assert!(
+            held <= 4,
+            "stalled {stalled} hold {held} database connections"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// A stream window that runs out just as the server has sent the records of
 /// a stream's first page but its last few, which are encoded after the next
 /// page's read has started: the moment a stream that reads its pages inside
@@ -228,16 +241,7 @@ async fn stalled_pair_streams_hold_no_database_connection() {
     .await;
     // Let every stalled stream run into its full window.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    // Every sample over a second: a connection held by a stalled call
-    // would show (without the separate page reads, all 16 were).
-    for _ in 0..20 {
-        let held = checked_out(&app);
-        assert!(
-            held <= 4,
-            "stalled streams hold {held} database connections"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    assert_no_connection_held(&app, "streams").await;
     others_are_served(&app, &stored).await;
     drop(stalled);
 }
@@ -279,16 +283,7 @@ async fn stalled_watchers_hold_no_database_connection() {
     )
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    // Every sample over a second: a connection held by a stalled call
-    // would show (without the separate page reads, all 16 were).
-    for _ in 0..20 {
-        let held = checked_out(&app);
-        assert!(
-            held <= 4,
-            "stalled watchers hold {held} database connections"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    assert_no_connection_held(&app, "watchers").await;
     others_are_served(&app, &stored).await;
     drop(stalled);
 }
