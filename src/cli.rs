@@ -49,14 +49,16 @@ pub enum Command {
         #[command(flatten)]
         server: ServerArgs,
     },
-    /// Print every meeting between two countries, one JSON object a line.
+    /// Print every meeting between two parties, one JSON object a line. A
+    /// side is a country code ("AZ") or "org:" and an organisation code
+    /// ("org:EU").
     Pair {
-        country_a: String,
-        country_b: String,
-        /// Only meetings on or after this day (YYYY-MM-DD).
+        side_a: String,
+        side_b: String,
+        /// Only meetings that end on or after this day (YYYY-MM-DD).
         #[arg(long)]
         from: Option<String>,
-        /// Only meetings on or before this day (YYYY-MM-DD).
+        /// Only meetings that began on or before this day (YYYY-MM-DD).
         #[arg(long)]
         to: Option<String>,
         /// Newest first.
@@ -70,6 +72,9 @@ pub enum Command {
         /// Only meetings with a participant from this country.
         #[arg(long)]
         country: Option<String>,
+        /// Only meetings with a participant from this organisation.
+        #[arg(long)]
+        organization: Option<String>,
         #[arg(long)]
         from: Option<String>,
         #[arg(long)]
@@ -105,9 +110,10 @@ pub enum Command {
     },
     /// Print changes as they happen, one JSON event a line, until Ctrl-C.
     Watch {
-        /// With country_b: only changes to this pair's meetings.
-        country_a: Option<String>,
-        country_b: Option<String>,
+        /// With side_b: only changes to this pair's meetings (a country
+        /// code, or "org:" and an organisation code).
+        side_a: Option<String>,
+        side_b: Option<String>,
         /// Resume after this event sequence number.
         #[arg(long, default_value_t = 0)]
         after: u64,
@@ -196,16 +202,20 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             print_json(&mut out, &got.into_inner().meeting)?;
         }
         Command::Pair {
-            country_a,
-            country_b,
+            side_a,
+            side_b,
             from,
             to,
             newest_first,
             server,
         } => {
+            let (country_a, organization_a) = side(&side_a);
+            let (country_b, organization_b) = side(&side_b);
             let request = pb::StreamMeetingsByCountryPairRequest {
                 country_a,
                 country_b,
+                organization_a,
+                organization_b,
                 from_date: from.unwrap_or_default(),
                 to_date: to.unwrap_or_default(),
                 start_after_id: String::new(),
@@ -224,6 +234,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::List {
             country,
+            organization,
             from,
             to,
             topic,
@@ -236,6 +247,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
                 page_size: 1_000,
                 page_token: String::new(),
                 country_code: country.unwrap_or_default(),
+                organization_code: organization.unwrap_or_default(),
                 from_date: from.unwrap_or_default(),
                 to_date: to.unwrap_or_default(),
                 topic: topic.unwrap_or_default(),
@@ -268,14 +280,18 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             writeln!(out, "tokens file line: {line}")?;
         }
         Command::Watch {
-            country_a,
-            country_b,
+            side_a,
+            side_b,
             after,
             server,
         } => {
+            let (country_a, organization_a) = side(side_a.as_deref().unwrap_or_default());
+            let (country_b, organization_b) = side(side_b.as_deref().unwrap_or_default());
             let request = pb::WatchMeetingsRequest {
-                country_a: country_a.unwrap_or_default(),
-                country_b: country_b.unwrap_or_default(),
+                country_a,
+                country_b,
+                organization_a,
+                organization_b,
                 after_sequence: after,
             };
             let mut stream = server
@@ -297,6 +313,15 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A side of a pair as the command line writes it: (country, organisation)
+/// fields, from "AZ" or "org:EU".
+fn side(arg: &str) -> (String, String) {
+    match arg.strip_prefix("org:") {
+        Some(code) => (String::new(), code.to_owned()),
+        None => (arg.to_owned(), String::new()),
+    }
 }
 
 fn read(file: &Path) -> anyhow::Result<String> {

@@ -28,10 +28,30 @@ fn text() -> impl Strategy<Value = String> {
 
 fn country() -> impl Strategy<Value = String> {
     prop::sample::select(vec![
-        "AZ", "jp", " TR ", "fr", "DE", "ZZ", "", "XK", "USA", "a", "Jp",
+        "AZ", "jp", " TR ", "fr", "DE", "ZZ", "", "XK", "USA", "a", "Jp", "SU", "suhh", "DD", "CS",
+        "CSHH", "YU", "SUH",
     ])
     .prop_map(str::to_owned)
 }
+
+fn organization() -> impl Strategy<Value = String> {
+    prop::sample::select(vec!["", "", "", "EU", "au", " NATO ", "XYZ", "AZ"])
+        .prop_map(str::to_owned)
+}
+
+/// Former countries and organisations as the reference knows them: (code,
+/// first day, last day), from docs/registry/ as a reader would copy them.
+const REFERENCE_FORMER: [(&str, &str, &str, &str); 4] = [
+    ("SUHH", "SU", "1922-12-30", "1991-12-26"),
+    ("DDDE", "DD", "1949-10-07", "1990-10-03"),
+    ("CSHH", "", "1918-10-28", "1992-12-31"),
+    ("YUCS", "YU", "1918-12-01", "2003-02-04"),
+];
+const REFERENCE_ORGANIZATIONS: [(&str, &str); 3] = [
+    ("EU", "1993-11-01"),
+    ("AU", "2002-07-09"),
+    ("NATO", "1949-04-04"),
+];
 
 fn date() -> impl Strategy<Value = String> {
     prop_oneof![
@@ -42,11 +62,14 @@ fn date() -> impl Strategy<Value = String> {
 }
 
 fn participant() -> impl Strategy<Value = pb::Participant> {
-    (text(), text(), country()).prop_map(|(name, title, country_code)| pb::Participant {
-        name,
-        title,
-        country_code,
-    })
+    (text(), text(), country(), organization()).prop_map(
+        |(name, title, country_code, organization_code)| pb::Participant {
+            name,
+            title,
+            country_code,
+            organization_code,
+        },
+    )
 }
 
 /// Meetings that are mostly valid, with a chance of a faulty title,
@@ -58,11 +81,11 @@ fn mostly_valid() -> impl Strategy<Value = pb::Meeting> {
             (
                 "[A-Z][a-z]{1,10}",
                 text(),
-                prop::sample::select(vec!["AZ", "jp", " TR ", "fr"]),
+                prop::sample::select(vec!["AZ", "jp", " TR ", "fr", "org:EU", "su"]),
             ),
             0..6,
         ),
-        prop::collection::vec("[a-z]{1,12}", 1..6),
+        prop::collection::vec("[a-z]{1,12}", 0..6),
         prop::option::of((1u32..1001, "[a-z ]{1,30}")),
         text(),
         prop::collection::vec(
@@ -74,23 +97,32 @@ fn mostly_valid() -> impl Strategy<Value = pb::Meeting> {
             let mut participants = vec![
                 pb::Participant {
                     name: "Jeyhun Bayramov".into(),
-                    title: String::new(),
                     country_code: "AZ".into(),
+                    ..Default::default()
                 },
                 pb::Participant {
                     name: "Honda Taro".into(),
-                    title: String::new(),
                     country_code: "JP".into(),
+                    ..Default::default()
                 },
             ];
             participants.extend(
                 people
                     .into_iter()
                     .enumerate()
-                    .map(|(i, (name, title, code))| pb::Participant {
-                        name: format!("{name} {i}"),
-                        title,
-                        country_code: code.to_owned(),
+                    .map(|(i, (name, title, code))| match code.strip_prefix("org:") {
+                        Some(org) => pb::Participant {
+                            name: format!("{name} {i}"),
+                            title,
+                            organization_code: org.to_owned(),
+                            ..Default::default()
+                        },
+                        None => pb::Participant {
+                            name: format!("{name} {i}"),
+                            title,
+                            country_code: code.to_owned(),
+                            ..Default::default()
+                        },
                     }),
             );
             pb::Meeting {
@@ -122,7 +154,7 @@ fn meeting() -> impl Strategy<Value = pb::Meeting> {
 
 fn anything() -> impl Strategy<Value = pb::Meeting> {
     (
-        date(),
+        (date(), prop_oneof![Just(String::new()), date()], -1i32..5),
         prop::collection::vec(participant(), 0..6),
         prop::collection::vec(text(), 0..5),
         prop::option::of((0u32..1100, text())),
@@ -141,8 +173,18 @@ fn anything() -> impl Strategy<Value = pb::Meeting> {
         text(),
     )
         .prop_map(
-            |(date, participants, topics, anniversary, location, sources, summary)| pb::Meeting {
+            |(
+                (date, end_date, format),
+                participants,
+                topics,
+                anniversary,
+                location,
+                sources,
+                summary,
+            )| pb::Meeting {
                 date,
+                end_date,
+                format,
                 participants,
                 topics,
                 anniversary: anniversary
@@ -201,9 +243,26 @@ fn broken_rules(raw: &pb::Meeting, today: NaiveDate) -> std::collections::BTreeS
                 ))
             && (t.is_empty() || !t.chars().all(|c| c.is_whitespace() || invisible(c)))
     };
-    let code_ok = |raw: &str| {
+    let day = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+    // A country code's party, if the code is valid on `on` (when known).
+    let country_party = |raw: &str, on: Option<NaiveDate>| -> Option<String> {
         let c = raw.trim().to_ascii_uppercase();
-        c.len() == 2 && rust_iso3166::from_alpha2(&c).is_some()
+        if c == "XK" || (c.len() == 2 && rust_iso3166::from_alpha2(&c).is_some()) {
+            return Some(c);
+        }
+        let (code, _, from, until) = REFERENCE_FORMER
+            .iter()
+            .find(|(code, alpha2, ..)| *code == c || (!alpha2.is_empty() && *alpha2 == c))?;
+        on.is_none_or(|d| d >= day(from) && d <= day(until))
+            .then(|| (*code).to_owned())
+    };
+    let organization_party = |raw: &str, on: Option<NaiveDate>| -> Option<String> {
+        let c = raw.trim().to_ascii_uppercase();
+        let (code, founded) = REFERENCE_ORGANIZATIONS
+            .iter()
+            .find(|(code, _)| *code == c)?;
+        on.is_none_or(|d| d >= day(founded))
+            .then(|| format!("org:{code}"))
     };
     let fold = |s: &str| unicase::UniCase::new(norm(s)).to_folded_case();
     let mut add = |path: String| {
@@ -220,6 +279,25 @@ fn broken_rules(raw: &pb::Meeting, today: NaiveDate) -> std::collections::BTreeS
     if !date_ok {
         add("meeting.date".into());
     }
+    let on = date_ok.then(|| day(&raw.date));
+    if !raw.end_date.is_empty() {
+        let end = NaiveDate::parse_from_str(&raw.end_date, "%Y-%m-%d")
+            .ok()
+            .filter(|d| {
+                raw.end_date.len() == 10 && d.format("%Y-%m-%d").to_string() == raw.end_date
+            });
+        let ok = match (end, on) {
+            (None, _) => false,
+            (Some(_), None) => true,
+            (Some(end), Some(start)) => end >= start && end <= start + chrono::Days::new(90),
+        };
+        if !ok {
+            add("meeting.end_date".into());
+        }
+    }
+    if !(0..=3).contains(&raw.format) {
+        add("meeting.format".into());
+    }
     // Participants.
     if !(2..=200).contains(&raw.participants.len()) {
         add("meeting.participants".into());
@@ -229,20 +307,33 @@ fn broken_rules(raw: &pb::Meeting, today: NaiveDate) -> std::collections::BTreeS
     for (i, p) in raw.participants.iter().enumerate() {
         let name = text_ok(&p.name, 1, 200, false);
         let title = text_ok(&p.title, 0, 200, false);
-        let code = code_ok(&p.country_code);
         if !name {
             add(format!("meeting.participants[{i}].name"));
         }
         if !title {
             add(format!("meeting.participants[{i}].title"));
         }
-        if !code {
-            add(format!("meeting.participants[{i}].country_code"));
-        }
-        if name && title && code {
-            let upper = p.country_code.trim().to_ascii_uppercase();
-            countries.insert(upper.clone());
-            if !seen.insert((fold(&p.name), upper)) {
+        let party = match (p.country_code.trim(), p.organization_code.trim()) {
+            ("", "") => {
+                add(format!("meeting.participants[{i}].country_code"));
+                None
+            }
+            (c, "") => country_party(c, on).or_else(|| {
+                add(format!("meeting.participants[{i}].country_code"));
+                None
+            }),
+            ("", o) => organization_party(o, on).or_else(|| {
+                add(format!("meeting.participants[{i}].organization_code"));
+                None
+            }),
+            _ => {
+                add(format!("meeting.participants[{i}].organization_code"));
+                None
+            }
+        };
+        if let (true, true, Some(party)) = (name, title, party) {
+            countries.insert(party.clone());
+            if !seen.insert((fold(&p.name), party)) {
                 add(format!("meeting.participants[{i}]"));
             }
         }
@@ -251,7 +342,7 @@ fn broken_rules(raw: &pb::Meeting, today: NaiveDate) -> std::collections::BTreeS
         add("meeting.participants".into());
     }
     // Topics.
-    if !(1..=100).contains(&raw.topics.len()) {
+    if raw.topics.len() > 100 {
         add("meeting.topics".into());
     }
     let mut topics = HashSet::new();
@@ -274,7 +365,7 @@ fn broken_rules(raw: &pb::Meeting, today: NaiveDate) -> std::collections::BTreeS
         if !text_ok(&l.city, 0, 200, false) {
             add("meeting.location.city".into());
         }
-        if !l.country_code.trim().is_empty() && !code_ok(&l.country_code) {
+        if !l.country_code.trim().is_empty() && country_party(&l.country_code, on).is_none() {
             add("meeting.location.country_code".into());
         }
     }
@@ -329,16 +420,24 @@ proptest! {
             Ok(m) => {
                 let n = m.participants().len();
                 prop_assert!((2..=200).contains(&n));
-                let codes = m.country_codes();
-                prop_assert!(codes.len() >= 2);
-                prop_assert_eq!(m.country_pairs().len(), codes.len() * (codes.len() - 1) / 2);
+                let parties = m.parties();
+                prop_assert!(parties.len() >= 2);
+                prop_assert_eq!(m.party_pairs().len(), parties.len() * (parties.len() - 1) / 2);
+                prop_assert_eq!(
+                    m.country_codes().count() + m.organization_codes().count(),
+                    parties.len()
+                );
                 for p in m.participants() {
                     prop_assert!(clean(p.name(), false) && !p.name().is_empty());
                     prop_assert!(clean(p.title(), false));
-                    let code = p.country_code().to_string();
-                    prop_assert!(code.len() == 2 && code.chars().all(|c| c.is_ascii_uppercase()));
+                    let code = p.party().code();
+                    prop_assert!(code.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()));
+                    prop_assert!(p.party().exists_on(m.date()).is_ok());
                 }
-                prop_assert!((1..=100).contains(&m.topics().len()));
+                if let Some(end) = m.end_date() {
+                    prop_assert!(end >= m.date() && end <= m.date() + chrono::Days::new(90));
+                }
+                prop_assert!(m.topics().len() <= 100);
                 let mut lower: Vec<_> = m.topics().iter().map(|t| t.to_lowercase()).collect();
                 lower.sort();
                 lower.dedup();

@@ -7,7 +7,7 @@ use pbjson_types::Timestamp;
 use uuid::Uuid;
 
 use crate::domain::{
-    NewMeeting, RawAnniversary, RawLocation, RawMeeting, RawParticipant, RawSource,
+    NewMeeting, Party, RawAnniversary, RawLocation, RawMeeting, RawParticipant, RawSource,
 };
 use crate::pb;
 
@@ -16,6 +16,11 @@ pub fn meeting_to_pb(m: &NewMeeting) -> pb::Meeting {
     pb::Meeting {
         id: String::new(),
         date: m.date().format("%Y-%m-%d").to_string(),
+        end_date: m
+            .end_date()
+            .map(|d| d.format("%Y-%m-%d").to_string())
+            .unwrap_or_default(),
+        format: m.format().number(),
         location: m.location().map(|l| pb::Location {
             city: l.city().to_owned(),
             country_code: l.country_code().map(|c| c.to_string()).unwrap_or_default(),
@@ -23,10 +28,17 @@ pub fn meeting_to_pb(m: &NewMeeting) -> pb::Meeting {
         participants: m
             .participants()
             .iter()
-            .map(|p| pb::Participant {
-                name: p.name().to_owned(),
-                title: p.title().to_owned(),
-                country_code: p.country_code().to_string(),
+            .map(|p| {
+                let (country_code, organization_code) = match p.party() {
+                    Party::Country(c) => (c.to_string(), String::new()),
+                    Party::Organization(o) => (String::new(), o.to_string()),
+                };
+                pb::Participant {
+                    name: p.name().to_owned(),
+                    title: p.title().to_owned(),
+                    country_code,
+                    organization_code,
+                }
             })
             .collect(),
         anniversary: m.anniversary().map(|a| pb::Anniversary {
@@ -44,6 +56,7 @@ pub fn meeting_to_pb(m: &NewMeeting) -> pb::Meeting {
             })
             .collect(),
         country_codes: Vec::new(),
+        organization_codes: Vec::new(),
         create_time: None,
         update_time: None,
         etag: String::new(),
@@ -61,7 +74,8 @@ pub fn stored_record(
 ) -> pb::Meeting {
     pb::Meeting {
         id: id.to_string(),
-        country_codes: m.country_codes().iter().map(|c| c.to_string()).collect(),
+        country_codes: m.country_codes().map(|c| c.to_string()).collect(),
+        organization_codes: m.organization_codes().map(|o| o.to_string()).collect(),
         create_time: Some(timestamp(create_time)),
         update_time: Some(timestamp(update_time)),
         etag: etag(version),
@@ -78,6 +92,7 @@ pub fn etag(version: i64) -> String {
 pub fn without_output_fields(mut m: pb::Meeting) -> pb::Meeting {
     m.id.clear();
     m.country_codes.clear();
+    m.organization_codes.clear();
     m.create_time = None;
     m.update_time = None;
     m.etag.clear();
@@ -97,6 +112,8 @@ impl From<pb::Meeting> for RawMeeting {
     fn from(m: pb::Meeting) -> Self {
         Self {
             date: m.date,
+            end_date: m.end_date,
+            format: m.format,
             location: m.location.map(|l| RawLocation {
                 city: l.city,
                 country_code: l.country_code,
@@ -108,6 +125,7 @@ impl From<pb::Meeting> for RawMeeting {
                     name: p.name,
                     title: p.title,
                     country_code: p.country_code,
+                    organization_code: p.organization_code,
                 })
                 .collect(),
             anniversary: m.anniversary.map(|a| RawAnniversary {

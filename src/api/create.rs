@@ -26,7 +26,7 @@ impl MeetingsApi {
         let (row, record) = new_row(meeting, request_id);
         // A meeting of many countries writes many pair rows: it goes in a
         // statement of its own rather than hold up a batch of small ones.
-        let (row, outcome) = if row.meeting.country_codes().len() > COALESCE_MAX_COUNTRIES {
+        let (row, outcome) = if row.meeting.parties().len() > COALESCE_MAX_COUNTRIES {
             let outcome = self
                 .storage
                 .insert_meetings(std::slice::from_ref(&row))

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::MeetingsApi;
 use super::request::decode_record;
 use crate::domain::limits::MAX_SHORT_TEXT;
-use crate::domain::{CountryCode, Violations, parse_date, parse_text, topic_key};
+use crate::domain::{CountryCode, OrganizationCode, Violations, parse_date, parse_text, topic_key};
 use crate::error::{Error, Result};
 use crate::pb;
 use crate::storage::{Cursor, ListFilter};
@@ -45,6 +45,12 @@ impl MeetingsApi {
                 .map_err(|e| v.add("country_code", e))
                 .ok(),
         };
+        let organization_code = match req.organization_code.trim() {
+            "" => None,
+            raw => OrganizationCode::parse(raw)
+                .map_err(|e| v.add("organization_code", e))
+                .ok(),
+        };
         if let (Some(from), Some(to)) = (from, to)
             && from > to
         {
@@ -62,6 +68,7 @@ impl MeetingsApi {
         let query = text("query", req.query, MAX_QUERY);
         let filter = ListFilter {
             country_code,
+            organization_code,
             from,
             to,
             topic,
@@ -173,7 +180,7 @@ fn decode_page_token(token: &str, filter: &ListFilter, key: &[u8]) -> Result<Cur
 /// A digest of the filters that is stable across processes and versions
 /// (FNV-1a over their text), unlike std's randomly seeded hasher.
 fn filter_digest(filter: &ListFilter) -> u64 {
-    let text = format!(
+    let mut text = format!(
         "{:?}|{:?}|{:?}|{:?}|{:?}",
         filter.country_code.map(|c| c.to_string()),
         filter.from,
@@ -181,6 +188,11 @@ fn filter_digest(filter: &ListFilter) -> u64 {
         filter.topic,
         filter.query
     );
+    // Appended only when set, so that tokens issued before the filter
+    // existed stay valid.
+    if let Some(o) = filter.organization_code {
+        text.push_str(&format!("|org:{o}"));
+    }
     text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     })

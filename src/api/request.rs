@@ -5,23 +5,77 @@ use chrono::Utc;
 use prost::Message;
 use uuid::Uuid;
 
-use crate::domain::{CountryCode, CountryPair, NewMeeting, RequestId, Violations};
+use crate::domain::{
+    CountryCode, NewMeeting, OrganizationCode, Party, PartyPair, RequestId, Violations,
+};
 use crate::error::{Error, Result};
 use crate::pb;
 
-/// Two distinct country codes, as an unordered pair.
-pub(super) fn parse_pair(a: &str, b: &str, v: &mut Violations) -> Option<CountryPair> {
-    let a = CountryCode::parse(a)
-        .map_err(|e| v.add("country_a", e))
-        .ok();
-    let b = CountryCode::parse(b)
-        .map_err(|e| v.add("country_b", e))
-        .ok();
+/// The fields of a request that name a pair: each side a country or an
+/// organisation.
+pub(super) struct PairFields<'a> {
+    pub country_a: &'a str,
+    pub country_b: &'a str,
+    pub organization_a: &'a str,
+    pub organization_b: &'a str,
+}
+
+impl PairFields<'_> {
+    /// Whether any of the fields is set.
+    pub(super) fn any(&self) -> bool {
+        [
+            self.country_a,
+            self.country_b,
+            self.organization_a,
+            self.organization_b,
+        ]
+        .iter()
+        .any(|f| !f.trim().is_empty())
+    }
+}
+
+/// One side of a pair: exactly one of its country field and organisation
+/// field (`country_<side>`, `organization_<side>`).
+fn parse_side(country: &str, organization: &str, side: char, v: &mut Violations) -> Option<Party> {
+    match (country.trim().is_empty(), organization.trim().is_empty()) {
+        (true, true) => {
+            v.add(
+                format!("country_{side}"),
+                format!("is required: a country code such as \"AZ\", or else organization_{side}"),
+            );
+            None
+        }
+        (false, false) => {
+            v.add(
+                format!("organization_{side}"),
+                format!("must not be set together with country_{side}: a side is one party"),
+            );
+            None
+        }
+        (false, true) => CountryCode::parse(country)
+            .map(Party::Country)
+            .map_err(|e| v.add(format!("country_{side}"), e))
+            .ok(),
+        (true, false) => OrganizationCode::parse(organization)
+            .map(Party::Organization)
+            .map_err(|e| v.add(format!("organization_{side}"), e))
+            .ok(),
+    }
+}
+
+/// Two distinct parties, as an unordered pair.
+pub(super) fn parse_pair(f: &PairFields<'_>, v: &mut Violations) -> Option<PartyPair> {
+    let a = parse_side(f.country_a, f.organization_a, 'a', v);
+    let b = parse_side(f.country_b, f.organization_b, 'b', v);
     let (a, b) = (a?, b?);
-    CountryPair::new(a, b).or_else(|| {
+    PartyPair::new(a, b).or_else(|| {
+        let field = match b {
+            Party::Country(_) => "country_b",
+            Party::Organization(_) => "organization_b",
+        };
         v.add(
-            "country_b",
-            format!("must differ from country_a (both are {a})"),
+            field,
+            format!("must differ from the first side (both are {})", a.code()),
         );
         None
     })

@@ -2,14 +2,13 @@
 
 use std::sync::Arc;
 
-use chrono::NaiveDate;
 use tokio::sync::Semaphore;
 
 use tokio_stream::Stream;
 use tonic::{Request, Status};
 
 use super::paged::{PageSource, paged};
-use super::request::{decode_record, parse_id, parse_pair};
+use super::request::{PairFields, decode_record, parse_id, parse_pair};
 use super::{DatabaseShare, MeetingsApi, read_page};
 use super::{Origin, holding};
 use crate::domain::{Violations, parse_date};
@@ -23,10 +22,6 @@ const FIRST_PAGE: u32 = 32;
 /// Rows in every later page: large enough to amortise a query, small enough
 /// that a page in memory stays well under a few MiB.
 const PAGE: u32 = 512;
-
-/// Open ends of a date range, within what PostgreSQL's `date` holds.
-const EARLIEST: NaiveDate = NaiveDate::from_ymd_opt(1, 1, 1).expect("valid date");
-const LATEST: NaiveDate = NaiveDate::from_ymd_opt(9999, 12, 31).expect("valid date");
 
 impl MeetingsApi {
     /// A pair stream as served: its slots, its start, then its pages.
@@ -55,7 +50,15 @@ impl MeetingsApi {
         req: &pb::StreamMeetingsByCountryPairRequest,
     ) -> Result<PairQuery> {
         let mut v = Violations::new();
-        let pair = parse_pair(&req.country_a, &req.country_b, &mut v);
+        let pair = parse_pair(
+            &PairFields {
+                country_a: &req.country_a,
+                country_b: &req.country_b,
+                organization_a: &req.organization_a,
+                organization_b: &req.organization_b,
+            },
+            &mut v,
+        );
         let mut optional_date = |field: &str, raw: &str| match raw {
             "" => None,
             raw => parse_date(raw).map_err(|e| v.add(field, e)).ok(),
@@ -77,11 +80,7 @@ impl MeetingsApi {
             return Err(Error::invalid_request(v));
         };
 
-        let (mut after, bound) = PairQuery::start(
-            from.unwrap_or(EARLIEST),
-            to.unwrap_or(LATEST),
-            req.newest_first,
-        );
+        let mut query = PairQuery::new(pair, from, to, req.newest_first, FIRST_PAGE);
         if let Some(id) = start_after {
             let row = self
                 .storage
@@ -91,19 +90,13 @@ impl MeetingsApi {
             let resume = Cursor { date: row.date, id };
             // Keep whichever of the date bound and the resume point lies
             // further along the stream.
-            after = if req.newest_first {
-                after.min(resume)
+            query.after = if req.newest_first {
+                query.after.min(resume)
             } else {
-                after.max(resume)
+                query.after.max(resume)
             };
         }
-        Ok(PairQuery {
-            pair,
-            after,
-            bound,
-            newest_first: req.newest_first,
-            limit: FIRST_PAGE,
-        })
+        Ok(query)
     }
 }
 

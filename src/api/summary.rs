@@ -1,9 +1,9 @@
-//! GetCountryPairSummary: counts, dates, top topics and anniversaries of
-//! a pair.
+//! GetCountryPairSummary: counts, dates, top topics, meetings per year and
+//! per format, and anniversaries of a pair.
 
 use super::MeetingsApi;
-use super::request::parse_pair;
-use crate::domain::Violations;
+use super::request::{PairFields, parse_pair};
+use crate::domain::{Party, Violations};
 use crate::error::{Error, Result};
 use crate::pb;
 
@@ -16,7 +16,15 @@ impl MeetingsApi {
         req: pb::GetCountryPairSummaryRequest,
     ) -> Result<pb::GetCountryPairSummaryResponse> {
         let mut v = Violations::new();
-        let pair = parse_pair(&req.country_a, &req.country_b, &mut v);
+        let pair = parse_pair(
+            &PairFields {
+                country_a: &req.country_a,
+                country_b: &req.country_b,
+                organization_a: &req.organization_a,
+                organization_b: &req.organization_b,
+            },
+            &mut v,
+        );
         if req.top_topics > MAX_TOP_TOPICS {
             v.add(
                 "top_topics",
@@ -32,9 +40,34 @@ impl MeetingsApi {
             req.top_topics
         };
         let s = self.storage.pair_summary(pair, top).await?;
+        // Each side in its country or organisation field.
+        let side = |p: Party| match p {
+            Party::Country(c) => (c.to_string(), String::new()),
+            Party::Organization(o) => (String::new(), o.to_string()),
+        };
+        let (country_a, organization_a) = side(pair.low());
+        let (country_b, organization_b) = side(pair.high());
         Ok(pb::GetCountryPairSummaryResponse {
-            country_a: pair.low().to_string(),
-            country_b: pair.high().to_string(),
+            country_a,
+            country_b,
+            organization_a,
+            organization_b,
+            meetings_by_year: s
+                .years
+                .into_iter()
+                .map(|y| pb::YearCount {
+                    year: y.year,
+                    meeting_count: u64::try_from(y.meetings).unwrap_or(0),
+                })
+                .collect(),
+            meetings_by_format: s
+                .formats
+                .into_iter()
+                .map(|f| pb::FormatCount {
+                    format: i32::from(f.format),
+                    meeting_count: u64::try_from(f.meetings).unwrap_or(0),
+                })
+                .collect(),
             meeting_count: u64::try_from(s.counts.count).unwrap_or(0),
             first_meeting_date: s.counts.first.map(|d| d.to_string()).unwrap_or_default(),
             last_meeting_date: s.counts.last.map(|d| d.to_string()).unwrap_or_default(),

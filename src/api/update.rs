@@ -13,8 +13,10 @@ use crate::pb;
 use crate::storage::UpdatedRow;
 
 /// Fields UpdateMeeting can replace.
-const UPDATABLE: [&str; 7] = [
+const UPDATABLE: [&str; 9] = [
     "date",
+    "end_date",
+    "format",
     "location",
     "participants",
     "anniversary",
@@ -135,6 +137,8 @@ fn update_paths(
 fn apply(target: &mut pb::Meeting, patch: &pb::Meeting, field: &str) {
     match field {
         "date" => target.date.clone_from(&patch.date),
+        "end_date" => target.end_date.clone_from(&patch.end_date),
+        "format" => target.format = patch.format,
         "location" => target.location.clone_from(&patch.location),
         "participants" => target.participants.clone_from(&patch.participants),
         "anniversary" => target.anniversary.clone_from(&patch.anniversary),

@@ -17,10 +17,10 @@ use tokio_stream::Stream;
 use tonic::{Request, Status};
 
 use super::paged::{PageSource, paged};
-use super::request::{decode_record, parse_pair};
+use super::request::{PairFields, decode_record, parse_pair};
 use super::{DatabaseShare, MeetingsApi, read_page, timestamp};
 use super::{Origin, holding};
-use crate::domain::{CountryPair, Violations};
+use crate::domain::{PartyPair, Violations, split_party_keys};
 use crate::error::{Error, Result};
 use crate::pb;
 use crate::storage::{EventRow, Storage};
@@ -52,11 +52,18 @@ impl MeetingsApi {
     async fn watch_start(
         &self,
         req: &pb::WatchMeetingsRequest,
-    ) -> Result<(i64, Option<CountryPair>)> {
+    ) -> Result<(i64, Option<PartyPair>)> {
         let mut v = Violations::new();
-        let pair = match (req.country_a.trim(), req.country_b.trim()) {
-            ("", "") => None,
-            _ => parse_pair(&req.country_a, &req.country_b, &mut v),
+        let fields = PairFields {
+            country_a: &req.country_a,
+            country_b: &req.country_b,
+            organization_a: &req.organization_a,
+            organization_b: &req.organization_b,
+        };
+        let pair = if fields.any() {
+            parse_pair(&fields, &mut v)
+        } else {
+            None
         };
         // Numbers are PostgreSQL bigints: a position past the largest is
         // past the newest event, like any other position the feed has not
@@ -91,7 +98,7 @@ pub(super) struct EventPages {
     pub(super) reads: Arc<Semaphore>,
     pub(super) share: DatabaseShare,
     pub(super) after: i64,
-    pub(super) pair: Option<CountryPair>,
+    pub(super) pair: Option<PartyPair>,
     /// The number the page in hand covers through (its events may be
     /// fewer: other pairs').
     pub(super) through: i64,
@@ -144,11 +151,15 @@ impl PageSource for EventPages {
 fn event_to_pb(row: EventRow) -> Result<pb::WatchMeetingsResponse> {
     let meeting = match &row.record {
         Some(record) => decode_record(record)?,
-        None => pb::Meeting {
-            id: row.meeting_id.to_string(),
-            country_codes: row.country_codes.clone(),
-            ..Default::default()
-        },
+        None => {
+            let (country_codes, organization_codes) = split_party_keys(&row.country_codes);
+            pb::Meeting {
+                id: row.meeting_id.to_string(),
+                country_codes,
+                organization_codes,
+                ..Default::default()
+            }
+        }
     };
     Ok(pb::WatchMeetingsResponse {
         event: Some(pb::MeetingEvent {

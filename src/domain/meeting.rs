@@ -1,15 +1,18 @@
 use std::collections::{BTreeSet, HashMap};
 use std::fmt::Display;
 
-use chrono::NaiveDate;
+use chrono::{Days, NaiveDate};
 
 use super::text::parse_text;
-use super::{CountryCode, CountryPair, Violations, parse_meeting_date};
+use super::{
+    CountryCode, OrganizationCode, Party, PartyPair, Violations, parse_date, parse_meeting_date,
+};
 
 /// Limits of a meeting record; the proto documents the same numbers.
 pub mod limits {
     pub const MIN_PARTICIPANTS: usize = 2;
     pub const MAX_PARTICIPANTS: usize = 200;
+    pub const MIN_TOPICS: usize = 0;
     pub const MAX_TOPICS: usize = 100;
     pub const MAX_SOURCES: usize = 20;
     pub const MAX_SHORT_TEXT: usize = 200;
@@ -17,6 +20,10 @@ pub mod limits {
     pub const MAX_URL: usize = 2_048;
     pub const MAX_ANNIVERSARY_YEARS: u32 = 1_000;
     pub const MAX_REQUEST_ID: usize = 128;
+    /// The most days a meeting's end_date may be after its date. Date
+    /// bounds find the meetings that overlap them by this: a meeting that
+    /// ends on or after `from` starts at most this many days before it.
+    pub const MAX_SPAN_DAYS: u64 = 90;
 }
 use limits::*;
 
@@ -25,6 +32,9 @@ use limits::*;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewMeeting {
     date: NaiveDate,
+    /// The last day, when given (on or after `date`).
+    end_date: Option<NaiveDate>,
+    format: MeetingFormat,
     location: Option<Location>,
     participants: Vec<Participant>,
     anniversary: Option<Anniversary>,
@@ -33,8 +43,36 @@ pub struct NewMeeting {
     topic_keys: Vec<String>,
     summary: String,
     sources: Vec<Source>,
-    /// The distinct participant countries, sorted.
-    country_codes: Vec<CountryCode>,
+    /// The distinct parties of the participants, in key order.
+    parties: Vec<Party>,
+}
+
+/// How a meeting was held. The numbers are MeetingFormat's on the wire and
+/// in storage.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum MeetingFormat {
+    #[default]
+    Unspecified = 0,
+    InPerson = 1,
+    PhoneCall = 2,
+    VideoCall = 3,
+}
+
+impl MeetingFormat {
+    pub const ALL: [Self; 4] = [
+        Self::Unspecified,
+        Self::InPerson,
+        Self::PhoneCall,
+        Self::VideoCall,
+    ];
+
+    pub fn from_number(n: i32) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.number() == n)
+    }
+
+    pub fn number(self) -> i32 {
+        self as i32
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,7 +85,7 @@ pub struct Location {
 pub struct Participant {
     name: String,
     title: String,
-    country_code: CountryCode,
+    party: Party,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,6 +166,10 @@ impl Checker<'_> {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RawMeeting {
     pub date: String,
+    /// Empty when not given.
+    pub end_date: String,
+    /// MeetingFormat's number as sent (an unknown number is a violation).
+    pub format: i32,
     pub location: Option<RawLocation>,
     pub participants: Vec<RawParticipant>,
     pub anniversary: Option<RawAnniversary>,
@@ -147,6 +189,7 @@ pub struct RawParticipant {
     pub name: String,
     pub title: String,
     pub country_code: String,
+    pub organization_code: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -176,8 +219,17 @@ impl NewMeeting {
             violations: Violations::new(),
         };
         let date = c.check("date", parse_meeting_date(&raw.date, today));
-        let location = raw.location.and_then(|l| parse_location(&mut c, l));
-        let participants = parse_participants(&mut c, raw.participants);
+        let end_date = match raw.end_date.as_str() {
+            "" => Some(None),
+            end => c.check("end_date", parse_end_date(end, date)).map(Some),
+        };
+        let format = c.check(
+            "format",
+            MeetingFormat::from_number(raw.format)
+                .ok_or_else(|| format!("{} is not a MeetingFormat value", raw.format)),
+        );
+        let location = raw.location.and_then(|l| parse_location(&mut c, l, date));
+        let participants = parse_participants(&mut c, raw.participants, date);
         let anniversary = raw.anniversary.and_then(|a| {
             let years = c.check("anniversary.years", check_years(a.years));
             let occasion = c.text("anniversary.occasion", a.occasion, 1, MAX_SHORT_TEXT);
@@ -191,17 +243,29 @@ impl NewMeeting {
         let sources = parse_sources(&mut c, raw.sources);
 
         let Checker { violations, .. } = c;
-        match (date, participants, topics, summary, sources) {
+        match (
+            date,
+            end_date,
+            format,
+            participants,
+            topics,
+            summary,
+            sources,
+        ) {
             (
                 Some(date),
+                Some(end_date),
+                Some(format),
                 Some(participants),
                 Some((topics, topic_keys)),
                 Some(summary),
                 Some(sources),
             ) if violations.is_empty() => {
-                let codes: BTreeSet<_> = participants.iter().map(|p| p.country_code).collect();
+                let parties: BTreeSet<_> = participants.iter().map(|p| p.party).collect();
                 Ok(Self {
                     date,
+                    end_date,
+                    format,
                     location,
                     participants,
                     anniversary,
@@ -209,7 +273,7 @@ impl NewMeeting {
                     topic_keys,
                     summary,
                     sources,
-                    country_codes: codes.into_iter().collect(),
+                    parties: parties.into_iter().collect(),
                 })
             }
             _ => Err(violations),
@@ -218,6 +282,13 @@ impl NewMeeting {
 
     pub fn date(&self) -> NaiveDate {
         self.date
+    }
+    /// The last day as given; None for a meeting given as one day.
+    pub fn end_date(&self) -> Option<NaiveDate> {
+        self.end_date
+    }
+    pub fn format(&self) -> MeetingFormat {
+        self.format
     }
     pub fn location(&self) -> Option<&Location> {
         self.location.as_ref()
@@ -243,28 +314,45 @@ impl NewMeeting {
         &self.sources
     }
 
-    /// The distinct participant countries, sorted.
-    pub fn country_codes(&self) -> &[CountryCode] {
-        &self.country_codes
+    /// The distinct parties of the participants, in key order (countries,
+    /// then organisations).
+    pub fn parties(&self) -> &[Party] {
+        &self.parties
     }
 
-    /// How many pairs of countries the meeting belongs to: its rows in the
+    /// The distinct participant countries, sorted.
+    pub fn country_codes(&self) -> impl Iterator<Item = CountryCode> + '_ {
+        self.parties.iter().filter_map(|p| match p {
+            Party::Country(c) => Some(*c),
+            Party::Organization(_) => None,
+        })
+    }
+
+    /// The distinct participant organisations, sorted.
+    pub fn organization_codes(&self) -> impl Iterator<Item = OrganizationCode> + '_ {
+        self.parties.iter().filter_map(|p| match p {
+            Party::Organization(o) => Some(*o),
+            Party::Country(_) => None,
+        })
+    }
+
+    /// How many pairs of parties the meeting belongs to: its rows in the
     /// pair index.
     pub fn pair_count(&self) -> usize {
-        let n = self.country_codes.len();
+        let n = self.parties.len();
         n * n.saturating_sub(1) / 2
     }
 
-    /// Every unordered pair of distinct participant countries: the rows of
-    /// the pair index (which the insert statement makes from the codes).
-    pub fn country_pairs(&self) -> Vec<CountryPair> {
-        let codes = self.country_codes();
-        let mut pairs = Vec::with_capacity(codes.len() * codes.len().saturating_sub(1) / 2);
-        for (i, &a) in codes.iter().enumerate() {
+    /// Every unordered pair of distinct parties: the rows of the pair index
+    /// (which the insert statement makes from the party keys).
+    pub fn party_pairs(&self) -> Vec<PartyPair> {
+        let parties = self.parties();
+        let mut pairs = Vec::with_capacity(self.pair_count());
+        for (i, &a) in parties.iter().enumerate() {
             pairs.extend(
-                codes[i + 1..]
+                parties[i + 1..]
                     .iter()
-                    .filter_map(|&b| CountryPair::new(a, b)),
+                    .filter_map(|&b| PartyPair::new(a, b)),
             );
         }
         pairs
@@ -281,14 +369,50 @@ fn check_years(years: u32) -> Result<u32, String> {
     }
 }
 
-fn parse_location(c: &mut Checker<'_>, raw: RawLocation) -> Option<Location> {
+/// The last day of a meeting: on or after its first (`date`, when that is
+/// valid), and at most `MAX_SPAN_DAYS` after it.
+fn parse_end_date(raw: &str, date: Option<NaiveDate>) -> Result<NaiveDate, String> {
+    let end = parse_date(raw)?;
+    let Some(date) = date else {
+        return Ok(end);
+    };
+    if end < date {
+        return Err(format!("{end} is before the meeting's date {date}"));
+    }
+    let latest = date
+        .checked_add_days(Days::new(MAX_SPAN_DAYS))
+        .unwrap_or(NaiveDate::MAX);
+    if end > latest {
+        return Err(format!(
+            "{end} is more than {MAX_SPAN_DAYS} days after the meeting's date {date} \
+             (at most {latest})"
+        ));
+    }
+    Ok(end)
+}
+
+/// A country code that must name a country existing on `date` (when the
+/// date is valid).
+fn parse_country(raw: &str, date: Option<NaiveDate>) -> Result<CountryCode, String> {
+    let code = CountryCode::parse(raw)?;
+    if let Some(date) = date {
+        code.exists_on(date)?;
+    }
+    Ok(code)
+}
+
+fn parse_location(
+    c: &mut Checker<'_>,
+    raw: RawLocation,
+    date: Option<NaiveDate>,
+) -> Option<Location> {
     let city = c.text("location.city", raw.city, 0, MAX_SHORT_TEXT);
     let country_code = if raw.country_code.trim().is_empty() {
         Some(None)
     } else {
         c.check(
             "location.country_code",
-            CountryCode::parse(&raw.country_code),
+            parse_country(&raw.country_code, date),
         )
         .map(Some)
     };
@@ -300,7 +424,56 @@ fn parse_location(c: &mut Checker<'_>, raw: RawLocation) -> Option<Location> {
     (!location.city.is_empty() || location.country_code.is_some()).then_some(location)
 }
 
-fn parse_participants(c: &mut Checker<'_>, raw: Vec<RawParticipant>) -> Option<Vec<Participant>> {
+/// A participant's party: exactly one of its country and organisation
+/// codes, existing on `date`.
+fn parse_party(
+    c: &mut Checker<'_>,
+    i: usize,
+    country: &str,
+    organization: &str,
+    date: Option<NaiveDate>,
+) -> Option<Party> {
+    let (country, organization) = (country.trim(), organization.trim());
+    match (country.is_empty(), organization.is_empty()) {
+        (true, true) => {
+            c.violations.add(
+                c.path(format_args!("participants[{i}].country_code")),
+                "is required: an ISO 3166-1 alpha-2 country code such as \"AZ\", \
+                 or else organization_code",
+            );
+            None
+        }
+        (false, false) => {
+            c.violations.add(
+                c.path(format_args!("participants[{i}].organization_code")),
+                "must not be set together with country_code: a participant represents \
+                 one country or one organisation",
+            );
+            None
+        }
+        (false, true) => c
+            .check(
+                format_args!("participants[{i}].country_code"),
+                parse_country(country, date),
+            )
+            .map(Party::Country),
+        (true, false) => c
+            .check(
+                format_args!("participants[{i}].organization_code"),
+                OrganizationCode::parse(organization).and_then(|o| {
+                    date.map_or(Ok(()), |d| o.exists_on(d))?;
+                    Ok(o)
+                }),
+            )
+            .map(Party::Organization),
+    }
+}
+
+fn parse_participants(
+    c: &mut Checker<'_>,
+    raw: Vec<RawParticipant>,
+    date: Option<NaiveDate>,
+) -> Option<Vec<Participant>> {
     if c.too_many(
         "participants",
         "participants",
@@ -311,47 +484,48 @@ fn parse_participants(c: &mut Checker<'_>, raw: Vec<RawParticipant>) -> Option<V
         return None;
     }
     let before = c.violations.clone();
-    let mut seen: HashMap<(String, CountryCode), usize> = HashMap::with_capacity(raw.len());
+    let mut seen: HashMap<(String, Party), usize> = HashMap::with_capacity(raw.len());
     let mut participants = Vec::with_capacity(raw.len());
     for (i, p) in raw.into_iter().enumerate() {
+        let RawParticipant {
+            name,
+            title,
+            country_code,
+            organization_code,
+        } = p;
         let name = c.text(
             format_args!("participants[{i}].name"),
-            p.name,
+            name,
             1,
             MAX_SHORT_TEXT,
         );
         let title = c.text(
             format_args!("participants[{i}].title"),
-            p.title,
+            title,
             0,
             MAX_SHORT_TEXT,
         );
-        let code = c.check(
-            format_args!("participants[{i}].country_code"),
-            CountryCode::parse(&p.country_code),
-        );
-        if let (Some(name), Some(title), Some(country_code)) = (name, title, code) {
-            if let Some(first) = seen.insert((super::fold_case(&name), country_code), i) {
+        let party = parse_party(c, i, &country_code, &organization_code, date);
+        if let (Some(name), Some(title), Some(party)) = (name, title, party) {
+            if let Some(first) = seen.insert((super::fold_case(&name), party), i) {
                 c.violations.add(
                     c.path(format_args!("participants[{i}]")),
-                    format!("repeats participants[{first}]: the same name and country"),
+                    format!(
+                        "repeats participants[{first}]: the same name and country or organisation"
+                    ),
                 );
             }
-            participants.push(Participant {
-                name,
-                title,
-                country_code,
-            });
+            participants.push(Participant { name, title, party });
         }
     }
     if c.violations != before {
         return None;
     }
-    let countries: BTreeSet<_> = participants.iter().map(|p| p.country_code).collect();
-    if participants.len() >= MIN_PARTICIPANTS && countries.len() < 2 {
+    let parties: BTreeSet<_> = participants.iter().map(|p| p.party).collect();
+    if participants.len() >= MIN_PARTICIPANTS && parties.len() < 2 {
         c.violations.add(
             c.path("participants"),
-            "must come from at least 2 distinct countries",
+            "must come from at least 2 distinct countries or organisations",
         );
         return None;
     }
@@ -373,7 +547,7 @@ pub const TOPIC_KEY_VERSION: i32 = 2;
 
 /// The topics, and each as `topic_key` makes it.
 fn parse_topics(c: &mut Checker<'_>, raw: Vec<String>) -> Option<(Vec<String>, Vec<String>)> {
-    if c.too_many("topics", "topics", raw.len(), 1, MAX_TOPICS) || raw.is_empty() {
+    if c.too_many("topics", "topics", raw.len(), MIN_TOPICS, MAX_TOPICS) {
         return None;
     }
     let mut seen: HashMap<String, usize> = HashMap::with_capacity(raw.len());
@@ -455,8 +629,9 @@ impl Participant {
     pub fn title(&self) -> &str {
         &self.title
     }
-    pub fn country_code(&self) -> CountryCode {
-        self.country_code
+    /// The country or organisation the participant represented.
+    pub fn party(&self) -> Party {
+        self.party
     }
 }
 
@@ -490,8 +665,8 @@ mod tests {
     fn participant(name: &str, code: &str) -> RawParticipant {
         RawParticipant {
             name: name.into(),
-            title: String::new(),
             country_code: code.into(),
+            ..Default::default()
         }
     }
 
@@ -519,8 +694,8 @@ mod tests {
     fn a_valid_meeting_is_normalised() {
         let m = NewMeeting::parse(valid(), "meeting", today()).unwrap();
         assert_eq!(m.topics(), ["energy"]);
-        assert_eq!(m.participants()[0].country_code().as_str(), "AZ");
-        assert_eq!(m.country_pairs().len(), 1);
+        assert_eq!(m.participants()[0].party().key(), "AZ");
+        assert_eq!(m.party_pairs().len(), 1);
         assert!(m.location().is_none() && m.anniversary().is_none());
     }
 
@@ -579,11 +754,149 @@ mod tests {
         m.participants.push(participant("Second Azerbaijani", "AZ"));
         let m = NewMeeting::parse(m, "meeting", today()).unwrap();
         let pairs: Vec<_> = m
-            .country_pairs()
+            .party_pairs()
             .iter()
-            .map(|p| format!("{}-{}", p.low(), p.high()))
+            .map(|p| format!("{}-{}", p.low().key(), p.high().key()))
             .collect();
         assert_eq!(pairs, ["AZ-JP", "AZ-TR", "JP-TR"]);
+    }
+
+    #[test]
+    fn organisations_and_former_countries_are_parties() {
+        let mut m = valid();
+        m.date = "1985-03-10".into();
+        m.participants = vec![
+            participant("Mikhail Gorbachev", "su"),
+            RawParticipant {
+                name: "Jacques Delors".into(),
+                organization_code: "ec".into(),
+                ..Default::default()
+            },
+            participant("Erich Honecker", "DDDE"),
+        ];
+        m.location = Some(RawLocation {
+            city: "Moscow".into(),
+            country_code: "SU".into(),
+        });
+        let m = NewMeeting::parse(m, "meeting", today()).unwrap();
+        let keys: Vec<_> = m.parties().iter().map(|p| p.key()).collect();
+        assert_eq!(keys, ["DDDE", "SUHH", "org:EC"]);
+        let countries: Vec<_> = m.country_codes().map(|c| c.as_str()).collect();
+        assert_eq!(countries, ["DDDE", "SUHH"]);
+        let orgs: Vec<_> = m.organization_codes().map(|o| o.as_str()).collect();
+        assert_eq!(orgs, ["EC"]);
+        assert_eq!(
+            m.location().unwrap().country_code().unwrap().as_str(),
+            "SUHH"
+        );
+        assert_eq!(m.pair_count(), 3);
+    }
+
+    #[test]
+    fn an_organisation_and_a_country_with_the_same_code_are_two_parties() {
+        let mut m = valid();
+        m.participants = vec![
+            participant("Anthony Albanese", "AU"),
+            RawParticipant {
+                name: "Moussa Faki".into(),
+                organization_code: "AU".into(),
+                ..Default::default()
+            },
+        ];
+        assert_eq!(
+            NewMeeting::parse(m, "meeting", today())
+                .unwrap()
+                .pair_count(),
+            1
+        );
+    }
+
+    #[test]
+    fn parties_must_have_existed_on_the_meeting_date() {
+        let mut m = valid();
+        m.date = "1992-01-15".into();
+        m.participants = vec![
+            participant("A", "SUHH"),
+            RawParticipant {
+                name: "B".into(),
+                organization_code: "EU".into(),
+                ..Default::default()
+            },
+            RawParticipant {
+                name: "C".into(),
+                country_code: "JP".into(),
+                organization_code: "UN".into(),
+                ..Default::default()
+            },
+            participant("D", ""),
+            participant("E", "CS"),
+            participant("F", "XK"),
+        ];
+        m.location = Some(RawLocation {
+            city: String::new(),
+            country_code: "DD".into(),
+        });
+        m.end_date = "1992-01-14".into();
+        m.format = 9;
+        let violations = NewMeeting::parse(m, "meeting", today()).unwrap_err();
+        let found: Vec<_> = violations
+            .into_iter()
+            .map(|v| (v.field, v.description))
+            .collect();
+        let fields: Vec<_> = found.iter().map(|(f, _)| f.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "meeting.end_date",
+                "meeting.format",
+                "meeting.location.country_code",
+                "meeting.participants[0].country_code",
+                "meeting.participants[1].organization_code",
+                "meeting.participants[2].organization_code",
+                "meeting.participants[3].country_code",
+                "meeting.participants[4].country_code",
+            ]
+        );
+        assert!(
+            found[0].1.contains("before the meeting's date"),
+            "{found:?}"
+        );
+        assert!(
+            found[2].1.contains("ceased to exist on 1990-10-03"),
+            "{found:?}"
+        );
+        assert!(
+            found[3].1.contains("ceased to exist on 1991-12-26"),
+            "{found:?}"
+        );
+        assert!(found[4].1.contains("founded on 1993-11-01"), "{found:?}");
+        assert!(
+            found[7].1.contains("CSHH") && found[7].1.contains("CSXX"),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn a_meeting_spans_at_most_ninety_days_and_may_have_no_topics() {
+        let mut m = valid();
+        m.topics.clear();
+        m.end_date = "2022-08-03".into();
+        m.format = MeetingFormat::PhoneCall.number();
+        let parsed = NewMeeting::parse(m.clone(), "meeting", today()).unwrap();
+        assert_eq!(parsed.end_date(), Some("2022-08-03".parse().unwrap()));
+        assert_eq!(parsed.format(), MeetingFormat::PhoneCall);
+        assert!(parsed.topics().is_empty());
+        m.end_date = "2022-08-04".into();
+        let too_long = NewMeeting::parse(m.clone(), "meeting", today()).unwrap_err();
+        assert!(
+            too_long
+                .iter()
+                .any(|v| v.field == "meeting.end_date"
+                    && v.description.contains("more than 90 days")),
+            "{too_long:?}"
+        );
+        m.end_date = "2022-5-6".into();
+        assert_eq!(fields(m), ["meeting.end_date"]);
     }
 
     #[test]

@@ -4,15 +4,17 @@
 mod country;
 mod date;
 mod meeting;
+mod party;
 mod text;
 mod violations;
 
-pub use country::{CountryCode, CountryPair};
+pub use country::CountryCode;
 pub use date::{parse_date, parse_meeting_date};
 pub use meeting::limits;
 pub use meeting::{
-    Anniversary, Location, NewMeeting, Participant, RawAnniversary, RawLocation, RawMeeting,
-    RawParticipant, RawSource, RequestId, Source, TOPIC_KEY_VERSION, topic_key,
+    Anniversary, Location, MeetingFormat, NewMeeting, Participant, RawAnniversary, RawLocation,
+    RawMeeting, RawParticipant, RawSource, RequestId, Source, TOPIC_KEY_VERSION, topic_key,
 };
+pub use party::{OrganizationCode, Party, PartyPair, split_party_keys};
 pub use text::{fold_case, parse_text, quote};
 pub use violations::{FieldViolation, Violations};

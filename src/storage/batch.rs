@@ -14,7 +14,7 @@ use crate::domain::NewMeeting;
 /// Separates the items of a joined list; `chr(31)` in SQL.
 const LIST_SEPARATOR: char = '\u{1f}';
 
-/// The columns of a batch of new meetings ($1 to $21, and $24), each
+/// The columns of a batch of new meetings ($1 to $21, and $24 to $26), each
 /// derived value read from the validated meeting.
 #[derive(Debug, Default)]
 pub(super) struct MeetingColumns<'a> {
@@ -28,7 +28,8 @@ pub(super) struct MeetingColumns<'a> {
     topics: Vec<String>,
     source_names: Vec<String>,
     source_urls: Vec<String>,
-    country_codes: Vec<String>,
+    /// The meeting's party keys (`Party::key`), joined by commas.
+    party_keys: Vec<String>,
     request_ids: Vec<Option<&'a str>>,
     records: Vec<&'a [u8]>,
     create_times: Vec<DateTime<Utc>>,
@@ -40,6 +41,8 @@ pub(super) struct MeetingColumns<'a> {
     participant_codes: Vec<String>,
     topic_keys: Vec<String>,
     request_digests: Vec<Option<&'a [u8]>>,
+    end_dates: Vec<Option<NaiveDate>>,
+    formats: Vec<i16>,
 }
 
 impl<'a> MeetingColumns<'a> {
@@ -67,10 +70,10 @@ impl<'a> MeetingColumns<'a> {
                 .push(joined(m.sources().iter().map(|s| s.name())));
             c.source_urls
                 .push(joined(m.sources().iter().map(|s| s.url())));
-            c.country_codes.push(
-                m.country_codes()
+            c.party_keys.push(
+                m.parties()
                     .iter()
-                    .map(|code| code.as_str())
+                    .map(|p| p.key())
                     .collect::<Vec<_>>()
                     .join(","),
             );
@@ -86,10 +89,12 @@ impl<'a> MeetingColumns<'a> {
             c.participant_titles
                 .push(joined(m.participants().iter().map(|p| p.title())));
             c.participant_codes
-                .push(joined(m.participants().iter().map(|p| p.country_code())));
+                .push(joined(m.participants().iter().map(|p| p.party().key())));
             c.topic_keys.push(joined(m.topic_keys()));
             c.request_digests
                 .push(row.request_digest.as_ref().map(|d| d.as_slice()));
+            c.end_dates.push(m.end_date());
+            c.formats.push(format_column(m));
         }
         c
     }
@@ -109,7 +114,7 @@ impl<'a> MeetingColumns<'a> {
             .bind(self.topics)
             .bind(self.source_names)
             .bind(self.source_urls)
-            .bind(self.country_codes)
+            .bind(self.party_keys)
             .bind(self.request_ids)
             .bind(self.records)
             .bind(self.create_times)
@@ -123,7 +128,14 @@ impl<'a> MeetingColumns<'a> {
             .bind(EventKind::Created.code())
             .bind(RECORD_COPY_MAX_COUNTRIES)
             .bind(self.request_digests)
+            .bind(self.end_dates)
+            .bind(self.formats)
     }
+}
+
+/// The meeting's format as stored: MeetingFormat's number.
+pub(super) fn format_column(m: &NewMeeting) -> i16 {
+    i16::try_from(m.format().number()).unwrap_or(0)
 }
 
 /// What full-text search sees of a meeting.

@@ -7,7 +7,7 @@ use chrono::Utc;
 
 use super::model::{NumberedEvents, PendingEvents};
 use super::{EventPage, EventRow, PAGE_BYTES, Storage};
-use crate::domain::CountryPair;
+use crate::domain::PartyPair;
 use crate::error::Result;
 
 /// Advisory lock key of the event sequencer ("meetings" in ASCII).
@@ -91,7 +91,7 @@ impl Storage {
     pub async fn events_after(
         &self,
         after: i64,
-        pair: Option<CountryPair>,
+        pair: Option<PartyPair>,
         limit: u32,
     ) -> Result<EventPage> {
         let rows: Vec<NumberedEvents> = sqlx::query_as(EVENT_ROWS_AFTER)
@@ -112,7 +112,7 @@ impl Storage {
             .bind(&rows)
             .bind(after)
             .bind(through)
-            .bind(pair.map(|p| vec![p.low().to_string(), p.high().to_string()]))
+            .bind(pair.map(|p| vec![p.low().key(), p.high().key()]))
             .fetch(&self.pool);
         let mut bytes = 0;
         while let Some(event) = events.try_next().await? {

@@ -6,14 +6,17 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use super::batch::{MeetingColumns, joined, search_text};
+use super::batch::{MeetingColumns, format_column, joined, search_text};
 use super::error::{DEADLOCK_DETECTED, has_code};
 use super::model::{StoredKey, TopicKeys};
 use super::{
     Asked, Cursor, EventKind, IdRecord, Inserted, ListFilter, LockedMeeting, NewRow,
     RECORD_COPY_MAX_COUNTRIES, RECORDS_BY_ID, RecordRow, Storage, UpdatedRow,
 };
-use crate::domain::{RequestId, TOPIC_KEY_VERSION, topic_key};
+use crate::domain::{Party, RequestId, TOPIC_KEY_VERSION, limits, topic_key};
+
+/// The longest span of a meeting in days, as SQL's date arithmetic takes it.
+const MAX_SPAN_DAYS_SQL: i32 = limits::MAX_SPAN_DAYS as i32;
 use crate::error::Result;
 
 const INSERT_MEETINGS: &str = include_str!("queries/insert_meetings.sql");
@@ -53,7 +56,7 @@ impl Tx {
             .execute(&mut *self.tx)
             .await?;
         let m = &row.meeting;
-        let codes: Vec<&str> = m.country_codes().iter().map(|c| c.as_str()).collect();
+        let keys: Vec<&str> = m.parties().iter().map(|p| p.key()).collect();
         sqlx::query_scalar::<_, Uuid>(UPDATE_MEETING)
             .bind(row.id)
             .bind(m.date())
@@ -72,7 +75,7 @@ impl Tx {
             .bind(m.topics())
             .bind(m.sources().iter().map(|s| s.name()).collect::<Vec<_>>())
             .bind(m.sources().iter().map(|s| s.url()).collect::<Vec<_>>())
-            .bind(codes)
+            .bind(keys)
             .bind(&row.record)
             .bind(row.update_time)
             .bind(row.version)
@@ -92,12 +95,14 @@ impl Tx {
             .bind(
                 m.participants()
                     .iter()
-                    .map(|p| p.country_code().to_string())
+                    .map(|p| p.party().key())
                     .collect::<Vec<_>>(),
             )
             .bind(m.topic_keys())
             .bind(EventKind::Updated.code())
             .bind(RECORD_COPY_MAX_COUNTRIES)
+            .bind(m.end_date())
+            .bind(format_column(m))
             .fetch_one(&mut *self.tx)
             .await?;
         self.wrote_events = true;
@@ -249,6 +254,12 @@ impl Storage {
             .bind(filter.topic.as_deref())
             .bind(filter.query.as_deref())
             .bind(i64::from(limit))
+            .bind(MAX_SPAN_DAYS_SQL)
+            .bind(
+                filter
+                    .organization_code
+                    .map(|o| Party::Organization(o).key()),
+            )
             .fetch(&self.pool);
         let mut page = Vec::new();
         let mut bytes = 0;

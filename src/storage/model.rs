@@ -1,10 +1,10 @@
 //! What goes into the database and what comes out of it: named row types,
 //! so that no column is read by position.
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Days, NaiveDate, Utc};
 use uuid::Uuid;
 
-use crate::domain::{CountryCode, CountryPair, NewMeeting, RequestId};
+use crate::domain::{CountryCode, NewMeeting, OrganizationCode, PartyPair, RequestId, limits};
 
 /// A meeting ready to be written: the validated meeting, the id and time the
 /// service gave it, and its canonical encoded record.
@@ -89,6 +89,7 @@ pub struct LockedMeeting {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct ListFilter {
     pub country_code: Option<CountryCode>,
+    pub organization_code: Option<OrganizationCode>,
     pub from: Option<NaiveDate>,
     pub to: Option<NaiveDate>,
     /// As `domain::topic_key` makes it.
@@ -104,6 +105,24 @@ pub struct PairSummary {
     pub topics: Vec<TopicCount>,
     /// Oldest first.
     pub anniversaries: Vec<AnniversaryCount>,
+    /// Oldest first.
+    pub years: Vec<YearCount>,
+    /// By format number.
+    pub formats: Vec<FormatCount>,
+}
+
+/// A pair's meetings in one calendar year.
+#[derive(Debug, sqlx::FromRow)]
+pub struct YearCount {
+    pub year: i32,
+    pub meetings: i64,
+}
+
+/// A pair's meetings held in one format (MeetingFormat's number).
+#[derive(Debug, sqlx::FromRow)]
+pub struct FormatCount {
+    pub format: i16,
+    pub meetings: i64,
 }
 
 /// How many meetings a pair has, and their first and last dates.
@@ -178,35 +197,63 @@ pub struct Cursor {
 /// One page of a pair lookup.
 #[derive(Debug, Clone, Copy)]
 pub struct PairQuery {
-    pub pair: CountryPair,
+    pub pair: PartyPair,
     /// Exclusive start: the stream continues after this position.
     pub after: Cursor,
-    /// Inclusive bound on the far end of the range.
+    /// Inclusive bound on the far end of the range of dates.
     pub bound: NaiveDate,
+    /// Only meetings that end on or after this day.
+    pub ends_from: Option<NaiveDate>,
     pub newest_first: bool,
     pub limit: u32,
 }
 
+/// Open ends of a date range, within what PostgreSQL's `date` holds.
+const EARLIEST: NaiveDate = NaiveDate::from_ymd_opt(1, 1, 1).expect("valid date");
+const LATEST: NaiveDate = NaiveDate::from_ymd_opt(9999, 12, 31).expect("valid date");
+
 impl PairQuery {
-    /// The cursor from which a stream over `[from, to]` starts. Ids are
-    /// UUIDv7, never nil nor max, so the sentinel ids exclude nothing.
-    pub fn start(from: NaiveDate, to: NaiveDate, newest_first: bool) -> (Cursor, NaiveDate) {
-        if newest_first {
+    /// The first page of a stream over the meetings of `pair` whose days
+    /// overlap `[from, to]`: those that began on or before `to` and end on
+    /// or after `from`. Those began at most `MAX_SPAN_DAYS` before `from`,
+    /// so the range of dates scanned starts there. Ids are UUIDv7, never
+    /// nil nor max, so the sentinel ids of the start exclude nothing.
+    pub fn new(
+        pair: PartyPair,
+        from: Option<NaiveDate>,
+        to: Option<NaiveDate>,
+        newest_first: bool,
+        limit: u32,
+    ) -> Self {
+        let earliest = from
+            .and_then(|f| f.checked_sub_days(Days::new(limits::MAX_SPAN_DAYS)))
+            .unwrap_or(EARLIEST)
+            .max(EARLIEST);
+        let latest = to.unwrap_or(LATEST);
+        let (after, bound) = if newest_first {
             (
                 Cursor {
-                    date: to,
+                    date: latest,
                     id: Uuid::max(),
                 },
-                from,
+                earliest,
             )
         } else {
             (
                 Cursor {
-                    date: from,
+                    date: earliest,
                     id: Uuid::nil(),
                 },
-                to,
+                latest,
             )
+        };
+        Self {
+            pair,
+            after,
+            bound,
+            ends_from: from,
+            newest_first,
+            limit,
         }
     }
 }

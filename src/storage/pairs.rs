@@ -8,10 +8,10 @@ use uuid::Uuid;
 
 use super::model::PairRow;
 use super::{
-    AnniversaryCount, IdRecord, PAGE_BYTES, PairCounts, PairPage, PairQuery, PairSummary,
-    RECORDS_BY_ID, RecordRow, Storage, TopicCount,
+    AnniversaryCount, FormatCount, IdRecord, PAGE_BYTES, PairCounts, PairPage, PairQuery,
+    PairSummary, RECORDS_BY_ID, RecordRow, Storage, TopicCount, YearCount,
 };
-use crate::domain::CountryPair;
+use crate::domain::PartyPair;
 use crate::error::Result;
 
 const PAIR_PAGE_ASC: &str = include_str!("queries/pair_page_asc.sql");
@@ -71,30 +71,52 @@ impl Storage {
 
     /// Counts, dates, top topics and anniversaries of a pair's meetings.
     #[tracing::instrument(name = "storage.pair_summary", skip(self))]
-    pub async fn pair_summary(&self, pair: CountryPair, top_topics: u32) -> Result<PairSummary> {
+    pub async fn pair_summary(&self, pair: PartyPair, top_topics: u32) -> Result<PairSummary> {
+        let (low, high) = (pair.low().key(), pair.high().key());
         let counts: PairCounts = sqlx::query_as(
             "SELECT count(*) AS count, min(date) AS first, max(date) AS last \
              FROM meeting_country_pairs WHERE country_low = $1 AND country_high = $2",
         )
-        .bind(pair.low().to_string())
-        .bind(pair.high().to_string())
+        .bind(low)
+        .bind(high)
         .fetch_one(&self.pool)
         .await?;
         let topics: Vec<TopicCount> = sqlx::query_as(PAIR_TOP_TOPICS)
-            .bind(pair.low().to_string())
-            .bind(pair.high().to_string())
+            .bind(low)
+            .bind(high)
             .bind(i64::from(top_topics))
             .fetch_all(&self.pool)
             .await?;
         let anniversaries: Vec<AnniversaryCount> = sqlx::query_as(PAIR_ANNIVERSARIES)
-            .bind(pair.low().to_string())
-            .bind(pair.high().to_string())
+            .bind(low)
+            .bind(high)
             .fetch_all(&self.pool)
             .await?;
+        let years: Vec<YearCount> = sqlx::query_as(
+            "SELECT extract(year FROM date)::int4 AS year, count(*) AS meetings \
+             FROM meeting_country_pairs WHERE country_low = $1 AND country_high = $2 \
+             GROUP BY 1 ORDER BY 1",
+        )
+        .bind(low)
+        .bind(high)
+        .fetch_all(&self.pool)
+        .await?;
+        let formats: Vec<FormatCount> = sqlx::query_as(
+            "SELECT m.format, count(*) AS meetings \
+             FROM meeting_country_pairs p JOIN meetings m ON m.id = p.meeting_id \
+             WHERE p.country_low = $1 AND p.country_high = $2 \
+             GROUP BY m.format ORDER BY m.format",
+        )
+        .bind(low)
+        .bind(high)
+        .fetch_all(&self.pool)
+        .await?;
         Ok(PairSummary {
             counts,
             topics,
             anniversaries,
+            years,
+            formats,
         })
     }
 }
@@ -108,12 +130,13 @@ async fn pair_rows(conn: &mut PgConnection, q: &PairQuery) -> Result<Vec<PairRow
         PAIR_PAGE_ASC
     };
     let mut rows = sqlx::query_as::<_, PairRow>(sql)
-        .bind(q.pair.low().to_string())
-        .bind(q.pair.high().to_string())
+        .bind(q.pair.low().key())
+        .bind(q.pair.high().key())
         .bind(q.after.date)
         .bind(q.after.id)
         .bind(q.bound)
         .bind(i64::from(q.limit))
+        .bind(q.ends_from)
         .fetch(&mut *conn);
     let mut read = Vec::new();
     let mut bytes = 0;

@@ -137,6 +137,7 @@ async fn call_each(
                         country_a: "AZ".into(),
                         country_b: "JP".into(),
                         top_topics: 0,
+                        ..Default::default()
                     },
                     token,
                 ))

@@ -88,6 +88,7 @@ fn bad_meeting() -> pb::Meeting {
             name: String::new(),
             title: "t".repeat(1_000),
             country_code: format!("{i}{}", "Z".repeat(10_000)),
+            ..Default::default()
         })
         .collect();
     m
@@ -257,6 +258,7 @@ async fn an_imports_rejected_details_are_bounded_in_bytes() {
                 name: format!("{i}-{j}"),
                 title: String::new(),
                 country_code: "Q".repeat(100),
+                ..Default::default()
             })
             .collect();
         pb::ImportMeetingsRequest {
@@ -291,6 +293,7 @@ async fn a_list_page_ends_before_the_clients_message_limit() {
                 name: format!("{i} {j} {}", "é".repeat(190)),
                 title: "😀".repeat(200),
                 country_code: if j % 2 == 0 { "AZ" } else { "JP" }.into(),
+                ..Default::default()
             })
             .collect();
         pb::ImportMeetingsRequest {

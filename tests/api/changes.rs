@@ -468,6 +468,7 @@ async fn a_pair_summary_counts_dates_topics_and_anniversaries() {
             country_a: "jp".into(),
             country_b: "az".into(),
             top_topics: 0,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -500,6 +501,7 @@ async fn a_pair_summary_counts_dates_topics_and_anniversaries() {
             country_a: "US".into(),
             country_b: "CA".into(),
             top_topics: 5,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -516,6 +518,7 @@ async fn a_pair_summary_counts_dates_topics_and_anniversaries() {
             country_a: "AZ".into(),
             country_b: "az".into(),
             top_topics: 101,
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -622,6 +625,7 @@ async fn a_summary_names_a_topic_as_first_stored() {
             country_a: "AZ".into(),
             country_b: "JP".into(),
             top_topics: 0,
+            ..Default::default()
         })
         .await
         .unwrap()

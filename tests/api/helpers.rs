@@ -321,6 +321,7 @@ pub fn azertac_request() -> pb::CreateMeetingRequest {
                 name: s(p, "name"),
                 title: s(p, "title"),
                 country_code: s(p, "countryCode"),
+                ..Default::default()
             })
             .collect(),
         anniversary: Some(pb::Anniversary {
@@ -362,6 +363,7 @@ pub fn meeting(date: &str, countries: &[&str]) -> pb::Meeting {
                 name: format!("Delegate {i} of {c}"),
                 title: "Minister of Foreign Affairs".to_owned(),
                 country_code: (*c).to_owned(),
+                ..Default::default()
             })
             .collect(),
         topics: vec!["trade".to_owned()],

@@ -1,6 +1,7 @@
 //! Integration tests: the real server over real gRPC against real
 //! PostgreSQL, each test with its own database.
 
+mod archive;
 mod auth;
 mod bounded;
 mod changes;
@@ -12,6 +13,7 @@ mod import;
 mod limits;
 mod load;
 mod migrations;
+mod parties;
 mod raw;
 mod service;
 mod stalled;

@@ -178,3 +178,158 @@ async fn topic_keys_made_by_an_earlier_rule_are_recomputed_at_start() {
     .unwrap();
     assert_eq!(version, meetings::domain::TOPIC_KEY_VERSION);
 }
+
+/// The last migration before organisations, spans and formats (0016).
+const BEFORE_PARTIES: i64 = 20261203000015;
+
+#[tokio::test]
+async fn meetings_stored_before_parties_and_spans_read_unchanged_after_them() {
+    use meetings::pb;
+    use prost::Message;
+
+    let app = spawn_app().await;
+    // The schema as migration 0015 left it: the test database without 0016.
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "ALTER TABLE meetings DROP CONSTRAINT meetings_end_date_check,
+                              DROP CONSTRAINT meetings_format_check,
+                              DROP COLUMN end_date, DROP COLUMN format;
+         ALTER TABLE meeting_country_pairs DROP COLUMN end_date;
+         DELETE FROM _sqlx_migrations WHERE version > {BEFORE_PARTIES};"
+    )))
+    .execute(&app.pool)
+    .await
+    .unwrap();
+
+    // Two meetings as that schema's writer stored them: columns, pair rows
+    // with copies of the record, one CREATED event row for both.
+    let ids = [uuid::Uuid::now_v7(), uuid::Uuid::now_v7()];
+    let records: Vec<pb::Meeting> = ids
+        .iter()
+        .zip(["2022-05-05", "1992-03-02"])
+        .map(|(id, date)| pb::Meeting {
+            id: id.to_string(),
+            country_codes: vec!["AZ".into(), "JP".into()],
+            etag: "v1".into(),
+            create_time: Some(pbjson_types::Timestamp {
+                seconds: 1_700_000_000,
+                nanos: 0,
+            }),
+            update_time: Some(pbjson_types::Timestamp {
+                seconds: 1_700_000_000,
+                nanos: 0,
+            }),
+            ..crate::helpers::meeting(date, &["AZ", "JP"])
+        })
+        .collect();
+    for (id, record) in ids.iter().zip(&records) {
+        let bytes = record.encode_to_vec();
+        sqlx::query(
+            "INSERT INTO meetings (id, date, topics, source_names, source_urls, country_codes,
+                                   record, create_time, update_time, version, search,
+                                   participant_names, participant_titles,
+                                   participant_country_codes, topics_lower, created_event_id)
+             VALUES ($1, $2::date, ARRAY['trade'], '{}', '{}', ARRAY['AZ', 'JP'], $3,
+                     to_timestamp(1700000000), to_timestamp(1700000000), 1,
+                     to_tsvector('simple', 'trade'), ARRAY['Delegate 0 of AZ', 'Delegate 1 of JP'],
+                     ARRAY['Minister of Foreign Affairs', 'Minister of Foreign Affairs'],
+                     ARRAY['AZ', 'JP'], ARRAY['trade'], 900);
+             ",
+        )
+        .bind(id)
+        .bind(&record.date)
+        .bind(&bytes)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO meeting_country_pairs (country_low, country_high, date, meeting_id, record)
+             VALUES ('AZ', 'JP', $2::date, $1, $3)",
+        )
+        .bind(id)
+        .bind(&record.date)
+        .bind(&bytes)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    }
+    sqlx::query(
+        "INSERT INTO meeting_events (event_id, kind, meeting_ids, meeting_codes, event_count)
+         VALUES (900, 1, $1, ARRAY['AZ,JP', 'AZ,JP'], 2)",
+    )
+    .bind(&ids[..])
+    .execute(&app.pool)
+    .await
+    .unwrap();
+
+    // A service started on that database applies 0016, then serves them.
+    let upgraded = app.second_instance().await;
+    for record in &records {
+        assert_eq!(&upgraded.get(&record.id).await.unwrap(), record);
+    }
+    let newest_first = vec![records[0].clone(), records[1].clone()];
+    let oldest_first = vec![records[1].clone(), records[0].clone()];
+    assert_eq!(
+        upgraded
+            .stream(crate::helpers::pair("JP", "AZ"))
+            .await
+            .unwrap(),
+        oldest_first
+    );
+    let bounded = pb::StreamMeetingsByCountryPairRequest {
+        from_date: "2022-05-05".into(),
+        ..crate::helpers::pair("AZ", "JP")
+    };
+    assert_eq!(
+        upgraded.stream(bounded).await.unwrap(),
+        [records[0].clone()],
+        "a meeting of one day overlaps a bound on its day only"
+    );
+    let listed = upgraded
+        .client
+        .clone()
+        .list_meetings(pb::ListMeetingsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .meetings;
+    assert_eq!(listed, newest_first);
+    let summary = upgraded
+        .client
+        .clone()
+        .get_country_pair_summary(pb::GetCountryPairSummaryRequest {
+            country_a: "AZ".into(),
+            country_b: "JP".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(summary.meeting_count, 2);
+    assert_eq!(
+        summary
+            .meetings_by_format
+            .iter()
+            .map(|f| (f.format, f.meeting_count))
+            .collect::<Vec<_>>(),
+        [(pb::MeetingFormat::Unspecified as i32, 2)]
+    );
+    let mut watch = upgraded
+        .client
+        .clone()
+        .watch_meetings(pb::WatchMeetingsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let item = tokio::time::timeout(std::time::Duration::from_secs(10), watch.message())
+            .await
+            .expect("the stored events arrive")
+            .unwrap()
+            .unwrap();
+        seen.push(item.event.unwrap().meeting.unwrap());
+    }
+    let mut expected = records.clone();
+    expected.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(seen, expected);
+}

@@ -111,6 +111,7 @@ async fn changes_arrive_in_order_and_the_pair_filter_applies() {
             country_a: "jp".into(),
             country_b: "az".into(),
             after_sequence: 0,
+            ..Default::default()
         },
     )
     .await;
@@ -457,6 +458,7 @@ async fn an_imported_batch_is_one_event_per_meeting_in_import_order() {
             country_a: "DE".into(),
             country_b: "FR".into(),
             after_sequence: 0,
+            ..Default::default()
         },
     )
     .await;
@@ -512,6 +514,7 @@ async fn a_pair_watcher_reads_past_pages_of_other_pairs() {
             country_a: "AZ".into(),
             country_b: "JP".into(),
             after_sequence: 0,
+            ..Default::default()
         },
     )
     .await;

@@ -53,11 +53,12 @@ pub(crate) fn sample_meeting(i: usize, pair: Option<(&str, &str)>) -> pb::Meetin
                 date: date.to_string(),
                 location: Some(pb::Location { city: "Baku".into(), country_code: a.into() }),
                 participants: vec![
-                    pb::Participant { name: format!("Minister {i}"), title: "Minister of Foreign Affairs".into(), country_code: a.into() },
+                    pb::Participant { name: format!("Minister {i}"), title: "Minister of Foreign Affairs".into(), country_code: a.into(), ..Default::default() },
                     pb::Participant {
                         name: format!("Vice-Minister {i}"),
                         title: "Parliamentary Vice-Minister for Foreign Affairs".into(),
                         country_code: b.into(),
+                        ..Default::default()
                     },
                 ],
                 anniversary: Some(pb::Anniversary { years: 30, occasion: "establishment of diplomatic relations".into() }),

@@ -4,7 +4,9 @@
 -- Lists go as one text a meeting, each item after a U+001F (chr(31)); the
 -- empty piece before the first separator is dropped. $22 is the CREATED
 -- event kind, $23 the most countries a meeting may have and still copy its
--- record into its pair rows, $24 the digests of what each key was asked.
+-- record into its pair rows, $24 the digests of what each key was asked,
+-- $25 the end dates and $26 the formats. "Countries" here are party keys
+-- (see migration 0016): country codes, and "org:" codes of organisations.
 --
 -- A row with a request_id is stored only if its key is new: keys outlive
 -- their meetings. The statement returns the ids of the meetings it stored.
@@ -24,7 +26,8 @@ WITH event AS (
                           anniversary_occasion, summary, topics, source_names, source_urls,
                           country_codes, request_id, record, create_time, update_time, version,
                           search, participant_names, participant_titles,
-                          participant_country_codes, topics_lower, created_event_id)
+                          participant_country_codes, topics_lower, created_event_id,
+                          end_date, format)
     SELECT m.id, m.date, coalesce(m.city, ''), m.location_country_code, m.years, m.occasion,
            m.summary,
            (string_to_array(m.topics, chr(31)))[2:],
@@ -36,27 +39,28 @@ WITH event AS (
            (string_to_array(m.participant_titles, chr(31)))[2:],
            (string_to_array(m.participant_country_codes, chr(31)))[2:],
            (string_to_array(m.topics_lower, chr(31)))[2:],
-           event.id
+           event.id, m.end_date, m.format
     FROM UNNEST($1::uuid[], $2::date[], $3::text[], $4::text[], $5::int4[], $6::text[],
                 $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
                 $13::bytea[], $14::timestamptz[], $15::timestamptz[], $16::int8[], $17::text[],
-                $18::text[], $19::text[], $20::text[], $21::text[])
+                $18::text[], $19::text[], $20::text[], $21::text[], $25::date[], $26::int2[])
          AS m (id, date, city, location_country_code, years, occasion, summary, topics,
                source_names, source_urls, codes, request_id, record, create_time,
                update_time, version, search, participant_names, participant_titles,
-               participant_country_codes, topics_lower),
+               participant_country_codes, topics_lower, end_date, format),
          event
     WHERE m.request_id IS NULL OR m.id IN (SELECT meeting_id FROM keys)
     ON CONFLICT (request_id) WHERE request_id IS NOT NULL DO NOTHING
-    RETURNING id, date, country_codes, record, created_event_id AS event_id
+    RETURNING id, date, end_date, country_codes, record, created_event_id AS event_id
 ), pairs AS (
     -- Every pair of the meeting's (sorted, distinct) countries. A pair row
     -- keeps a copy of the record for meetings of at most $23 countries, so
     -- a pair scan reads nothing else; a larger meeting's pair rows point to
     -- it instead, so one meeting never writes more than $23 choose 2 copies
     -- of its record.
-    INSERT INTO meeting_country_pairs (country_low, country_high, date, meeting_id, record)
-    SELECT low.code, high.code, meeting.date, meeting.id,
+    INSERT INTO meeting_country_pairs (country_low, country_high, date, end_date, meeting_id,
+                                       record)
+    SELECT low.code, high.code, meeting.date, meeting.end_date, meeting.id,
            CASE WHEN cardinality(meeting.country_codes) <= $23::int4 THEN meeting.record END
     FROM meeting
     CROSS JOIN LATERAL unnest(meeting.country_codes) AS low (code)

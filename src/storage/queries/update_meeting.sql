@@ -4,7 +4,8 @@
 -- its new pair rows and an UPDATED event ($20) that keeps the new record
 -- and the countries before and after the update (so that a pair's watchers
 -- see a meeting leave the pair). $21 is the most countries a meeting may
--- have and still copy its record into its pair rows.
+-- have and still copy its record into its pair rows; $22 the end date and
+-- $23 the format.
 WITH event AS (
     SELECT nextval('meeting_events_event_id_seq') AS id
 ), previous AS (
@@ -17,14 +18,15 @@ WITH event AS (
         source_names = $9, source_urls = $10, country_codes = $11, record = $12,
         update_time = $13, version = $14, search = to_tsvector('simple', $15),
         participant_names = $16, participant_titles = $17, participant_country_codes = $18,
-        topics_lower = $19
+        topics_lower = $19, end_date = $22, format = $23
     FROM event, previous
     WHERE t.id = $1 AND previous.id = t.id
-    RETURNING t.id, t.date, t.country_codes, t.record, event.id AS event_id,
+    RETURNING t.id, t.date, t.end_date, t.country_codes, t.record, event.id AS event_id,
               previous.country_codes AS previous_codes
 ), pairs AS (
-    INSERT INTO meeting_country_pairs (country_low, country_high, date, meeting_id, record)
-    SELECT low.code, high.code, meeting.date, meeting.id,
+    INSERT INTO meeting_country_pairs (country_low, country_high, date, end_date, meeting_id,
+                                       record)
+    SELECT low.code, high.code, meeting.date, meeting.end_date, meeting.id,
            CASE WHEN cardinality(meeting.country_codes) <= $21::int4 THEN meeting.record END
     FROM meeting
     CROSS JOIN LATERAL unnest(meeting.country_codes) AS low (code)
