@@ -24,3 +24,13 @@ ALTER TABLE meetings ADD CONSTRAINT meetings_end_date_check
 ALTER TABLE meetings ADD CONSTRAINT meetings_format_check
     CHECK (format BETWEEN 0 AND 3) NOT VALID;
 ALTER TABLE meeting_country_pairs ADD COLUMN end_date date;
+
+-- Pair rows hold (low, high) in byte order of the keys, as the service
+-- orders parties. Under a linguistic collation (en_US, ICU) "org:EU" sorts
+-- before "US" although its bytes sort after, so the order check compares
+-- bytes (COLLATE "C"), as the statements that write pair rows do. Country
+-- codes alone (all that existed before) sort alike under every collation,
+-- so stored rows satisfy the new check; NOT VALID skips scanning them.
+ALTER TABLE meeting_country_pairs DROP CONSTRAINT meeting_country_pairs_check;
+ALTER TABLE meeting_country_pairs ADD CONSTRAINT meeting_country_pairs_check
+    CHECK (country_low < country_high COLLATE "C") NOT VALID;

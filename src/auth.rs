@@ -150,7 +150,7 @@ enum Need {
 
 /// Every method served, and what it needs. A method added to the service
 /// must be added here, or it is refused.
-const METHODS: [(&str, Need); 16] = [
+const METHODS: [(&str, Need); 17] = [
     ("/meetings.v1.MeetingService/CreateMeeting", Need::Write),
     ("/meetings.v1.MeetingService/ImportMeetings", Need::Write),
     ("/meetings.v1.MeetingService/UpdateMeeting", Need::Write),
@@ -164,6 +164,10 @@ const METHODS: [(&str, Need); 16] = [
     ("/meetings.v1.MeetingService/WatchMeetings", Need::Read),
     (
         "/meetings.v1.MeetingService/GetCountryPairSummary",
+        Need::Read,
+    ),
+    (
+        "/meetings.v1.MeetingService/FindDuplicateMeetings",
         Need::Read,
     ),
     (
@@ -396,6 +400,6 @@ mod tests {
                 }
             }
         }
-        assert_eq!(methods, 9);
+        assert_eq!(methods, 10);
     }
 }

@@ -95,6 +95,17 @@ pub enum Command {
     /// with a progress bar, then print the report.
     Import {
         file: PathBuf,
+        /// Merge each meeting into the stored meeting it matches
+        /// (DUPLICATE_POLICY_MERGE), unless its line sets "duplicates".
+        #[arg(long)]
+        merge: bool,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Report, for each meeting of a JSON-lines file, the stored meetings
+    /// it would merge with, one JSON object a line; stores nothing.
+    Duplicates {
+        file: PathBuf,
         #[command(flatten)]
         server: ServerArgs,
     },
@@ -273,7 +284,12 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
                 request.page_token = page.next_page_token;
             }
         }
-        Command::Import { file, server } => import(&file, &server, &mut out).await?,
+        Command::Import {
+            file,
+            merge,
+            server,
+        } => import(&file, merge, &server, &mut out).await?,
+        Command::Duplicates { file, server } => duplicates(&file, &server, &mut out).await?,
         Command::Token { scopes, name } => {
             let (token, line) = crate::auth::new_token(&scopes, &name)?;
             writeln!(out, "token: {token}")?;
@@ -318,9 +334,9 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
 /// A side of a pair as the command line writes it: (country, organisation)
 /// fields, from "AZ" or "org:EU".
 fn side(arg: &str) -> (String, String) {
-    match arg.strip_prefix("org:") {
-        Some(code) => (String::new(), code.to_owned()),
-        None => (arg.to_owned(), String::new()),
+    match arg.get(..4) {
+        Some(prefix) if prefix.eq_ignore_ascii_case("org:") => (String::new(), arg[4..].to_owned()),
+        _ => (arg.to_owned(), String::new()),
     }
 }
 
@@ -346,7 +362,7 @@ fn parse_create(text: &str) -> Result<pb::CreateMeetingRequest, String> {
             serde_json::from_value(value).map_err(|e| format!("not a Meeting: {e}"))?;
         Ok(pb::CreateMeetingRequest {
             meeting: Some(meeting),
-            request_id: String::new(),
+            ..Default::default()
         })
     }
 }
@@ -356,13 +372,19 @@ fn parse_import_line(line: &str) -> Result<pb::ImportMeetingsRequest, String> {
     parse_create(line).map(|r| pb::ImportMeetingsRequest {
         meeting: r.meeting,
         request_id: r.request_id,
+        duplicates: r.duplicates,
     })
 }
 
 /// Most bad lines listed before giving up on a file.
 const MAX_BAD_LINES: usize = 20;
 
-async fn import(file: &Path, server: &ServerArgs, out: &mut impl Write) -> anyhow::Result<()> {
+async fn import(
+    file: &Path,
+    merge: bool,
+    server: &ServerArgs,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
     // A first pass finds malformed lines, so nothing is sent from a file
     // that would stop half-way.
     let mut bad = Vec::new();
@@ -402,7 +424,10 @@ async fn import(file: &Path, server: &ServerArgs, out: &mut impl Write) -> anyho
                 if line.trim().is_empty() {
                     continue;
                 }
-                let request = parse_import_line(&line).map_err(|e| anyhow::anyhow!(e))?;
+                let mut request = parse_import_line(&line).map_err(|e| anyhow::anyhow!(e))?;
+                if merge && request.duplicates == 0 {
+                    request.duplicates = pb::DuplicatePolicy::Merge as i32;
+                }
                 if tx.blocking_send(request).is_err() {
                     break;
                 }
@@ -422,9 +447,44 @@ async fn import(file: &Path, server: &ServerArgs, out: &mut impl Write) -> anyho
     progress.finish_and_clear();
     print_json(out, &report)?;
     eprintln!(
-        "{} created, {} duplicate, {} rejected",
-        report.created_count, report.duplicate_count, report.rejected_count
+        "{} created, {} merged, {} duplicate, {} rejected",
+        report.created_count, report.merged_count, report.duplicate_count, report.rejected_count
     );
+    Ok(())
+}
+
+/// For each meeting of `file`: `{"index": N, "matches": [...]}` with what
+/// FindDuplicateMeetings answers (lines whose meeting is not valid get
+/// `"error"` instead).
+async fn duplicates(file: &Path, server: &ServerArgs, out: &mut impl Write) -> anyhow::Result<()> {
+    let mut client = server.client().await?;
+    let mut index = 0u64;
+    for (i, line) in open_lines(file)?.enumerate() {
+        let line =
+            line.with_context(|| format!("{}: cannot read line {}", file.display(), i + 1))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let request = parse_import_line(&line)
+            .map_err(|e| anyhow::anyhow!("{}:{}: {e}", file.display(), i + 1))?;
+        let answer = client
+            .find_duplicate_meetings(pb::FindDuplicateMeetingsRequest {
+                meeting: request.meeting,
+            })
+            .await;
+        let line = match answer {
+            Ok(found) => serde_json::json!({
+                "index": index,
+                "matches": serde_json::to_value(found.into_inner().matches)?,
+            }),
+            Err(status) => serde_json::json!({
+                "index": index,
+                "error": explain(status).to_string(),
+            }),
+        };
+        writeln!(out, "{line}")?;
+        index += 1;
+    }
     Ok(())
 }
 

@@ -31,6 +31,8 @@ pub enum Error {
     MeetingNotFound(Uuid),
     #[error("request_id was already used for a different meeting")]
     RequestIdReused { request_id: String },
+    #[error("the meeting matches stored meeting {0} (DUPLICATE_POLICY_REJECT)")]
+    DuplicateMeeting(Uuid),
     #[error("meeting {0} was changed since its etag was read: read it again")]
     EtagMismatch(Uuid),
     #[error("events up to sequence {oldest} have expired: start again from a full read")]
@@ -116,6 +118,7 @@ impl Error {
             Self::InvalidArgument { reason, .. } => reason,
             Self::MeetingNotFound(_) => "MEETING_NOT_FOUND",
             Self::RequestIdReused { .. } => "REQUEST_ID_REUSED",
+            Self::DuplicateMeeting(_) => "DUPLICATE_MEETING",
             Self::EtagMismatch(_) => "ETAG_MISMATCH",
             Self::EventsExpired { .. } => "EVENTS_EXPIRED",
             Self::ImportStopped { cause, .. } => match cause {
@@ -182,6 +185,10 @@ impl From<Error> for Status {
             }
             Error::RequestIdReused { request_id } => {
                 metadata.insert("request_id".to_owned(), request_id.clone());
+                (Code::AlreadyExists, e.to_string())
+            }
+            Error::DuplicateMeeting(id) => {
+                metadata.insert("meeting_id".to_owned(), id.to_string());
                 (Code::AlreadyExists, e.to_string())
             }
             Error::EtagMismatch(id) => {

@@ -68,6 +68,7 @@ fn participant() -> impl Strategy<Value = pb::Participant> {
             title,
             country_code,
             organization_code,
+            ..Default::default()
         },
     )
 }
@@ -500,7 +501,7 @@ proptest! {
     ) {
         use prost::Message;
         // A real request's bytes, with some bytes changed and the tail cut.
-        let mut bytes = pb::CreateMeetingRequest { meeting: Some(m), request_id: "r".into() }.encode_to_vec();
+        let mut bytes = pb::CreateMeetingRequest { meeting: Some(m), request_id: "r".into(), ..Default::default() }.encode_to_vec();
         for (at, value) in flips {
             let i = at.index(bytes.len());
             bytes[i] = value;

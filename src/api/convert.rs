@@ -38,6 +38,7 @@ pub fn meeting_to_pb(m: &NewMeeting) -> pb::Meeting {
                     title: p.title().to_owned(),
                     country_code,
                     organization_code,
+                    aliases: p.aliases().to_vec(),
                 }
             })
             .collect(),
@@ -126,6 +127,7 @@ impl From<pb::Meeting> for RawMeeting {
                     title: p.title,
                     country_code: p.country_code,
                     organization_code: p.organization_code,
+                    aliases: p.aliases,
                 })
                 .collect(),
             anniversary: m.anniversary.map(|a| RawAnniversary {

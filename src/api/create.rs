@@ -8,6 +8,7 @@ use tonic::{Status, Streaming};
 use tracing::Instrument;
 use uuid::Uuid;
 
+use super::duplicates::{Matched, OnMatch};
 use super::edge;
 use super::request::{decode_record, parse_new};
 use super::{DatabaseShare, MeetingsApi, meeting_to_pb, stored_record, without_output_fields};
@@ -20,10 +21,28 @@ use crate::storage::{Asked, Inserted, NewRow, Storage};
 const COALESCE_MAX_COUNTRIES: usize = 8;
 
 impl MeetingsApi {
-    pub(super) async fn create(&self, req: pb::CreateMeetingRequest) -> Result<pb::Meeting> {
+    /// The stored meeting, and the id of the meeting it was merged into
+    /// (empty when stored as new).
+    pub(super) async fn create(
+        &self,
+        req: pb::CreateMeetingRequest,
+    ) -> Result<(pb::Meeting, String)> {
         let (meeting, request_id) =
             parse_new(req.meeting, &req.request_id).map_err(Error::invalid_meeting)?;
         let (row, record) = new_row(meeting, request_id);
+        if let Some(on_match) = OnMatch::of(req.duplicates) {
+            let meeting = row.meeting.clone();
+            return match self.store_matching(row, on_match).await? {
+                Matched::Created(record) => Ok((record, String::new())),
+                Matched::Merged(record) => {
+                    let id = record.id.clone();
+                    Ok((record, id))
+                }
+                Matched::Existing(outcome) => {
+                    Ok((existing(outcome, &meeting, &req.request_id)?, String::new()))
+                }
+            };
+        }
         // A meeting of many countries writes many pair rows: it goes in a
         // statement of its own rather than hold up a batch of small ones.
         let (row, outcome) = if row.meeting.parties().len() > COALESCE_MAX_COUNTRIES {
@@ -40,30 +59,11 @@ impl MeetingsApi {
             self.creates.call(row).await??
         };
         match outcome {
-            Inserted::Created => Ok(record),
-            Inserted::Existing {
-                meeting_id,
-                record,
-                asked,
-            } => {
-                let reused = || Error::RequestIdReused {
-                    request_id: req.request_id.clone(),
-                };
-                // The retry of what the key was used for gets the meeting as
-                // it is now, or NOT_FOUND once deleted: never a second one.
-                let stored = match (asked, record) {
-                    (Asked::Other, _) => return Err(reused()),
-                    (Asked::Same | Asked::Unknown, None) => {
-                        return Err(Error::MeetingNotFound(meeting_id));
-                    }
-                    (Asked::Same, Some(bytes)) => decode_record(&bytes)?,
-                    (Asked::Unknown, Some(bytes)) => {
-                        same_meeting(&bytes, &row.meeting)?.ok_or_else(reused)?
-                    }
-                };
-                tracing::debug!(id = %stored.id, "request_id retried: returning the stored meeting");
-                Ok(stored)
-            }
+            Inserted::Created => Ok((record, String::new())),
+            existing_key => Ok((
+                existing(existing_key, &row.meeting, &req.request_id)?,
+                String::new(),
+            )),
         }
     }
 
@@ -140,6 +140,20 @@ impl MeetingsApi {
                 }
             };
             match parse_new(item.meeting, &item.request_id) {
+                Ok((meeting, request_id)) if OnMatch::of(item.duplicates).is_some() => {
+                    // Earlier meetings of the stream are stored first, so
+                    // that this one can match them.
+                    if !batch.rows.is_empty() {
+                        committing.push_back(self.commit(std::mem::take(&mut batch), share));
+                    }
+                    while let Some(oldest) = committing.pop_front() {
+                        account(oldest, &mut report).await?;
+                    }
+                    let on_match = OnMatch::of(item.duplicates).unwrap_or(OnMatch::Merge);
+                    let row = new_row(meeting, request_id).0;
+                    self.import_matching(row, on_match, index, item.request_id, share, &mut report)
+                        .await?;
+                }
                 Ok((meeting, request_id)) => {
                     batch.pairs += meeting.pair_count();
                     batch.rows.push(new_row(meeting, request_id).0);
@@ -171,6 +185,53 @@ impl MeetingsApi {
             "import finished"
         );
         Ok(report.counts)
+    }
+
+    /// Stores one meeting of an import under MERGE or REJECT, and counts
+    /// what became of it.
+    async fn import_matching(
+        &self,
+        row: NewRow,
+        on_match: OnMatch,
+        index: u64,
+        request_id: String,
+        share: &DatabaseShare,
+        report: &mut ImportReport,
+    ) -> Result<()> {
+        let meeting = row.meeting.clone();
+        let stored = {
+            let _database = share.acquire().await?;
+            self.store_matching(row, on_match).await
+        };
+        match stored {
+            Ok(Matched::Created(_)) => report.counts.created_count += 1,
+            Ok(Matched::Merged(_)) => report.counts.merged_count += 1,
+            Ok(Matched::Existing(outcome)) => match existing(outcome, &meeting, &request_id) {
+                Ok(_) => report.counts.duplicate_count += 1,
+                Err(Error::RequestIdReused { .. }) => {
+                    let mut v = Violations::new();
+                    v.add("request_id", "was already used for a different meeting");
+                    reject(report, index, request_id, v);
+                }
+                // The key's meeting was deleted: the retry stores nothing.
+                Err(Error::MeetingNotFound(_)) => report.counts.duplicate_count += 1,
+                Err(e) => return Err(e),
+            },
+            Err(Error::DuplicateMeeting(id)) => {
+                let mut v = Violations::new();
+                v.add(
+                    "meeting",
+                    format!("matches stored meeting {id} (DUPLICATE_POLICY_REJECT)"),
+                );
+                reject(report, index, request_id, v);
+            }
+            // The merged record breaks a rule (more than 20 sources, say).
+            Err(Error::InvalidArgument { violations, .. }) => {
+                reject(report, index, request_id, violations)
+            }
+            Err(e) => return Err(e),
+        }
+        Ok(())
     }
 
     /// Starts committing a batch. The task finishes even if the client goes
@@ -284,6 +345,34 @@ fn new_row(meeting: NewMeeting, request_id: Option<RequestId>) -> (NewRow, pb::M
         request_digest,
     };
     (row, record)
+}
+
+/// What a create whose request_id is already used answers: the retry of
+/// what the key was used for gets the meeting as it is now, or NOT_FOUND
+/// once deleted; never a second one. A key used for another meeting is
+/// REQUEST_ID_REUSED.
+fn existing(outcome: Inserted, meeting: &NewMeeting, request_id: &str) -> Result<pb::Meeting> {
+    let Inserted::Existing {
+        meeting_id,
+        record,
+        asked,
+    } = outcome
+    else {
+        return Err(Error::internal(anyhow::anyhow!(
+            "a created meeting is not an existing key"
+        )));
+    };
+    let reused = || Error::RequestIdReused {
+        request_id: request_id.to_owned(),
+    };
+    let stored = match (asked, record) {
+        (Asked::Other, _) => return Err(reused()),
+        (Asked::Same | Asked::Unknown, None) => return Err(Error::MeetingNotFound(meeting_id)),
+        (Asked::Same, Some(bytes)) => decode_record(&bytes)?,
+        (Asked::Unknown, Some(bytes)) => same_meeting(&bytes, meeting)?.ok_or_else(reused)?,
+    };
+    tracing::debug!(id = %stored.id, "request_id retried: returning the stored meeting");
+    Ok(stored)
 }
 
 /// The stored meeting, if it is the same meeting as `meeting` (the retry of

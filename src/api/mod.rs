@@ -13,6 +13,7 @@
 mod coalesce;
 mod convert;
 mod create;
+mod duplicates;
 mod edge;
 mod encoded;
 mod get;
@@ -169,10 +170,15 @@ impl MeetingService for MeetingsApi {
         &self,
         request: Request<pb::CreateMeetingRequest>,
     ) -> Result<Response<pb::CreateMeetingResponse>, Status> {
-        let meeting = self.unary(request, |req| self.create(req)).await?;
-        tracing::info!(id = %meeting.id, "meeting stored");
+        let (meeting, merged_into) = self.unary(request, |req| self.create(req)).await?;
+        if merged_into.is_empty() {
+            tracing::info!(id = %meeting.id, "meeting stored");
+        } else {
+            tracing::info!(id = %meeting.id, "report merged into a stored meeting");
+        }
         Ok(Response::new(pb::CreateMeetingResponse {
             meeting: Some(meeting),
+            merged_into,
         }))
     }
 
@@ -249,6 +255,16 @@ impl MeetingService for MeetingsApi {
     ) -> Result<Response<pb::GetCountryPairSummaryResponse>, Status> {
         Ok(Response::new(
             self.unary_with_database(request, |req| self.summary(req))
+                .await?,
+        ))
+    }
+
+    async fn find_duplicate_meetings(
+        &self,
+        request: Request<pb::FindDuplicateMeetingsRequest>,
+    ) -> Result<Response<pb::FindDuplicateMeetingsResponse>, Status> {
+        Ok(Response::new(
+            self.unary_with_database(request, |req| self.find_duplicates(req))
                 .await?,
         ))
     }

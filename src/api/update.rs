@@ -110,7 +110,17 @@ fn update_paths(
         return set;
     }
     if paths == ["*"] {
-        return UPDATABLE.to_vec();
+        // Fields added to the contract later are replaced only when set: a
+        // client built before they existed drops them on decoding, and its
+        // "*" must not clear them.
+        return UPDATABLE
+            .into_iter()
+            .filter(|f| match *f {
+                "end_date" => !patch.end_date.is_empty(),
+                "format" => patch.format != 0,
+                _ => true,
+            })
+            .collect();
     }
     let mut out = Vec::new();
     for (i, path) in paths.iter().enumerate() {

@@ -58,21 +58,26 @@ impl CountryCode {
     /// country outside the days docs/registry/former-states.md gives it.
     /// The error says when it began or ceased.
     pub fn exists_on(&self, date: NaiveDate) -> Result<(), String> {
+        self.exists_during(date, date)
+    }
+
+    /// Whether the country existed on every day from `first` to `last`.
+    pub fn exists_during(&self, first: NaiveDate, last: NaiveDate) -> Result<(), String> {
         let Some(state) = self.former() else {
             return Ok(());
         };
-        let day = day_number(date);
         let what = format!("{} ({})", super::quote(self.0), state.name);
-        if let Some(from) = state.from.filter(|&from| day < from) {
+        if let Some(from) = state.from.filter(|&from| day_number(first) < from) {
             return Err(format!(
-                "{what} came into existence on {}; the meeting is dated {date}",
+                "{what} came into existence on {}; the meeting is dated {first}",
                 day_text(from)
             ));
         }
-        if let Some(until) = state.until.filter(|&until| day > until) {
+        if let Some(until) = state.until.filter(|&until| day_number(last) > until) {
             return Err(format!(
-                "{what} ceased to exist on {}; the meeting is dated {date}",
-                day_text(until)
+                "{what} ceased to exist on {}; {}",
+                day_text(until),
+                span_end(first, last)
             ));
         }
         Ok(())
@@ -97,6 +102,15 @@ fn former_alpha2(code: &str) -> Option<Result<CountryCode, String>> {
                 .collect::<Vec<_>>()
                 .join(" and ")
         ))),
+    }
+}
+
+/// How a violation names the last day of a meeting's span.
+pub(super) fn span_end(first: NaiveDate, last: NaiveDate) -> String {
+    if first == last {
+        format!("the meeting is dated {first}")
+    } else {
+        format!("the meeting lasts until {last}")
     }
 }
 

@@ -15,6 +15,8 @@ pub mod limits {
     pub const MIN_TOPICS: usize = 0;
     pub const MAX_TOPICS: usize = 100;
     pub const MAX_SOURCES: usize = 20;
+    /// Other spellings of a participant's name.
+    pub const MAX_ALIASES: usize = 20;
     pub const MAX_SHORT_TEXT: usize = 200;
     pub const MAX_SUMMARY: usize = 20_000;
     pub const MAX_URL: usize = 2_048;
@@ -86,6 +88,8 @@ pub struct Participant {
     name: String,
     title: String,
     party: Party,
+    /// Other spellings of the name, from merged reports.
+    aliases: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -190,6 +194,7 @@ pub struct RawParticipant {
     pub title: String,
     pub country_code: String,
     pub organization_code: String,
+    pub aliases: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -228,8 +233,11 @@ impl NewMeeting {
             MeetingFormat::from_number(raw.format)
                 .ok_or_else(|| format!("{} is not a MeetingFormat value", raw.format)),
         );
-        let location = raw.location.and_then(|l| parse_location(&mut c, l, date));
-        let participants = parse_participants(&mut c, raw.participants, date);
+        // The days parties must have existed on: the span when its end is
+        // valid, else the first day.
+        let days = date.map(|d| (d, end_date.flatten().unwrap_or(d)));
+        let location = raw.location.and_then(|l| parse_location(&mut c, l, days));
+        let participants = parse_participants(&mut c, raw.participants, days);
         let anniversary = raw.anniversary.and_then(|a| {
             let years = c.check("anniversary.years", check_years(a.years));
             let occasion = c.text("anniversary.occasion", a.occasion, 1, MAX_SHORT_TEXT);
@@ -391,28 +399,27 @@ fn parse_end_date(raw: &str, date: Option<NaiveDate>) -> Result<NaiveDate, Strin
     Ok(end)
 }
 
-/// A country code that must name a country existing on `date` (when the
-/// date is valid).
-fn parse_country(raw: &str, date: Option<NaiveDate>) -> Result<CountryCode, String> {
+/// A country code that must name a country existing on every day of the
+/// meeting (when its date is valid).
+fn parse_country(raw: &str, days: Option<Span>) -> Result<CountryCode, String> {
     let code = CountryCode::parse(raw)?;
-    if let Some(date) = date {
-        code.exists_on(date)?;
+    if let Some((first, last)) = days {
+        code.exists_during(first, last)?;
     }
     Ok(code)
 }
 
-fn parse_location(
-    c: &mut Checker<'_>,
-    raw: RawLocation,
-    date: Option<NaiveDate>,
-) -> Option<Location> {
+/// A meeting's first and last days.
+type Span = (NaiveDate, NaiveDate);
+
+fn parse_location(c: &mut Checker<'_>, raw: RawLocation, days: Option<Span>) -> Option<Location> {
     let city = c.text("location.city", raw.city, 0, MAX_SHORT_TEXT);
     let country_code = if raw.country_code.trim().is_empty() {
         Some(None)
     } else {
         c.check(
             "location.country_code",
-            parse_country(&raw.country_code, date),
+            parse_country(&raw.country_code, days),
         )
         .map(Some)
     };
@@ -431,7 +438,7 @@ fn parse_party(
     i: usize,
     country: &str,
     organization: &str,
-    date: Option<NaiveDate>,
+    days: Option<Span>,
 ) -> Option<Party> {
     let (country, organization) = (country.trim(), organization.trim());
     match (country.is_empty(), organization.is_empty()) {
@@ -454,14 +461,14 @@ fn parse_party(
         (false, true) => c
             .check(
                 format_args!("participants[{i}].country_code"),
-                parse_country(country, date),
+                parse_country(country, days),
             )
             .map(Party::Country),
         (true, false) => c
             .check(
                 format_args!("participants[{i}].organization_code"),
                 OrganizationCode::parse(organization).and_then(|o| {
-                    date.map_or(Ok(()), |d| o.exists_on(d))?;
+                    days.map_or(Ok(()), |(first, last)| o.exists_during(first, last))?;
                     Ok(o)
                 }),
             )
@@ -472,7 +479,7 @@ fn parse_party(
 fn parse_participants(
     c: &mut Checker<'_>,
     raw: Vec<RawParticipant>,
-    date: Option<NaiveDate>,
+    days: Option<Span>,
 ) -> Option<Vec<Participant>> {
     if c.too_many(
         "participants",
@@ -492,6 +499,7 @@ fn parse_participants(
             title,
             country_code,
             organization_code,
+            aliases,
         } = p;
         let name = c.text(
             format_args!("participants[{i}].name"),
@@ -505,8 +513,10 @@ fn parse_participants(
             0,
             MAX_SHORT_TEXT,
         );
-        let party = parse_party(c, i, &country_code, &organization_code, date);
-        if let (Some(name), Some(title), Some(party)) = (name, title, party) {
+        let party = parse_party(c, i, &country_code, &organization_code, days);
+        let aliases = parse_aliases(c, i, aliases, name.as_deref());
+        if let (Some(name), Some(title), Some(party), Some(aliases)) = (name, title, party, aliases)
+        {
             if let Some(first) = seen.insert((super::fold_case(&name), party), i) {
                 c.violations.add(
                     c.path(format_args!("participants[{i}]")),
@@ -515,7 +525,12 @@ fn parse_participants(
                     ),
                 );
             }
-            participants.push(Participant { name, title, party });
+            participants.push(Participant {
+                name,
+                title,
+                party,
+                aliases,
+            });
         }
     }
     if c.violations != before {
@@ -530,6 +545,41 @@ fn parse_participants(
         return None;
     }
     Some(participants)
+}
+
+/// A participant's other spellings: at most `MAX_ALIASES`, each a short
+/// text, none the same as the name or an earlier alias ignoring case.
+fn parse_aliases(
+    c: &mut Checker<'_>,
+    i: usize,
+    raw: Vec<String>,
+    name: Option<&str>,
+) -> Option<Vec<String>> {
+    let field = format!("participants[{i}].aliases");
+    if c.too_many(&field, "aliases", raw.len(), 0, MAX_ALIASES) {
+        return None;
+    }
+    let mut seen: Vec<String> = name.map(super::fold_case).into_iter().collect();
+    let mut aliases = Vec::with_capacity(raw.len());
+    let mut ok = true;
+    for (j, alias) in raw.into_iter().enumerate() {
+        match c.text(format_args!("{field}[{j}]"), alias, 1, MAX_SHORT_TEXT) {
+            Some(alias) => {
+                let key = super::fold_case(&alias);
+                if seen.contains(&key) {
+                    c.violations.add(
+                        c.path(format_args!("{field}[{j}]")),
+                        "repeats the name or an earlier alias (ignoring case)",
+                    );
+                    ok = false;
+                }
+                seen.push(key);
+                aliases.push(alias);
+            }
+            None => ok = false,
+        }
+    }
+    ok.then_some(aliases)
 }
 
 /// What makes two topics the same (ignoring case, with Unicode's full case
@@ -632,6 +682,10 @@ impl Participant {
     /// The country or organisation the participant represented.
     pub fn party(&self) -> Party {
         self.party
+    }
+    /// Other spellings of the name (from merged reports).
+    pub fn aliases(&self) -> &[String] {
+        &self.aliases
     }
 }
 
@@ -874,6 +928,27 @@ mod tests {
             found[7].1.contains("CSHH") && found[7].1.contains("CSXX"),
             "{found:?}"
         );
+    }
+
+    #[test]
+    fn parties_must_exist_on_every_day_of_the_span() {
+        let mut m = valid();
+        m.date = "1991-12-20".into();
+        m.end_date = "1992-01-10".into();
+        m.participants[0].country_code = "SU".into();
+        let v = NewMeeting::parse(m.clone(), "meeting", today()).unwrap_err();
+        let only: Vec<_> = v
+            .iter()
+            .map(|v| (v.field.as_str(), v.description.as_str()))
+            .collect();
+        assert_eq!(only.len(), 1, "{only:?}");
+        assert_eq!(only[0].0, "meeting.participants[0].country_code");
+        assert!(
+            only[0].1.contains("the meeting lasts until 1992-01-10"),
+            "{only:?}"
+        );
+        m.end_date = "1991-12-26".into();
+        assert!(NewMeeting::parse(m, "meeting", today()).is_ok());
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::hash::{Hash, Hasher};
 use chrono::NaiveDate;
 
 use super::CountryCode;
-use super::country::{day_number, day_text};
+use super::country::{day_number, day_text, span_end};
 
 /// An organisation of docs/registry/organizations.md.
 #[derive(Debug)]
@@ -79,19 +79,25 @@ impl OrganizationCode {
     /// Whether the organisation existed on `date`; the error says when it
     /// was founded or dissolved.
     pub fn exists_on(&self, date: NaiveDate) -> Result<(), String> {
-        let day = day_number(date);
+        self.exists_during(date, date)
+    }
+
+    /// Whether the organisation existed on every day from `first` to
+    /// `last`.
+    pub fn exists_during(&self, first: NaiveDate, last: NaiveDate) -> Result<(), String> {
         let o = self.0;
         let what = format!("{} ({})", super::quote(o.code), o.name);
-        if day < o.founded {
+        if day_number(first) < o.founded {
             return Err(format!(
-                "{what} was founded on {}; the meeting is dated {date}",
+                "{what} was founded on {}; the meeting is dated {first}",
                 day_text(o.founded)
             ));
         }
-        if let Some(gone) = o.dissolved.filter(|&gone| day > gone) {
+        if let Some(gone) = o.dissolved.filter(|&gone| day_number(last) > gone) {
             return Err(format!(
-                "{what} was dissolved on {}; the meeting is dated {date}",
-                day_text(gone)
+                "{what} was dissolved on {}; {}",
+                day_text(gone),
+                span_end(first, last)
             ));
         }
         Ok(())
@@ -161,9 +167,14 @@ impl Party {
 
     /// Whether the party existed on `date`.
     pub fn exists_on(&self, date: NaiveDate) -> Result<(), String> {
+        self.exists_during(date, date)
+    }
+
+    /// Whether the party existed on every day from `first` to `last`.
+    pub fn exists_during(&self, first: NaiveDate, last: NaiveDate) -> Result<(), String> {
         match self {
-            Self::Country(c) => c.exists_on(date),
-            Self::Organization(o) => o.exists_on(date),
+            Self::Country(c) => c.exists_during(first, last),
+            Self::Organization(o) => o.exists_during(first, last),
         }
     }
 

@@ -150,6 +150,10 @@ pub(super) fn search_text(m: &NewMeeting) -> String {
         text.push_str(p.name());
         text.push(' ');
         text.push_str(p.title());
+        for alias in p.aliases() {
+            text.push(' ');
+            text.push_str(alias);
+        }
     }
     text
 }

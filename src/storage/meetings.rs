@@ -13,7 +13,7 @@ use super::{
     Asked, Cursor, EventKind, IdRecord, Inserted, ListFilter, LockedMeeting, NewRow,
     RECORD_COPY_MAX_COUNTRIES, RECORDS_BY_ID, RecordRow, Storage, UpdatedRow,
 };
-use crate::domain::{Party, RequestId, TOPIC_KEY_VERSION, limits, topic_key};
+use crate::domain::{Party, Report, RequestId, TOPIC_KEY_VERSION, limits, topic_key};
 
 /// The longest span of a meeting in days, as SQL's date arithmetic takes it.
 const MAX_SPAN_DAYS_SQL: i32 = limits::MAX_SPAN_DAYS as i32;
@@ -24,6 +24,10 @@ const UPDATE_MEETING: &str = include_str!("queries/update_meeting.sql");
 const PREPARE_REWRITE: &str = include_str!("queries/prepare_rewrite.sql");
 const DELETE_MEETING: &str = include_str!("queries/delete_meeting.sql");
 const LIST_MEETINGS: &str = include_str!("queries/list_meetings.sql");
+const DUPLICATE_CANDIDATES: &str = include_str!("queries/duplicate_candidates.sql");
+
+/// The most stored meetings a report is compared with.
+pub const MAX_DUPLICATE_CANDIDATES: i64 = 100;
 /// The keys of rows an insert did not store, with what each was asked and
 /// its meeting's record if the meeting still exists.
 const STORED_KEYS: &str = "SELECT k.request_id, k.meeting_id, k.digest, m.record \
@@ -124,6 +128,72 @@ impl Tx {
         Ok(())
     }
 
+    /// Serialises, until commit, the writers of meetings with these parties
+    /// (a transaction-scoped advisory lock on a hash of their keys), so
+    /// that two reports of one meeting merged at once see each other.
+    pub async fn lock_parties(&mut self, parties: &[Party]) -> Result<()> {
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(parties_lock_key(parties))
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Stored meetings that may describe the same meeting as `report`.
+    pub async fn duplicate_candidates(&mut self, report: &Report) -> Result<Vec<IdRecord>> {
+        duplicate_candidates(&mut self.tx, report).await
+    }
+
+    /// Stores one new meeting with its key (as `Storage::insert_meetings`
+    /// does) in this transaction; false when its request_id is already
+    /// used.
+    pub async fn insert_meeting(&mut self, row: &NewRow) -> Result<bool> {
+        let created: Vec<Uuid> = MeetingColumns::of(&[row])
+            .bind(sqlx::query_scalar(INSERT_MEETINGS))
+            .fetch_all(&mut *self.tx)
+            .await?;
+        self.wrote_events |= !created.is_empty();
+        Ok(!created.is_empty())
+    }
+
+    /// What holds `request_id`, if it is used: the meeting it was
+    /// answered with, and whether it was asked for the same meeting.
+    pub async fn request_key(
+        &mut self,
+        request_id: &RequestId,
+        digest: Option<&[u8; 32]>,
+    ) -> Result<Option<Inserted>> {
+        let key: Option<StoredKey> = sqlx::query_as(STORED_KEYS)
+            .bind(vec![request_id.as_str()])
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        Ok(key.map(|key| Inserted::Existing {
+            meeting_id: key.meeting_id,
+            asked: asked(key.digest.as_deref(), digest.map(|d| d.as_slice())),
+            record: key.record,
+        }))
+    }
+
+    /// Records that `request_id` (asked with `digest`) was answered with
+    /// the meeting `id`; false when the key is already used.
+    pub async fn store_request_key(
+        &mut self,
+        request_id: &RequestId,
+        id: Uuid,
+        digest: Option<&[u8; 32]>,
+    ) -> Result<bool> {
+        let stored = sqlx::query(
+            "INSERT INTO meeting_requests (request_id, meeting_id, digest) VALUES ($1, $2, $3) \
+             ON CONFLICT (request_id) DO NOTHING",
+        )
+        .bind(request_id.as_str())
+        .bind(id)
+        .bind(digest.map(|d| d.as_slice()))
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(stored.rows_affected() == 1)
+    }
+
     pub async fn commit(self) -> Result<()> {
         self.tx.commit().await?;
         if self.wrote_events {
@@ -133,7 +203,57 @@ impl Tx {
     }
 }
 
+/// Whether a key stored with `stored` (its request's digest; None for keys
+/// stored before digests were) was asked for the same meeting as `asked`.
+fn asked(stored: Option<&[u8]>, asked: Option<&[u8]>) -> Asked {
+    match (stored, asked) {
+        (Some(stored), Some(asked)) if stored == asked => Asked::Same,
+        (Some(_), _) => Asked::Other,
+        (None, _) => Asked::Unknown,
+    }
+}
+
+/// The advisory lock of a set of parties: FNV-1a of their keys, stable
+/// across processes and versions (every instance must take the same lock).
+fn parties_lock_key(parties: &[Party]) -> i64 {
+    let hash = parties
+        .iter()
+        .flat_map(|p| p.key().bytes().chain([b',']))
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    i64::from_ne_bytes(hash.to_ne_bytes())
+}
+
+async fn duplicate_candidates(
+    conn: &mut sqlx::PgConnection,
+    report: &Report,
+) -> Result<Vec<IdRecord>> {
+    let parties = report.parties();
+    let (Some(low), Some(high)) = (parties.first(), parties.get(1)) else {
+        return Ok(Vec::new());
+    };
+    let (from, to) = report.candidate_dates();
+    let keys: Vec<&str> = parties.iter().map(|p| p.key()).collect();
+    Ok(sqlx::query_as(DUPLICATE_CANDIDATES)
+        .bind(low.key())
+        .bind(high.key())
+        .bind(from)
+        .bind(to)
+        .bind(keys)
+        .bind(MAX_DUPLICATE_CANDIDATES)
+        .fetch_all(conn)
+        .await?)
+}
+
 impl Storage {
+    /// Stored meetings that may describe the same meeting as `report`,
+    /// oldest first.
+    pub async fn duplicate_candidates(&self, report: &Report) -> Result<Vec<IdRecord>> {
+        let mut conn = self.pool.acquire().await?;
+        duplicate_candidates(&mut conn, report).await
+    }
+
     /// Starts a transaction for a read-modify-write of one meeting.
     pub async fn begin(&self) -> Result<Tx> {
         Ok(Tx {
@@ -212,13 +332,10 @@ impl Storage {
                             row.id
                         ))
                     })?;
-                let asked = match (&key.digest, &row.request_digest) {
-                    (Some(stored), Some(asked)) if stored.as_slice() == asked.as_slice() => {
-                        Asked::Same
-                    }
-                    (Some(_), _) => Asked::Other,
-                    (None, _) => Asked::Unknown,
-                };
+                let asked = asked(
+                    key.digest.as_deref(),
+                    row.request_digest.as_ref().map(|d| d.as_slice()),
+                );
                 outcomes.push(Inserted::Existing {
                     meeting_id: key.meeting_id,
                     record: key.record.clone(),

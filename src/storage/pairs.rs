@@ -73,24 +73,29 @@ impl Storage {
     #[tracing::instrument(name = "storage.pair_summary", skip(self))]
     pub async fn pair_summary(&self, pair: PartyPair, top_topics: u32) -> Result<PairSummary> {
         let (low, high) = (pair.low().key(), pair.high().key());
+        // One snapshot for every figure, so that they agree under writes.
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await?;
         let counts: PairCounts = sqlx::query_as(
             "SELECT count(*) AS count, min(date) AS first, max(date) AS last \
              FROM meeting_country_pairs WHERE country_low = $1 AND country_high = $2",
         )
         .bind(low)
         .bind(high)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
         .await?;
         let topics: Vec<TopicCount> = sqlx::query_as(PAIR_TOP_TOPICS)
             .bind(low)
             .bind(high)
             .bind(i64::from(top_topics))
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *tx)
             .await?;
         let anniversaries: Vec<AnniversaryCount> = sqlx::query_as(PAIR_ANNIVERSARIES)
             .bind(low)
             .bind(high)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *tx)
             .await?;
         let years: Vec<YearCount> = sqlx::query_as(
             "SELECT extract(year FROM date)::int4 AS year, count(*) AS meetings \
@@ -99,7 +104,7 @@ impl Storage {
         )
         .bind(low)
         .bind(high)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await?;
         let formats: Vec<FormatCount> = sqlx::query_as(
             "SELECT m.format, count(*) AS meetings \
@@ -109,8 +114,9 @@ impl Storage {
         )
         .bind(low)
         .bind(high)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(PairSummary {
             counts,
             topics,

@@ -179,7 +179,7 @@ fn essentials(m: &pb::Meeting) -> String {
     let people: Vec<_> = m
         .participants
         .iter()
-        .map(|p| format!("{}/{}{}", p.name, p.country_code, p.organization_code))
+        .map(|p| format!("{}/{}/{}", p.name, p.country_code, p.organization_code))
         .collect();
     format!(
         "{} {} {} {}",

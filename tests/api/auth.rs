@@ -44,6 +44,7 @@ async fn call_each(
     let create = pb::CreateMeetingRequest {
         meeting: Some(meeting("2022-05-05", &["AZ", "JP"])),
         request_id: String::new(),
+        ..Default::default()
     };
     let pair = pb::StreamMeetingsByCountryPairRequest {
         country_a: "AZ".into(),
@@ -138,6 +139,19 @@ async fn call_each(
                         country_b: "JP".into(),
                         top_topics: 0,
                         ..Default::default()
+                    },
+                    token,
+                ))
+                .await
+                .map(drop),
+            ),
+        ),
+        (
+            "FindDuplicateMeetings",
+            refused(
+                c.find_duplicate_meetings(with_token(
+                    pb::FindDuplicateMeetingsRequest {
+                        meeting: Some(crate::helpers::meeting("2022-05-05", &["AZ", "JP"])),
                     },
                     token,
                 ))
@@ -402,6 +416,7 @@ async fn tokens_and_database_passwords_never_reach_the_logs() {
     let create = pb::CreateMeetingRequest {
         meeting: Some(meeting("2022-05-05", &["AZ", "JP"])),
         request_id: String::new(),
+        ..Default::default()
     };
     client
         .create_meeting(with_token(create, Some(&token)))

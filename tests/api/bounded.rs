@@ -46,6 +46,7 @@ async fn a_meeting_with_hundreds_of_faults_gets_a_bounded_status() {
         pb::CreateMeetingRequest {
             meeting: Some(bad_meeting()),
             request_id: "r".repeat(100_000),
+            ..Default::default()
         }
         .encode_to_vec(),
     )
@@ -202,6 +203,7 @@ fn import_request(i: usize) -> Vec<u8> {
     pb::ImportMeetingsRequest {
         meeting: Some(meeting("2022-05-05", &["AZ", "JP"])),
         request_id: format!("import-{i}"),
+        ..Default::default()
     }
     .encode_to_vec()
 }
@@ -264,6 +266,7 @@ async fn an_imports_rejected_details_are_bounded_in_bytes() {
         pb::ImportMeetingsRequest {
             meeting: Some(m),
             request_id: "r".repeat(1_000),
+            ..Default::default()
         }
     };
     let report = app.import((0..1_000).map(bad).collect()).await;
@@ -299,6 +302,7 @@ async fn a_list_page_ends_before_the_clients_message_limit() {
         pb::ImportMeetingsRequest {
             meeting: Some(m),
             request_id: String::new(),
+            ..Default::default()
         }
     };
     let report = app.import((0..20).map(big).collect()).await;
@@ -432,10 +436,12 @@ async fn a_meeting_of_many_countries_writes_no_copy_per_pair() {
             pb::ImportMeetingsRequest {
                 meeting: Some(m),
                 request_id: String::new(),
+                ..Default::default()
             },
             pb::ImportMeetingsRequest {
                 meeting: Some(meeting("2022-05-06", &[codes[0], codes[59]])),
                 request_id: String::new(),
+                ..Default::default()
             },
         ])
         .await;
@@ -556,6 +562,7 @@ async fn pages_of_many_country_meetings_are_complete_and_ordered() {
                     pb::ImportMeetingsRequest {
                         meeting: Some(m),
                         request_id: String::new(),
+                        ..Default::default()
                     }
                 })
                 .collect(),

@@ -123,6 +123,7 @@ fn with_request_id(m: pb::Meeting, request_id: &str) -> pb::CreateMeetingRequest
     pb::CreateMeetingRequest {
         meeting: Some(m),
         request_id: request_id.into(),
+        ..Default::default()
     }
 }
 
@@ -362,6 +363,7 @@ async fn a_key_remembers_its_request_across_updates_and_deletes() {
         .import(vec![pb::ImportMeetingsRequest {
             meeting: Some(asked),
             request_id: "remember-1".into(),
+            ..Default::default()
         }])
         .await;
     assert_eq!((report.created_count, report.duplicate_count), (0, 1));

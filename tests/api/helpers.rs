@@ -205,6 +205,7 @@ impl TestApp {
             .create_meeting(pb::CreateMeetingRequest {
                 meeting: Some(meeting),
                 request_id: String::new(),
+                ..Default::default()
             })
             .await
             .map(|r| r.into_inner().meeting.expect("response has the meeting"))
@@ -349,6 +350,7 @@ pub fn azertac_request() -> pb::CreateMeetingRequest {
     pb::CreateMeetingRequest {
         meeting: Some(meeting),
         request_id: s(&json, "requestId"),
+        ..Default::default()
     }
 }
 

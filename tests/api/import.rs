@@ -7,6 +7,7 @@ fn request(i: usize) -> pb::ImportMeetingsRequest {
     pb::ImportMeetingsRequest {
         meeting: Some(meeting(&day.to_string(), &["AZ", "JP"])),
         request_id: format!("import-{i}"),
+        ..Default::default()
     }
 }
 
@@ -105,6 +106,7 @@ async fn a_missing_meeting_is_rejected_and_an_empty_import_is_fine() {
             pb::ImportMeetingsRequest {
                 meeting: None,
                 request_id: "x".into(),
+                ..Default::default()
             },
             request(1),
         ])

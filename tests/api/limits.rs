@@ -25,10 +25,12 @@ async fn an_oversized_request_is_refused_and_the_server_keeps_serving() {
         pb::ImportMeetingsRequest {
             meeting: Some(meeting("2022-05-05", &["AZ", "JP"])),
             request_id: String::new(),
+            ..Default::default()
         },
         pb::ImportMeetingsRequest {
             meeting: Some(big),
             request_id: String::new(),
+            ..Default::default()
         },
     ];
     let status = app

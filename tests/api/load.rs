@@ -39,6 +39,7 @@ async fn a_thousand_idle_streams_do_not_exhaust_the_pool() {
                 .map(|m| pb::ImportMeetingsRequest {
                     meeting: Some(m),
                     request_id: String::new(),
+                    ..Default::default()
                 })
                 .collect(),
         )
@@ -132,6 +133,7 @@ async fn traffic(channel: Channel, worker: usize, until: Instant) -> Vec<String>
                         &["AZ", "JP"],
                     )),
                     request_id: format!("soak-{worker}-{i}"),
+                    ..Default::default()
                 })
                 .await
                 .map(|r| ids.push(r.into_inner().meeting.unwrap().id)),

@@ -7,6 +7,7 @@ mod bounded;
 mod changes;
 mod cli;
 mod create;
+mod duplicates;
 mod get;
 mod helpers;
 mod import;

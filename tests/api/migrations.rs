@@ -282,7 +282,16 @@ async fn meetings_stored_before_parties_and_spans_read_unchanged_after_them() {
     assert_eq!(
         upgraded.stream(bounded).await.unwrap(),
         [records[0].clone()],
-        "a meeting of one day overlaps a bound on its day only"
+        "a meeting of one day overlaps a bound on its day"
+    );
+    let after_it = pb::StreamMeetingsByCountryPairRequest {
+        from_date: "2022-05-06".into(),
+        ..crate::helpers::pair("AZ", "JP")
+    };
+    assert_eq!(
+        upgraded.stream(after_it).await.unwrap(),
+        [],
+        "and only on its day"
     );
     let listed = upgraded
         .client
@@ -332,4 +341,37 @@ async fn meetings_stored_before_parties_and_spans_read_unchanged_after_them() {
     let mut expected = records.clone();
     expected.sort_by(|a, b| a.id.cmp(&b.id));
     assert_eq!(seen, expected);
+
+    // A stored meeting is updated (its pair rows rewritten with a span)
+    // and deleted as any other.
+    let updated = upgraded
+        .client
+        .clone()
+        .update_meeting(pb::UpdateMeetingRequest {
+            meeting: Some(pb::Meeting {
+                id: records[1].id.clone(),
+                end_date: "1992-03-04".into(),
+                ..Default::default()
+            }),
+            update_mask: Some(pbjson_types::FieldMask {
+                paths: vec!["end_date".into()],
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .meeting
+        .unwrap();
+    assert_eq!(updated.end_date, "1992-03-04");
+    let found = upgraded
+        .stream(pb::StreamMeetingsByCountryPairRequest {
+            from_date: "1992-03-04".into(),
+            to_date: "1992-03-04".into(),
+            ..crate::helpers::pair("AZ", "JP")
+        })
+        .await
+        .unwrap();
+    assert_eq!(found, [updated]);
+    upgraded.delete(&records[0].id).await;
+    assert_eq!(upgraded.count_meetings().await, 1);
 }

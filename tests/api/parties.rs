@@ -228,6 +228,57 @@ async fn pairs_take_an_organisation_on_either_side() {
 }
 
 #[tokio::test]
+async fn organisation_pairs_do_not_depend_on_the_database_collation() {
+    let app = spawn_app().await;
+    // As on a server whose default collation is linguistic (en_US, ICU),
+    // where "org:EU" sorts before "US" although its bytes sort after.
+    sqlx::raw_sql(
+        "ALTER TABLE meetings ALTER COLUMN country_codes TYPE text[] COLLATE \"und-x-icu\";
+         ALTER TABLE meeting_country_pairs
+             ALTER COLUMN country_low TYPE text COLLATE \"und-x-icu\",
+             ALTER COLUMN country_high TYPE text COLLATE \"und-x-icu\";",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let m = app
+        .create(with(
+            "2022-07-18",
+            vec![
+                country("Antony Blinken", "US"),
+                organisation("Josep Borrell", "EU"),
+                country("Dmytro Kuleba", "UA"),
+            ],
+        ))
+        .await;
+    for (a, b) in [("US", "org:EU"), ("org:EU", "UA"), ("UA", "US")] {
+        assert_eq!(
+            ids(&app.stream(sides(a, b)).await.unwrap()),
+            [m.id.as_str()],
+            "{a}-{b}"
+        );
+    }
+    let s = summary(
+        &app,
+        pb::GetCountryPairSummaryRequest {
+            country_a: "US".into(),
+            organization_b: "EU".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (
+            s.country_a.as_str(),
+            s.organization_b.as_str(),
+            s.meeting_count
+        ),
+        ("US", "EU", 1)
+    );
+}
+
+#[tokio::test]
 async fn date_bounds_select_meetings_whose_days_overlap_them() {
     let app = spawn_app().await;
     let mut summit = meeting("2009-03-31", &["US", "GB"]);
@@ -273,6 +324,16 @@ async fn date_bounds_select_meetings_whose_days_overlap_them() {
         ids(&app.stream(bounded("", "2009-03-30", false)).await.unwrap()),
         [long.id.clone(), before.id.clone()]
     );
+
+    // Resuming after a meeting that began before from_date goes on from it.
+    let resumed = app
+        .stream(pb::StreamMeetingsByCountryPairRequest {
+            start_after_id: long.id.clone(),
+            ..bounded("2009-04-02", "", false)
+        })
+        .await
+        .unwrap();
+    assert_eq!(ids(&resumed), [summit.id.as_str(), after.id.as_str()]);
 
     // ListMeetings applies the same rule.
     let listed = app
@@ -425,6 +486,36 @@ async fn updates_change_the_span_and_the_format() {
         .await
         .unwrap();
     assert_eq!(ids(&found), [m.id.as_str()]);
+    // A client built before end_date and format existed sends "*" without
+    // them: they stay.
+    let old_client = app
+        .client
+        .clone()
+        .update_meeting(update(
+            pb::Meeting {
+                id: m.id.clone(),
+                date: m.date.clone(),
+                participants: m.participants.clone(),
+                summary: "Met in Baku.".into(),
+                ..Default::default()
+            },
+            &["*"],
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .meeting
+        .unwrap();
+    assert_eq!(old_client.summary, "Met in Baku.");
+    assert_eq!(
+        old_client.topics,
+        Vec::<String>::new(),
+        "\"*\" replaces the others"
+    );
+    assert_eq!(
+        (old_client.end_date.as_str(), old_client.format),
+        ("2022-05-07", Format::VideoCall as i32)
+    );
     // A new date that leaves the end date more than 90 days on is refused.
     let status = app
         .client

@@ -350,6 +350,7 @@ async fn a_stream_that_always_has_records_ready_ends_at_the_deadline() {
                 .map(|m| meetings::pb::ImportMeetingsRequest {
                     meeting: Some(m),
                     request_id: String::new(),
+                    ..Default::default()
                 })
                 .collect(),
         )

@@ -124,6 +124,7 @@ async fn database_down_means_unavailable_quickly_and_not_serving() {
         .create_meeting(pb::CreateMeetingRequest {
             meeting: Some(meeting("2022-05-05", &["AZ", "JP"])),
             request_id: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -157,6 +158,7 @@ async fn database_down_means_unavailable_quickly_and_not_serving() {
         .create_meeting(pb::CreateMeetingRequest {
             meeting: Some(meeting("2022-05-05", &["AZ", "JP"])),
             request_id: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -205,6 +207,7 @@ async fn sigterm_drains_calls_streams_and_imports_within_the_timeout() {
                 pb::ImportMeetingsRequest {
                     meeting: Some(m),
                     request_id: String::new(),
+                    ..Default::default()
                 }
             })
             .collect(),
@@ -281,6 +284,7 @@ async fn sigterm_drains_calls_streams_and_imports_within_the_timeout() {
         .map(|i| pb::ImportMeetingsRequest {
             meeting: Some(meeting("2021-03-03", &["DE", "PL"])),
             request_id: format!("shutdown-{i}"),
+            ..Default::default()
         })
         .collect();
     let (tx, rx) = tokio::sync::mpsc::channel(2_000);
@@ -430,6 +434,7 @@ async fn no_acknowledged_create_is_lost_when_the_database_crashes_twice() {
                     let request = pb::CreateMeetingRequest {
                         meeting: Some(meeting("2022-05-05", &["AZ", "JP"])),
                         request_id: format!("writer-{w}-{i}"),
+                        ..Default::default()
                     };
                     match client.create_meeting(request).await {
                         Ok(r) => acknowledged.push((

@@ -195,6 +195,7 @@ fn large(n: usize) -> Vec<pb::ImportMeetingsRequest> {
             pb::ImportMeetingsRequest {
                 meeting: Some(m),
                 request_id: String::new(),
+                ..Default::default()
             }
         })
         .collect()

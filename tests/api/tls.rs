@@ -92,6 +92,7 @@ async fn create_over(channel: Channel) -> Result<pb::Meeting, tonic::Status> {
         .create_meeting(pb::CreateMeetingRequest {
             meeting: Some(meeting("2022-05-05", &["AZ", "JP"])),
             request_id: String::new(),
+            ..Default::default()
         })
         .await
         .map(|r| r.into_inner().meeting.unwrap())

@@ -348,6 +348,7 @@ async fn each_rule_reports_its_field_path() {
             .create_meeting(pb::CreateMeetingRequest {
                 meeting: Some(m),
                 request_id: String::new(),
+                ..Default::default()
             })
             .await
             .expect_err(case);
@@ -366,6 +367,7 @@ async fn missing_meeting_and_long_request_id_are_reported() {
         .create_meeting(pb::CreateMeetingRequest {
             meeting: None,
             request_id: x(129),
+            ..Default::default()
         })
         .await
         .unwrap_err();

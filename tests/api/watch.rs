@@ -430,6 +430,7 @@ async fn an_imported_batch_is_one_event_per_meeting_in_import_order() {
         .map(|(i, date)| pb::ImportMeetingsRequest {
             meeting: Some(meeting(date, &pairs[i % 2])),
             request_id: String::new(),
+            ..Default::default()
         });
     let report = app.import(requests.collect()).await;
     assert_eq!(report.created_count, 6);
@@ -503,6 +504,7 @@ async fn a_pair_watcher_reads_past_pages_of_other_pairs() {
         .map(|i| pb::ImportMeetingsRequest {
             meeting: Some(meeting(&format!("19{:02}-01-01", i % 100), &["FR", "DE"])),
             request_id: String::new(),
+            ..Default::default()
         })
         .collect();
     let report = app.import(requests).await;
@@ -595,6 +597,7 @@ async fn a_connected_watcher_behind_the_retention_ends_out_of_range() {
                     pb::ImportMeetingsRequest {
                         meeting: Some(m),
                         request_id: String::new(),
+                        ..Default::default()
                     }
                 })
                 .collect(),
@@ -718,6 +721,7 @@ async fn watchers_of_two_instances_under_concurrent_writers_miss_nothing() {
                         .create_meeting(pb::CreateMeetingRequest {
                             meeting: Some(m),
                             request_id: format!("w{w}-{i}"),
+                            ..Default::default()
                         })
                         .await
                         .unwrap()

@@ -86,6 +86,7 @@ pub(crate) async fn run_creates(
             pb::CreateMeetingRequest {
                 meeting: Some(m),
                 request_id: String::new(),
+                ..Default::default()
             }
             .encode_to_vec()
         })
@@ -152,6 +153,7 @@ pub(crate) async fn run_import(
         let message = pb::ImportMeetingsRequest {
             meeting: Some(sample_meeting(i, pair)),
             request_id: String::new(),
+            ..Default::default()
         }
         .encode_to_vec();
         body.extend_from_slice(&grpc_frame(&message)?);
@@ -361,7 +363,8 @@ pub(crate) fn run_psql_copy(options: &PgConnectOptions, expected: usize) -> anyh
     let query = format!(
         "\\copy (SELECT m.id, m.date, m.location_city, m.location_country_code, m.anniversary_years, \
          m.anniversary_occasion, m.summary, m.country_codes, m.create_time, m.update_time, \
-         (SELECT json_agg(json_build_object('name', p.name, 'title', p.title, 'country_code', p.code) ORDER BY p.i) \
+         m.end_date, m.format, \
+         (SELECT json_agg(json_build_object('name', p.name, 'title', p.title, 'party', p.code) ORDER BY p.i) \
             FROM unnest(m.participant_names, m.participant_titles, m.participant_country_codes) \
                  WITH ORDINALITY AS p (name, title, code, i)), \
          m.topics, m.source_names, m.source_urls \

@@ -53,7 +53,9 @@ WITH event AS (
     ON CONFLICT (request_id) WHERE request_id IS NOT NULL DO NOTHING
     RETURNING id, date, end_date, country_codes, record, created_event_id AS event_id
 ), pairs AS (
-    -- Every pair of the meeting's (sorted, distinct) countries. A pair row
+    -- Every pair of the meeting's (sorted, distinct) countries, low and
+    -- high in the byte order of their keys (as the service orders them,
+    -- whatever the database's collation). A pair row
     -- keeps a copy of the record for meetings of at most $23 countries, so
     -- a pair scan reads nothing else; a larger meeting's pair rows point to
     -- it instead, so one meeting never writes more than $23 choose 2 copies
@@ -65,7 +67,7 @@ WITH event AS (
     FROM meeting
     CROSS JOIN LATERAL unnest(meeting.country_codes) AS low (code)
     CROSS JOIN LATERAL unnest(meeting.country_codes) AS high (code)
-    WHERE low.code < high.code
+    WHERE low.code < high.code COLLATE "C"
 ), events AS (
     -- One event row for the statement: its meetings in id order (UUIDv7,
     -- so the order they were made in). A CREATED event stores no record:

@@ -31,7 +31,7 @@ WITH event AS (
     FROM meeting
     CROSS JOIN LATERAL unnest(meeting.country_codes) AS low (code)
     CROSS JOIN LATERAL unnest(meeting.country_codes) AS high (code)
-    WHERE low.code < high.code
+    WHERE low.code < high.code COLLATE "C"
 ), events AS (
     INSERT INTO meeting_events (event_id, kind, meeting_ids, meeting_codes, previous_codes,
                                 event_count)

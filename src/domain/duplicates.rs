@@ -1,0 +1,301 @@
+//! Which stored meeting a report describes, and what one record of both
+//! holds. Two reports describe the same meeting when their parties are the
+//! same set, their days overlap allowing one day either way (time zones,
+//! reports dated the day after), and for at least two parties a participant
+//! of one report matches a participant of the other by name (`NameKey`,
+//! aliases included). Titles do not count: the same minister is "Foreign
+//! Minister" in one report and "Minister of Foreign Affairs" in another.
+
+use chrono::{Days, NaiveDate};
+
+use super::{NameKey, NewMeeting, Party, RawMeeting, RawParticipant, RawSource, fold_case};
+
+/// What matching reads of a meeting.
+#[derive(Debug, Clone)]
+pub struct Report {
+    parties: Vec<Party>,
+    first: NaiveDate,
+    last: NaiveDate,
+    /// Each participant's party, and each of their spellings (name first,
+    /// then aliases) with its key.
+    people: Vec<(Party, Vec<(String, NameKey)>)>,
+}
+
+/// A party whose participants matched by name: a spelling from each side.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameMatch {
+    pub party: Party,
+    /// As the report (the draft, the new record) spells it.
+    pub name: String,
+    /// As the stored meeting spells it (its name or an alias).
+    pub matched_name: String,
+}
+
+/// Parties whose participants must match by name for two reports of the
+/// same parties and days to be one meeting.
+const MATCHED_PARTIES: usize = 2;
+
+impl Report {
+    pub fn of(m: &NewMeeting) -> Self {
+        Self {
+            parties: m.parties().to_vec(),
+            first: m.date(),
+            last: m.end_date().unwrap_or(m.date()),
+            people: m
+                .participants()
+                .iter()
+                .map(|p| {
+                    let spellings = std::iter::once(p.name())
+                        .chain(p.aliases().iter().map(String::as_str))
+                        .map(|n| (n.to_owned(), NameKey::new(n)))
+                        .collect();
+                    (p.party(), spellings)
+                })
+                .collect(),
+        }
+    }
+
+    /// The days a stored meeting may have begun on and still overlap this
+    /// report (one day either way): from `MAX_SPAN_DAYS` + 1 before its
+    /// first day to one day after its last.
+    pub fn candidate_dates(&self) -> (NaiveDate, NaiveDate) {
+        let from = self
+            .first
+            .checked_sub_days(Days::new(super::limits::MAX_SPAN_DAYS + 1))
+            .unwrap_or(NaiveDate::MIN);
+        let to = self
+            .last
+            .checked_add_days(Days::new(1))
+            .unwrap_or(NaiveDate::MAX);
+        (from, to)
+    }
+
+    pub fn parties(&self) -> &[Party] {
+        &self.parties
+    }
+}
+
+/// Why `report` describes the same meeting as `stored`, or None when it
+/// does not.
+pub fn same_meeting(report: &Report, stored: &Report) -> Option<Vec<NameMatch>> {
+    if report.parties != stored.parties {
+        return None;
+    }
+    let one_day = Days::new(1);
+    let overlap = report.first <= stored.last.checked_add_days(one_day)?
+        && stored.first <= report.last.checked_add_days(one_day)?;
+    if !overlap {
+        return None;
+    }
+    let mut matches = Vec::new();
+    'party: for &party in &report.parties {
+        for (_, mine) in report.people.iter().filter(|(p, _)| *p == party) {
+            for (_, theirs) in stored.people.iter().filter(|(p, _)| *p == party) {
+                for (name, key) in mine {
+                    if let Some((matched, _)) = theirs.iter().find(|(_, k)| key.matches(k)) {
+                        matches.push(NameMatch {
+                            party,
+                            name: name.clone(),
+                            matched_name: matched.clone(),
+                        });
+                        continue 'party;
+                    }
+                }
+            }
+        }
+    }
+    (matches.len() >= MATCHED_PARTIES).then_some(matches)
+}
+
+/// One record of a stored meeting and a new report of it: the stored
+/// values first. Sources are added (the same URL, or without URLs the same
+/// name, once); topics united ignoring case, first spelling kept;
+/// participants united, a matching participant keeping its first spelling
+/// and the report's as an alias; the last day widened; summary, location,
+/// anniversary and format kept unless the stored meeting has none.
+pub fn merge(stored: RawMeeting, report: RawMeeting) -> RawMeeting {
+    let mut m = stored;
+    let widest = [&m.date, &m.end_date, &report.date, &report.end_date]
+        .into_iter()
+        .filter(|d| !d.is_empty())
+        .max()
+        .cloned()
+        .unwrap_or_default();
+    if widest > m.date && widest > m.end_date {
+        m.end_date = widest;
+    }
+    if m.format == 0 {
+        m.format = report.format;
+    }
+    if m.location.is_none() {
+        m.location = report.location;
+    }
+    if m.anniversary.is_none() {
+        m.anniversary = report.anniversary;
+    }
+    if m.summary.is_empty() {
+        m.summary = report.summary;
+    }
+    for topic in report.topics {
+        let key = fold_case(&topic);
+        if !m.topics.iter().any(|t| fold_case(t) == key) {
+            m.topics.push(topic);
+        }
+    }
+    for source in report.sources {
+        if !m.sources.iter().any(|s| same_source(s, &source)) {
+            m.sources.push(source);
+        }
+    }
+    for person in report.participants {
+        merge_participant(&mut m.participants, person);
+    }
+    m
+}
+
+fn same_source(a: &RawSource, b: &RawSource) -> bool {
+    if !a.url.is_empty() || !b.url.is_empty() {
+        a.url == b.url
+    } else {
+        fold_case(&a.name) == fold_case(&b.name)
+    }
+}
+
+/// Adds `person` to `people`: as another spelling of the participant of
+/// the same party it matches by name, or as a participant of its own.
+fn merge_participant(people: &mut Vec<RawParticipant>, person: RawParticipant) {
+    let spellings: Vec<NameKey> = std::iter::once(&person.name)
+        .chain(&person.aliases)
+        .map(|n| NameKey::new(n))
+        .collect();
+    let same_party = |p: &RawParticipant| {
+        p.country_code.eq_ignore_ascii_case(&person.country_code)
+            && p.organization_code
+                .eq_ignore_ascii_case(&person.organization_code)
+    };
+    let found = people.iter_mut().find(|p| {
+        same_party(p)
+            && std::iter::once(&p.name)
+                .chain(&p.aliases)
+                .any(|n| spellings.iter().any(|k| k.matches(&NameKey::new(n))))
+    });
+    match found {
+        Some(p) => {
+            if p.title.is_empty() {
+                p.title = person.title;
+            }
+            for spelling in std::iter::once(person.name).chain(person.aliases) {
+                let key = fold_case(&spelling);
+                let known = std::iter::once(&p.name)
+                    .chain(&p.aliases)
+                    .any(|n| fold_case(n) == key);
+                if !known {
+                    p.aliases.push(spelling);
+                }
+            }
+        }
+        None => people.push(person),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn person(name: &str, country: &str) -> RawParticipant {
+        RawParticipant {
+            name: name.into(),
+            country_code: country.into(),
+            ..Default::default()
+        }
+    }
+
+    fn raw(date: &str, people: &[(&str, &str)]) -> RawMeeting {
+        RawMeeting {
+            date: date.into(),
+            participants: people.iter().map(|(n, c)| person(n, c)).collect(),
+            ..Default::default()
+        }
+    }
+
+    fn report(m: RawMeeting) -> Report {
+        let today = NaiveDate::from_ymd_opt(2026, 12, 1).unwrap();
+        Report::of(&NewMeeting::parse(m, "meeting", today).unwrap())
+    }
+
+    const BAKU: [(&str, &str); 2] = [("Jeyhun Bayramov", "AZ"), ("Honda Taro", "JP")];
+
+    #[test]
+    fn reports_of_one_meeting_match_with_their_reasons() {
+        let stored = report(raw("2022-05-05", &BAKU));
+        let other = report(raw(
+            "2022-05-06",
+            &[("Ceyhun Bayramov", "az"), ("Taro Honda", "JP")],
+        ));
+        let reasons = same_meeting(&other, &stored).unwrap();
+        assert_eq!(reasons.len(), 2);
+        assert_eq!(reasons[0].name, "Ceyhun Bayramov");
+        assert_eq!(reasons[0].matched_name, "Jeyhun Bayramov");
+    }
+
+    #[test]
+    fn other_people_other_days_and_other_parties_do_not_match() {
+        let stored = report(raw("2022-05-05", &BAKU));
+        let afternoon = report(raw(
+            "2022-05-05",
+            &[("Ilham Aliyev", "AZ"), ("Kishida Fumio", "JP")],
+        ));
+        assert!(same_meeting(&afternoon, &stored).is_none());
+        let week_later = report(raw("2022-05-12", &BAKU));
+        assert!(same_meeting(&week_later, &stored).is_none());
+        let mut summit = raw("2022-05-05", &BAKU);
+        summit.participants.push(person("Hakan Fidan", "TR"));
+        assert!(same_meeting(&report(summit), &stored).is_none());
+        // Only one party's people match.
+        let half = report(raw(
+            "2022-05-05",
+            &[("Jeyhun Bayramov", "AZ"), ("Kishida Fumio", "JP")],
+        ));
+        assert!(same_meeting(&half, &stored).is_none());
+    }
+
+    #[test]
+    fn merging_unites_and_keeps_the_first_spellings() {
+        let mut stored = raw("2022-05-05", &BAKU);
+        stored.topics = vec!["Energy".into()];
+        stored.sources = vec![RawSource {
+            name: "AZERTAC".into(),
+            url: "https://azertag.az/1".into(),
+        }];
+        let mut other = raw(
+            "2022-05-05",
+            &[
+                ("Ceyhun Bayramov", "AZ"),
+                ("Taro Honda", "JP"),
+                ("Aide", "JP"),
+            ],
+        );
+        other.end_date = "2022-05-06".into();
+        other.topics = vec!["energy".into(), "demining".into()];
+        other.summary = "Met in Baku.".into();
+        other.sources = vec![
+            RawSource {
+                name: "AZERTAC English".into(),
+                url: "https://azertag.az/1".into(),
+            },
+            RawSource {
+                name: "MOFA Japan".into(),
+                url: String::new(),
+            },
+        ];
+        let m = merge(stored, other);
+        assert_eq!(m.end_date, "2022-05-06");
+        assert_eq!(m.topics, ["Energy", "demining"]);
+        assert_eq!(m.summary, "Met in Baku.");
+        assert_eq!(m.sources.len(), 2);
+        let names: Vec<_> = m.participants.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["Jeyhun Bayramov", "Honda Taro", "Aide"]);
+        assert_eq!(m.participants[0].aliases, ["Ceyhun Bayramov"]);
+        assert_eq!(m.participants[1].aliases, ["Taro Honda"]);
+    }
+}
