@@ -150,11 +150,12 @@ enum Need {
 
 /// Every method served, and what it needs. A method added to the service
 /// must be added here, or it is refused.
-const METHODS: [(&str, Need); 17] = [
+const METHODS: [(&str, Need); 18] = [
     ("/meetings.v1.MeetingService/CreateMeeting", Need::Write),
     ("/meetings.v1.MeetingService/ImportMeetings", Need::Write),
     ("/meetings.v1.MeetingService/UpdateMeeting", Need::Write),
     ("/meetings.v1.MeetingService/DeleteMeeting", Need::Write),
+    ("/meetings.v1.MeetingService/MergeMeetings", Need::Write),
     ("/meetings.v1.MeetingService/GetMeeting", Need::Read),
     ("/meetings.v1.MeetingService/ListMeetings", Need::Read),
     (
@@ -400,6 +401,6 @@ mod tests {
                 }
             }
         }
-        assert_eq!(methods, 10);
+        assert_eq!(methods, 11);
     }
 }

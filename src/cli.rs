@@ -75,6 +75,9 @@ pub enum Command {
         /// Only meetings with a participant from this organisation.
         #[arg(long)]
         organization: Option<String>,
+        /// Only meetings with a participant of this name (any spelling).
+        #[arg(long)]
+        participant: Option<String>,
         #[arg(long)]
         from: Option<String>,
         #[arg(long)]
@@ -99,6 +102,14 @@ pub enum Command {
         /// (DUPLICATE_POLICY_MERGE), unless its line sets "duplicates".
         #[arg(long)]
         merge: bool,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Merge stored meetings into TARGET (MergeMeetings) and print it.
+    Merge {
+        target: String,
+        #[arg(required = true)]
+        sources: Vec<String>,
         #[command(flatten)]
         server: ServerArgs,
     },
@@ -246,6 +257,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::List {
             country,
             organization,
+            participant,
             from,
             to,
             topic,
@@ -259,6 +271,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
                 page_token: String::new(),
                 country_code: country.unwrap_or_default(),
                 organization_code: organization.unwrap_or_default(),
+                participant: participant.unwrap_or_default(),
                 from_date: from.unwrap_or_default(),
                 to_date: to.unwrap_or_default(),
                 topic: topic.unwrap_or_default(),
@@ -290,6 +303,22 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             server,
         } => import(&file, merge, &server, &mut out).await?,
         Command::Duplicates { file, server } => duplicates(&file, &server, &mut out).await?,
+        Command::Merge {
+            target,
+            sources,
+            server,
+        } => {
+            let merged = server
+                .client()
+                .await?
+                .merge_meetings(pb::MergeMeetingsRequest {
+                    target_id: target,
+                    source_ids: sources,
+                })
+                .await
+                .map_err(explain)?;
+            print_json(&mut out, &merged.into_inner().meeting)?;
+        }
         Command::Token { scopes, name } => {
             let (token, line) = crate::auth::new_token(&scopes, &name)?;
             writeln!(out, "token: {token}")?;

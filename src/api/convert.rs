@@ -58,6 +58,7 @@ pub fn meeting_to_pb(m: &NewMeeting) -> pb::Meeting {
             .collect(),
         country_codes: Vec::new(),
         organization_codes: Vec::new(),
+        merged_ids: Vec::new(),
         create_time: None,
         update_time: None,
         etag: String::new(),
@@ -94,6 +95,7 @@ pub fn without_output_fields(mut m: pb::Meeting) -> pb::Meeting {
     m.id.clear();
     m.country_codes.clear();
     m.organization_codes.clear();
+    m.merged_ids.clear();
     m.create_time = None;
     m.update_time = None;
     m.etag.clear();

@@ -166,7 +166,8 @@ async fn merge_into(tx: &mut Tx, found: Found, row: &NewRow) -> Result<pb::Meeti
     }
     let version = current.version + 1;
     let now = Utc::now().trunc_subsecs(6);
-    let record = stored_record(&meeting, found.id, current.create_time, now, version);
+    let mut record = stored_record(&meeting, found.id, current.create_time, now, version);
+    record.merged_ids = stored.merged_ids.clone();
     tx.replace_meeting(&UpdatedRow {
         id: found.id,
         meeting,

@@ -11,8 +11,17 @@ impl MeetingsApi {
     /// The stored record of the meeting a GetMeeting asks for.
     pub(super) async fn get_record(&self, req: pb::GetMeetingRequest) -> Result<Vec<u8>> {
         let id = parse_id("id", &req.id).map_err(Error::invalid_request)?;
+        if let Some(record) = self.lookups.call(id).await? {
+            return Ok(record);
+        }
+        // An id merged into another meeting names that meeting.
+        let into = self
+            .storage
+            .redirect(id)
+            .await?
+            .ok_or(Error::MeetingNotFound(id))?;
         self.lookups
-            .call(id)
+            .call(into)
             .await?
             .ok_or(Error::MeetingNotFound(id))
     }

@@ -9,7 +9,9 @@ use uuid::Uuid;
 use super::MeetingsApi;
 use super::request::decode_record;
 use crate::domain::limits::MAX_SHORT_TEXT;
-use crate::domain::{CountryCode, OrganizationCode, Violations, parse_date, parse_text, topic_key};
+use crate::domain::{
+    CountryCode, NameKey, OrganizationCode, Violations, parse_date, parse_text, topic_key,
+};
 use crate::error::{Error, Result};
 use crate::pb;
 use crate::storage::{Cursor, ListFilter};
@@ -66,6 +68,15 @@ impl MeetingsApi {
         };
         let topic = text("topic", req.topic, MAX_SHORT_TEXT).map(|t| topic_key(&t));
         let query = text("query", req.query, MAX_QUERY);
+        let participant = text("participant", req.participant, MAX_SHORT_TEXT).and_then(|name| {
+            let tokens = NameKey::new(&name).tokens().to_vec();
+            if tokens.is_empty() {
+                v.add("participant", "has no letters or digits to look for");
+                None
+            } else {
+                Some(tokens)
+            }
+        });
         let filter = ListFilter {
             country_code,
             organization_code,
@@ -73,6 +84,7 @@ impl MeetingsApi {
             to,
             topic,
             query,
+            participant,
         };
         let after = match req.page_token.as_str() {
             "" => None,
@@ -192,6 +204,9 @@ fn filter_digest(filter: &ListFilter) -> u64 {
     // existed stay valid.
     if let Some(o) = filter.organization_code {
         text.push_str(&format!("|org:{o}"));
+    }
+    if let Some(words) = &filter.participant {
+        text.push_str(&format!("|participant:{}", words.join(" ")));
     }
     text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)

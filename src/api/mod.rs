@@ -19,6 +19,7 @@ mod encoded;
 mod get;
 mod limits;
 mod list;
+mod merge;
 mod paged;
 mod request;
 mod stream;
@@ -267,6 +268,19 @@ impl MeetingService for MeetingsApi {
             self.unary_with_database(request, |req| self.find_duplicates(req))
                 .await?,
         ))
+    }
+
+    async fn merge_meetings(
+        &self,
+        request: Request<pb::MergeMeetingsRequest>,
+    ) -> Result<Response<pb::MergeMeetingsResponse>, Status> {
+        let meeting = self
+            .unary_with_database(request, |req| self.merge_meetings(req))
+            .await?;
+        tracing::info!(id = %meeting.id, merged = meeting.merged_ids.len(), "meetings merged");
+        Ok(Response::new(pb::MergeMeetingsResponse {
+            meeting: Some(meeting),
+        }))
     }
 
     type StreamMeetingsByCountryPairStream =

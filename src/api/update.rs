@@ -50,11 +50,13 @@ impl MeetingsApi {
         for path in &paths {
             apply(&mut merged, &patch, path);
         }
+        let merged_ids = std::mem::take(&mut merged.merged_ids);
         let meeting = NewMeeting::parse(merged, "meeting", Utc::now().date_naive())
             .map_err(Error::invalid_meeting)?;
         let version = current.version + 1;
         let now = Utc::now().trunc_subsecs(6);
-        let record = stored_record(&meeting, id, current.create_time, now, version);
+        let mut record = stored_record(&meeting, id, current.create_time, now, version);
+        record.merged_ids = merged_ids;
         tx.replace_meeting(&UpdatedRow {
             id,
             meeting,

@@ -167,6 +167,7 @@ fn event_to_pb(row: EventRow) -> Result<pb::WatchMeetingsResponse> {
             kind: i32::from(row.kind),
             meeting: Some(meeting),
             event_time: Some(timestamp(row.event_time)),
+            merged_into: row.merged_into.map(|id| id.to_string()).unwrap_or_default(),
         }),
     })
 }

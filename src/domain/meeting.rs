@@ -344,6 +344,15 @@ impl NewMeeting {
         })
     }
 
+    /// The words of every participant's name and aliases as name matching
+    /// compares them (`NameKey`), sorted, once each: what the participant
+    /// filter looks up.
+    pub fn name_tokens(&self) -> Vec<String> {
+        name_tokens(self.participants.iter().flat_map(|p| {
+            std::iter::once(p.name.as_str()).chain(p.aliases.iter().map(String::as_str))
+        }))
+    }
+
     /// How many pairs of parties the meeting belongs to: its rows in the
     /// pair index.
     pub fn pair_count(&self) -> usize {
@@ -376,6 +385,21 @@ fn check_years(years: u32) -> Result<u32, String> {
         ))
     }
 }
+
+/// The words of `names` as `NameKey` makes them, sorted, once each.
+pub fn name_tokens<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let mut tokens: Vec<String> = names
+        .into_iter()
+        .flat_map(|n| super::NameKey::new(n).tokens().to_vec())
+        .collect();
+    tokens.sort_unstable();
+    tokens.dedup();
+    tokens
+}
+
+/// Version of the rule of `name_tokens` (`NameKey`), stored with the tokens
+/// it made; change it with the rule.
+pub const NAME_TOKEN_VERSION: i32 = 1;
 
 /// The last day of a meeting: on or after its first (`date`, when that is
 /// valid), and at most `MAX_SPAN_DAYS` after it.

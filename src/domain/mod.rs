@@ -15,8 +15,9 @@ pub use date::{parse_date, parse_meeting_date};
 pub use duplicates::{NameMatch, Report, merge, same_meeting};
 pub use meeting::limits;
 pub use meeting::{
-    Anniversary, Location, MeetingFormat, NewMeeting, Participant, RawAnniversary, RawLocation,
-    RawMeeting, RawParticipant, RawSource, RequestId, Source, TOPIC_KEY_VERSION, topic_key,
+    Anniversary, Location, MeetingFormat, NAME_TOKEN_VERSION, NewMeeting, Participant,
+    RawAnniversary, RawLocation, RawMeeting, RawParticipant, RawSource, RequestId, Source,
+    TOPIC_KEY_VERSION, name_tokens, topic_key,
 };
 pub use names::{NameKey, words_match};
 pub use party::{OrganizationCode, Party, PartyPair, split_party_keys};

@@ -14,7 +14,7 @@ use crate::domain::NewMeeting;
 /// Separates the items of a joined list; `chr(31)` in SQL.
 const LIST_SEPARATOR: char = '\u{1f}';
 
-/// The columns of a batch of new meetings ($1 to $21, and $24 to $26), each
+/// The columns of a batch of new meetings ($1 to $21, and $24 to $28), each
 /// derived value read from the validated meeting.
 #[derive(Debug, Default)]
 pub(super) struct MeetingColumns<'a> {
@@ -43,6 +43,8 @@ pub(super) struct MeetingColumns<'a> {
     request_digests: Vec<Option<&'a [u8]>>,
     end_dates: Vec<Option<NaiveDate>>,
     formats: Vec<i16>,
+    name_tokens: Vec<String>,
+    participant_aliases: Vec<String>,
 }
 
 impl<'a> MeetingColumns<'a> {
@@ -95,6 +97,9 @@ impl<'a> MeetingColumns<'a> {
                 .push(row.request_digest.as_ref().map(|d| d.as_slice()));
             c.end_dates.push(m.end_date());
             c.formats.push(format_column(m));
+            c.name_tokens.push(joined(m.name_tokens()));
+            c.participant_aliases
+                .push(joined(m.participants().iter().flat_map(|p| p.aliases())));
         }
         c
     }
@@ -130,6 +135,8 @@ impl<'a> MeetingColumns<'a> {
             .bind(self.request_digests)
             .bind(self.end_dates)
             .bind(self.formats)
+            .bind(self.name_tokens)
+            .bind(self.participant_aliases)
     }
 }
 

@@ -8,12 +8,14 @@ use uuid::Uuid;
 
 use super::batch::{MeetingColumns, format_column, joined, search_text};
 use super::error::{DEADLOCK_DETECTED, has_code};
-use super::model::{StoredKey, TopicKeys};
+use super::model::{NameColumns, StoredKey, TopicKeys};
 use super::{
     Asked, Cursor, EventKind, IdRecord, Inserted, ListFilter, LockedMeeting, NewRow,
     RECORD_COPY_MAX_COUNTRIES, RECORDS_BY_ID, RecordRow, Storage, UpdatedRow,
 };
-use crate::domain::{Party, Report, RequestId, TOPIC_KEY_VERSION, limits, topic_key};
+use crate::domain::{
+    NAME_TOKEN_VERSION, Party, Report, RequestId, TOPIC_KEY_VERSION, limits, name_tokens, topic_key,
+};
 
 /// The longest span of a meeting in days, as SQL's date arithmetic takes it.
 const MAX_SPAN_DAYS_SQL: i32 = limits::MAX_SPAN_DAYS as i32;
@@ -107,6 +109,13 @@ impl Tx {
             .bind(RECORD_COPY_MAX_COUNTRIES)
             .bind(m.end_date())
             .bind(format_column(m))
+            .bind(m.name_tokens())
+            .bind(
+                m.participants()
+                    .iter()
+                    .flat_map(|p| p.aliases())
+                    .collect::<Vec<_>>(),
+            )
             .fetch_one(&mut *self.tx)
             .await?;
         self.wrote_events = true;
@@ -122,6 +131,36 @@ impl Tx {
         sqlx::query(DELETE_MEETING)
             .bind(id)
             .bind(EventKind::Deleted.code())
+            .bind(None::<Uuid>)
+            .execute(&mut *self.tx)
+            .await?;
+        self.wrote_events = true;
+        Ok(())
+    }
+
+    /// Ends a locked meeting as a meeting of its own, merged into `into`:
+    /// its rows go (with a MERGED event), and its id, and every id merged
+    /// into it before, resolve to `into`.
+    pub async fn absorb_meeting(&mut self, id: Uuid, into: Uuid) -> Result<()> {
+        sqlx::query(PREPARE_REWRITE)
+            .bind(id)
+            .execute(&mut *self.tx)
+            .await?;
+        sqlx::query(
+            "WITH repointed AS ( \
+                 UPDATE meeting_redirects SET meeting_id = $2 WHERE meeting_id = $1 \
+             ) \
+             INSERT INTO meeting_redirects (merged_id, meeting_id) VALUES ($1, $2) \
+             ON CONFLICT (merged_id) DO UPDATE SET meeting_id = EXCLUDED.meeting_id",
+        )
+        .bind(id)
+        .bind(into)
+        .execute(&mut *self.tx)
+        .await?;
+        sqlx::query(DELETE_MEETING)
+            .bind(id)
+            .bind(EventKind::Merged.code())
+            .bind(into)
             .execute(&mut *self.tx)
             .await?;
         self.wrote_events = true;
@@ -247,6 +286,16 @@ async fn duplicate_candidates(
 }
 
 impl Storage {
+    /// The meeting a merged meeting's id now names, if `id` was merged.
+    pub async fn redirect(&self, id: Uuid) -> Result<Option<Uuid>> {
+        Ok(
+            sqlx::query_scalar("SELECT meeting_id FROM meeting_redirects WHERE merged_id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
     /// Stored meetings that may describe the same meeting as `report`,
     /// oldest first.
     pub async fn duplicate_candidates(&self, report: &Report) -> Result<Vec<IdRecord>> {
@@ -377,6 +426,7 @@ impl Storage {
                     .organization_code
                     .map(|o| Party::Organization(o).key()),
             )
+            .bind(filter.participant.as_deref())
             .fetch(&self.pool);
         let mut page = Vec::new();
         let mut bytes = 0;
@@ -410,6 +460,76 @@ impl Storage {
             .bind(ids)
             .fetch_all(&self.pool)
             .await?)
+    }
+
+    /// The name tokens of meetings stored before they existed, or made by
+    /// an earlier rule (`NAME_TOKEN_VERSION`), recomputed from the names
+    /// and aliases columns, as `refresh_topic_keys` does for topic keys.
+    pub async fn refresh_name_tokens(&self) -> Result<u64, anyhow::Error> {
+        const NAME: &str = "name_tokens";
+        const PAGE: i64 = 1_000;
+        let stored: Option<i32> =
+            sqlx::query_scalar("SELECT version FROM derived_value_versions WHERE name = $1")
+                .bind(NAME)
+                .fetch_optional(&self.pool)
+                .await?;
+        if stored.is_some_and(|v| v >= NAME_TOKEN_VERSION) {
+            return Ok(0);
+        }
+        tracing::info!(to = NAME_TOKEN_VERSION, "computing the stored name tokens");
+        let mut after = Uuid::nil();
+        let mut changed = 0u64;
+        loop {
+            let rows: Vec<NameColumns> = sqlx::query_as(
+                "SELECT id, participant_names, participant_aliases, name_tokens FROM meetings \
+                 WHERE id > $1 ORDER BY id LIMIT $2",
+            )
+            .bind(after)
+            .bind(PAGE)
+            .fetch_all(&self.pool)
+            .await?;
+            let Some(last) = rows.last() else { break };
+            after = last.id;
+            let mut stale = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            for row in &rows {
+                let names = row.participant_names.iter().chain(&row.participant_aliases);
+                let tokens = name_tokens(names.map(String::as_str));
+                if row.name_tokens.as_ref() != Some(&tokens) {
+                    stale.0.push(row.id);
+                    stale.1.push(joined(&row.participant_names));
+                    stale.2.push(joined(&row.participant_aliases));
+                    stale.3.push(joined(&tokens));
+                }
+            }
+            if !stale.0.is_empty() {
+                // Only rows whose names are still those read: a meeting
+                // written meanwhile got its tokens from its write.
+                let updated = sqlx::query(
+                    "UPDATE meetings m SET name_tokens = (string_to_array(k.tokens, chr(31)))[2:] \
+                     FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[]) \
+                          AS k (id, names, aliases, tokens) \
+                     WHERE m.id = k.id \
+                       AND m.participant_names = (string_to_array(k.names, chr(31)))[2:] \
+                       AND m.participant_aliases = (string_to_array(k.aliases, chr(31)))[2:]",
+                )
+                .bind(&stale.0)
+                .bind(&stale.1)
+                .bind(&stale.2)
+                .bind(&stale.3)
+                .execute(&self.pool)
+                .await?;
+                changed += updated.rows_affected();
+            }
+        }
+        sqlx::query(
+            "INSERT INTO derived_value_versions (name, version) VALUES ($1, $2) \
+             ON CONFLICT (name) DO UPDATE SET version = EXCLUDED.version",
+        )
+        .bind(NAME)
+        .bind(NAME_TOKEN_VERSION)
+        .execute(&self.pool)
+        .await?;
+        Ok(changed)
     }
 
     /// Recomputes the stored topic keys (`topics_lower`) with the service's

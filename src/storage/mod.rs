@@ -93,6 +93,7 @@ impl Storage {
             events_written: Arc::new(Notify::new()),
         };
         storage.refresh_topic_keys().await?;
+        storage.refresh_name_tokens().await?;
         Ok(storage)
     }
 

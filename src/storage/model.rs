@@ -42,6 +42,7 @@ pub enum EventKind {
     Created = 1,
     Updated = 2,
     Deleted = 3,
+    Merged = 4,
 }
 
 impl EventKind {
@@ -95,6 +96,9 @@ pub struct ListFilter {
     /// As `domain::topic_key` makes it.
     pub topic: Option<String>,
     pub query: Option<String>,
+    /// The words of a participant's name (`NameKey`), all of which a
+    /// meeting's name tokens must hold.
+    pub participant: Option<Vec<String>>,
 }
 
 /// What GetCountryPairSummary reports, as stored.
@@ -167,6 +171,8 @@ pub struct EventRow {
     pub country_codes: Vec<String>,
     pub record: Option<Vec<u8>>,
     pub event_time: DateTime<Utc>,
+    /// For a MERGED event: the meeting it went into.
+    pub merged_into: Option<Uuid>,
 }
 
 /// An event row waiting for its numbers: how many events (meetings) it
@@ -296,6 +302,15 @@ pub(super) struct StoredKey {
     pub meeting_id: Uuid,
     pub digest: Option<Vec<u8>>,
     pub record: Option<Vec<u8>>,
+}
+
+/// A meeting's names and aliases, and their stored tokens.
+#[derive(Debug, sqlx::FromRow)]
+pub(super) struct NameColumns {
+    pub id: Uuid,
+    pub participant_names: Vec<String>,
+    pub participant_aliases: Vec<String>,
+    pub name_tokens: Option<Vec<String>>,
 }
 
 /// A meeting's topics and their stored keys.

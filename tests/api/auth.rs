@@ -147,6 +147,20 @@ async fn call_each(
             ),
         ),
         (
+            "MergeMeetings",
+            refused(
+                c.merge_meetings(with_token(
+                    pb::MergeMeetingsRequest {
+                        target_id: id.clone(),
+                        source_ids: vec![uuid::Uuid::now_v7().to_string()],
+                    },
+                    token,
+                ))
+                .await
+                .map(drop),
+            ),
+        ),
+        (
             "FindDuplicateMeetings",
             refused(
                 c.find_duplicate_meetings(with_token(
@@ -162,11 +176,12 @@ async fn call_each(
     ]
 }
 
-const WRITES: [&str; 4] = [
+const WRITES: [&str; 5] = [
     "CreateMeeting",
     "ImportMeetings",
     "UpdateMeeting",
     "DeleteMeeting",
+    "MergeMeetings",
 ];
 
 #[tokio::test]

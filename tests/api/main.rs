@@ -13,6 +13,7 @@ mod helpers;
 mod import;
 mod limits;
 mod load;
+mod merges;
 mod migrations;
 mod parties;
 mod raw;

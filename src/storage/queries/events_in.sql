@@ -2,7 +2,7 @@
 -- meetings in the pair after the change, or before it for an update), in
 -- order: each row's meetings, numbered from the row's first number.
 SELECT u.sequence, e.kind, u.meeting_id, string_to_array(u.codes, ',') AS country_codes,
-       coalesce(r.record, m.record) AS record, e.event_time
+       coalesce(r.record, m.record) AS record, e.event_time, e.merged_into
 FROM meeting_events e
 CROSS JOIN LATERAL (
     SELECT e.sequence - e.event_count + i.position AS sequence, i.meeting_id, i.codes,

@@ -5,7 +5,8 @@
 -- empty piece before the first separator is dropped. $22 is the CREATED
 -- event kind, $23 the most countries a meeting may have and still copy its
 -- record into its pair rows, $24 the digests of what each key was asked,
--- $25 the end dates and $26 the formats. "Countries" here are party keys
+-- $25 the end dates, $26 the formats, $27 the name tokens and $28 the
+-- participants' aliases. "Countries" here are party keys
 -- (see migration 0016): country codes, and "org:" codes of organisations.
 --
 -- A row with a request_id is stored only if its key is new: keys outlive
@@ -27,7 +28,7 @@ WITH event AS (
                           country_codes, request_id, record, create_time, update_time, version,
                           search, participant_names, participant_titles,
                           participant_country_codes, topics_lower, created_event_id,
-                          end_date, format)
+                          end_date, format, name_tokens, participant_aliases)
     SELECT m.id, m.date, coalesce(m.city, ''), m.location_country_code, m.years, m.occasion,
            m.summary,
            (string_to_array(m.topics, chr(31)))[2:],
@@ -39,15 +40,19 @@ WITH event AS (
            (string_to_array(m.participant_titles, chr(31)))[2:],
            (string_to_array(m.participant_country_codes, chr(31)))[2:],
            (string_to_array(m.topics_lower, chr(31)))[2:],
-           event.id, m.end_date, m.format
+           event.id, m.end_date, m.format,
+           (string_to_array(m.name_tokens, chr(31)))[2:],
+           (string_to_array(m.participant_aliases, chr(31)))[2:]
     FROM UNNEST($1::uuid[], $2::date[], $3::text[], $4::text[], $5::int4[], $6::text[],
                 $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
                 $13::bytea[], $14::timestamptz[], $15::timestamptz[], $16::int8[], $17::text[],
-                $18::text[], $19::text[], $20::text[], $21::text[], $25::date[], $26::int2[])
+                $18::text[], $19::text[], $20::text[], $21::text[], $25::date[], $26::int2[],
+                $27::text[], $28::text[])
          AS m (id, date, city, location_country_code, years, occasion, summary, topics,
                source_names, source_urls, codes, request_id, record, create_time,
                update_time, version, search, participant_names, participant_titles,
-               participant_country_codes, topics_lower, end_date, format),
+               participant_country_codes, topics_lower, end_date, format, name_tokens,
+               participant_aliases),
          event
     WHERE m.request_id IS NULL OR m.id IN (SELECT meeting_id FROM keys)
     ON CONFLICT (request_id) WHERE request_id IS NOT NULL DO NOTHING

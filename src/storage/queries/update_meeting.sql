@@ -5,7 +5,7 @@
 -- and the countries before and after the update (so that a pair's watchers
 -- see a meeting leave the pair). $21 is the most countries a meeting may
 -- have and still copy its record into its pair rows; $22 the end date and
--- $23 the format.
+-- $23 the format, $24 the name tokens, $25 the participants' aliases.
 WITH event AS (
     SELECT nextval('meeting_events_event_id_seq') AS id
 ), previous AS (
@@ -18,7 +18,8 @@ WITH event AS (
         source_names = $9, source_urls = $10, country_codes = $11, record = $12,
         update_time = $13, version = $14, search = to_tsvector('simple', $15),
         participant_names = $16, participant_titles = $17, participant_country_codes = $18,
-        topics_lower = $19, end_date = $22, format = $23
+        topics_lower = $19, end_date = $22, format = $23, name_tokens = $24,
+        participant_aliases = $25
     FROM event, previous
     WHERE t.id = $1 AND previous.id = t.id
     RETURNING t.id, t.date, t.end_date, t.country_codes, t.record, event.id AS event_id,

@@ -1,0 +1,100 @@
+//! MergeMeetings: stored meetings merged by hand into one.
+
+use chrono::{SubsecRound, Utc};
+use prost::Message;
+use uuid::Uuid;
+
+use super::request::{decode_record, parse_id};
+use super::{MeetingsApi, stored_record, without_output_fields};
+use crate::domain::{NewMeeting, RawMeeting, Violations, merge};
+use crate::error::{Error, Result};
+use crate::pb;
+use crate::storage::UpdatedRow;
+
+/// Most meetings one call merges into its target.
+const MAX_SOURCES: usize = 100;
+
+impl MeetingsApi {
+    pub(super) async fn merge_meetings(
+        &self,
+        req: pb::MergeMeetingsRequest,
+    ) -> Result<pb::Meeting> {
+        let (target, sources) = parse_merge(&req).map_err(Error::invalid_request)?;
+        let mut tx = self.storage.begin().await?;
+        // Locks in id order, as every writer of several meetings takes them.
+        let mut ids: Vec<Uuid> = sources.iter().copied().chain([target]).collect();
+        ids.sort_unstable();
+        let mut locked = std::collections::HashMap::with_capacity(ids.len());
+        for id in ids {
+            let meeting = tx
+                .lock_meeting(id)
+                .await?
+                .ok_or(Error::MeetingNotFound(id))?;
+            locked.insert(id, meeting);
+        }
+        let current = &locked[&target];
+        let stored = decode_record(&current.record)?;
+        let mut merged_ids = stored.merged_ids.clone();
+        let mut raw = RawMeeting::from(without_output_fields(stored));
+        for id in &sources {
+            let source = decode_record(&locked[id].record)?;
+            merged_ids.push(id.to_string());
+            merged_ids.extend(source.merged_ids.iter().cloned());
+            raw = merge(raw, RawMeeting::from(without_output_fields(source)));
+        }
+        let meeting = NewMeeting::parse(raw, "meeting", Utc::now().date_naive())
+            .map_err(Error::invalid_meeting)?;
+        let version = current.version + 1;
+        let now = Utc::now().trunc_subsecs(6);
+        let mut record = stored_record(&meeting, target, current.create_time, now, version);
+        record.merged_ids = merged_ids;
+        tx.replace_meeting(&UpdatedRow {
+            id: target,
+            meeting,
+            update_time: now,
+            version,
+            record: record.encode_to_vec(),
+        })
+        .await?;
+        for id in sources {
+            tx.absorb_meeting(id, target).await?;
+        }
+        tx.commit().await?;
+        Ok(record)
+    }
+}
+
+/// The target and the sources: valid ids, 1 to `MAX_SOURCES` sources,
+/// distinct, none the target.
+fn parse_merge(req: &pb::MergeMeetingsRequest) -> Result<(Uuid, Vec<Uuid>), Violations> {
+    let mut v = Violations::new();
+    let target = parse_id("target_id", &req.target_id)
+        .map_err(|e| v.extend(e))
+        .ok();
+    let n = req.source_ids.len();
+    if !(1..=MAX_SOURCES).contains(&n) {
+        v.add(
+            "source_ids",
+            format!("must list 1 to {MAX_SOURCES} meetings, has {n}"),
+        );
+        return Err(v);
+    }
+    let mut sources: Vec<Uuid> = Vec::with_capacity(n);
+    for (i, raw) in req.source_ids.iter().enumerate() {
+        let field = format!("source_ids[{i}]");
+        let Ok(id) = parse_id(&field, raw).map_err(|e| v.extend(e)) else {
+            continue;
+        };
+        if Some(id) == target {
+            v.add(field, "is the target: a meeting is not merged into itself");
+        } else if let Some(first) = sources.iter().position(|s| *s == id) {
+            v.add(field, format!("repeats source_ids[{first}]"));
+        } else {
+            sources.push(id);
+        }
+    }
+    match target {
+        Some(target) if v.is_empty() => Ok((target, sources)),
+        _ => Err(v),
+    }
+}
