@@ -32,7 +32,12 @@ impl MeetingsApi {
         let (row, record) = new_row(meeting, request_id);
         if let Some(on_match) = OnMatch::of(req.duplicates) {
             let meeting = row.meeting.clone();
-            return match self.store_matching(row, on_match).await? {
+            let matched = self
+                .store_matching(vec![(row, on_match)])
+                .await?
+                .pop()
+                .ok_or_else(|| Error::internal(anyhow::anyhow!("no outcome for the meeting")))?;
+            return match matched {
                 Matched::Created(record) => Ok((record, String::new())),
                 Matched::Merged(record) => {
                     let id = record.id.clone();
@@ -41,6 +46,8 @@ impl MeetingsApi {
                 Matched::Existing(outcome) => {
                     Ok((existing(outcome, &meeting, &req.request_id)?, String::new()))
                 }
+                Matched::Rejected(id) => Err(Error::DuplicateMeeting(id)),
+                Matched::Invalid(violations) => Err(Error::invalid_meeting(violations)),
             };
         }
         // A meeting of many countries writes many pair rows: it goes in a
@@ -74,6 +81,9 @@ impl MeetingsApi {
     ) -> Result<pb::ImportMeetingsResponse, Status> {
         let mut report = ImportReport::default();
         let mut batch = ImportBatch::default();
+        // Meetings under MERGE or REJECT waiting for their transaction (a
+        // stream has either these or `batch` pending, never both).
+        let mut matching = MatchingBatch::default();
         // Up to IMPORT_IN_FLIGHT batches commit while the next is read and
         // validated; outcomes are counted in stream order.
         let mut committing: std::collections::VecDeque<Committing> = Default::default();
@@ -92,7 +102,11 @@ impl MeetingsApi {
                     // The stream breaks here. Batches already committing
                     // finish and are counted; the unfinished batch is not
                     // stored, and the caller learns where to resume.
-                    let resume_index = batch.origins.first().map_or(index, |(i, _)| *i);
+                    let resume_index = matching
+                        .origins
+                        .first()
+                        .or(batch.origins.first())
+                        .map_or(index, |(i, _)| *i);
                     while let Some(oldest) = committing.pop_front() {
                         account(oldest, &mut report).await?;
                     }
@@ -150,9 +164,22 @@ impl MeetingsApi {
                         account(oldest, &mut report).await?;
                     }
                     let on_match = OnMatch::of(item.duplicates).unwrap_or(OnMatch::Merge);
+                    matching.pairs += meeting.pair_count();
                     let row = new_row(meeting, request_id).0;
-                    self.import_matching(row, on_match, index, item.request_id, share, &mut report)
+                    matching.meetings.push(row.meeting.clone());
+                    matching.rows.push((row, on_match));
+                    matching.origins.push((index, item.request_id));
+                    if matching.rows.len() == IMPORT_BATCH || matching.pairs >= IMPORT_BATCH_PAIRS {
+                        self.import_matching(std::mem::take(&mut matching), share, &mut report)
+                            .await?;
+                    }
+                }
+                Ok((meeting, request_id)) if !matching.rows.is_empty() => {
+                    self.import_matching(std::mem::take(&mut matching), share, &mut report)
                         .await?;
+                    batch.pairs += meeting.pair_count();
+                    batch.rows.push(new_row(meeting, request_id).0);
+                    batch.origins.push((index, item.request_id));
                 }
                 Ok((meeting, request_id)) => {
                     batch.pairs += meeting.pair_count();
@@ -170,6 +197,9 @@ impl MeetingsApi {
                 }
                 committing.push_back(self.commit(std::mem::take(&mut batch), share));
             }
+        }
+        if !matching.rows.is_empty() {
+            self.import_matching(matching, share, &mut report).await?;
         }
         if !batch.rows.is_empty() {
             committing.push_back(self.commit(batch, share));
@@ -191,45 +221,43 @@ impl MeetingsApi {
     /// what became of it.
     async fn import_matching(
         &self,
-        row: NewRow,
-        on_match: OnMatch,
-        index: u64,
-        request_id: String,
+        batch: MatchingBatch,
         share: &DatabaseShare,
         report: &mut ImportReport,
     ) -> Result<()> {
-        let meeting = row.meeting.clone();
-        let stored = {
+        let outcomes = {
             let _database = share.acquire().await?;
-            self.store_matching(row, on_match).await
+            self.store_matching(batch.rows).await?
         };
-        match stored {
-            Ok(Matched::Created(_)) => report.counts.created_count += 1,
-            Ok(Matched::Merged(_)) => report.counts.merged_count += 1,
-            Ok(Matched::Existing(outcome)) => match existing(outcome, &meeting, &request_id) {
-                Ok(_) => report.counts.duplicate_count += 1,
-                Err(Error::RequestIdReused { .. }) => {
+        for ((matched, (index, request_id)), meeting) in
+            outcomes.into_iter().zip(batch.origins).zip(&batch.meetings)
+        {
+            match matched {
+                Matched::Created(_) => report.counts.created_count += 1,
+                Matched::Merged(_) => report.counts.merged_count += 1,
+                Matched::Existing(outcome) => match existing(outcome, meeting, &request_id) {
+                    Ok(_) => report.counts.duplicate_count += 1,
+                    Err(Error::RequestIdReused { .. }) => {
+                        let mut v = Violations::new();
+                        v.add("request_id", "was already used for a different meeting");
+                        reject(report, index, request_id, v);
+                    }
+                    // The key's meeting was deleted: the retry stores nothing.
+                    Err(Error::MeetingNotFound(_)) => report.counts.duplicate_count += 1,
+                    Err(e) => return Err(e),
+                },
+                Matched::Rejected(id) => {
                     let mut v = Violations::new();
-                    v.add("request_id", "was already used for a different meeting");
+                    v.add(
+                        "meeting",
+                        format!("matches stored meeting {id} (DUPLICATE_POLICY_REJECT)"),
+                    );
                     reject(report, index, request_id, v);
                 }
-                // The key's meeting was deleted: the retry stores nothing.
-                Err(Error::MeetingNotFound(_)) => report.counts.duplicate_count += 1,
-                Err(e) => return Err(e),
-            },
-            Err(Error::DuplicateMeeting(id)) => {
-                let mut v = Violations::new();
-                v.add(
-                    "meeting",
-                    format!("matches stored meeting {id} (DUPLICATE_POLICY_REJECT)"),
-                );
-                reject(report, index, request_id, v);
+                // The merged record would break a rule (more than 20
+                // sources, say).
+                Matched::Invalid(violations) => reject(report, index, request_id, violations),
             }
-            // The merged record breaks a rule (more than 20 sources, say).
-            Err(Error::InvalidArgument { violations, .. }) => {
-                reject(report, index, request_id, violations)
-            }
-            Err(e) => return Err(e),
         }
         Ok(())
     }
@@ -292,6 +320,17 @@ struct ImportBatch {
     rows: Vec<NewRow>,
     origins: Vec<(u64, String)>,
     /// Pair rows the batch writes.
+    pairs: usize,
+}
+
+/// Meetings of an import under MERGE or REJECT waiting for their
+/// transaction, where each came from, and each meeting (for the answer to a
+/// reused request_id).
+#[derive(Default)]
+struct MatchingBatch {
+    rows: Vec<(NewRow, OnMatch)>,
+    origins: Vec<(u64, String)>,
+    meetings: Vec<NewMeeting>,
     pairs: usize,
 }
 

@@ -1,16 +1,20 @@
 //! Reports of one meeting: CreateMeeting and ImportMeetings under
 //! DUPLICATE_POLICY_MERGE or _REJECT, and FindDuplicateMeetings.
 
-use chrono::{NaiveDate, SubsecRound, Utc};
+use std::collections::HashMap;
+
+use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
 use prost::Message;
 use uuid::Uuid;
 
 use super::request::decode_record;
 use super::{MeetingsApi, meeting_to_pb, stored_record, without_output_fields};
-use crate::domain::{NameMatch, NewMeeting, Party, RawMeeting, Report, merge, same_meeting};
+use crate::domain::{
+    NameMatch, NewMeeting, Party, RawMeeting, Report, RequestId, Violations, merge, same_meeting,
+};
 use crate::error::{Error, Result};
 use crate::pb;
-use crate::storage::{IdRecord, Inserted, NewRow, Tx, UpdatedRow};
+use crate::storage::{Asked, IdRecord, Inserted, NewRow};
 
 /// What a policy other than KEEP does with a match.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,17 +37,45 @@ impl OnMatch {
 
 /// What became of a meeting stored under MERGE or REJECT.
 pub(super) enum Matched {
-    /// Stored as a new meeting (nothing matched).
+    /// Stored as a new meeting (nothing matched); its record.
     Created(pb::Meeting),
     /// Merged into the stored meeting with this record.
     Merged(pb::Meeting),
     /// Its request_id was already used: what create does with that.
     Existing(Inserted),
+    /// REJECT, and it matches this meeting.
+    Rejected(Uuid),
+    /// The merged record would break these rules.
+    Invalid(Violations),
+}
+
+/// What became of a report, by the id of the meeting it went to (records
+/// are known once the batch is done).
+enum Outcome {
+    Created(Uuid),
+    Merged(Uuid),
+    Existing(Inserted),
+    Rejected(Uuid),
+    Invalid(Violations),
+}
+
+/// A meeting that reports of a batch may merge into: stored (and locked),
+/// or stored by an earlier report of the batch.
+struct Target {
+    id: Uuid,
+    meeting: NewMeeting,
+    report: Report,
+    record: pb::Meeting,
+    create_time: DateTime<Utc>,
+    /// Stored: its version as read. None for a meeting new in the batch.
+    version: Option<i64>,
+    /// New in the batch: the key and digest of the report that made it.
+    made_by: Option<(Option<RequestId>, Option<[u8; 32]>)>,
+    changed: bool,
 }
 
 /// A stored meeting that a report matches.
 struct Found {
-    id: Uuid,
     record: pb::Meeting,
     names: Vec<NameMatch>,
 }
@@ -55,64 +87,252 @@ fn matching(report: &Report, candidates: Vec<IdRecord>) -> Result<Vec<Found>> {
     let mut found = Vec::new();
     for candidate in candidates {
         let record = decode_record(&candidate.record)?;
-        let Ok(stored) = NewMeeting::parse(
-            without_output_fields(record.clone()),
-            "meeting",
-            NaiveDate::MAX,
-        ) else {
+        let Some(stored) = reparse(&record) else {
             continue;
         };
         if let Some(names) = same_meeting(report, &Report::of(&stored)) {
-            found.push(Found {
-                id: candidate.id,
-                record,
-                names,
-            });
+            found.push(Found { record, names });
         }
     }
     Ok(found)
 }
 
+/// A stored record as a validated meeting; None if it no longer validates.
+fn reparse(record: &pb::Meeting) -> Option<NewMeeting> {
+    NewMeeting::parse(
+        without_output_fields(record.clone()),
+        "meeting",
+        NaiveDate::MAX,
+    )
+    .ok()
+}
+
 impl MeetingsApi {
-    /// Stores `row` unless it matches a stored meeting: then merges it or
-    /// refuses it. One transaction, holding the lock of the row's parties
-    /// from the search to the commit, so that concurrent reports of one
-    /// meeting are merged one after the other.
-    pub(super) async fn store_matching(&self, row: NewRow, on_match: OnMatch) -> Result<Matched> {
+    /// Stores reports under MERGE or REJECT, in order, in one transaction:
+    /// each merged into the stored meeting it matches (or one stored by an
+    /// earlier report of the batch), refused, or stored as new. The batch
+    /// holds the locks of its reports' party sets from the search to the
+    /// commit, so that concurrent reports of one meeting are merged one
+    /// after the other; meetings are written in one insert and one rewrite
+    /// for the whole batch.
+    pub(super) async fn store_matching(
+        &self,
+        rows: Vec<(NewRow, OnMatch)>,
+    ) -> Result<Vec<Matched>> {
         let mut tx = self.storage.begin().await?;
-        tx.lock_parties(row.meeting.parties()).await?;
-        if let Some(key) = &row.request_id
-            && let Some(existing) = tx.request_key(key, row.request_digest.as_ref()).await?
-        {
-            return Ok(Matched::Existing(existing));
-        }
-        let report = Report::of(&row.meeting);
-        let candidates = tx.duplicate_candidates(&report).await?;
-        let Some(first) = matching(&report, candidates)?.into_iter().next() else {
-            if !tx.insert_meeting(&row).await? {
-                // The key was stored meanwhile by a meeting of other parties.
-                return Err(Error::internal(anyhow::anyhow!(
-                    "request_id of meeting {} was taken during its insert",
-                    row.id
-                )));
-            }
-            tx.commit().await?;
-            return Ok(Matched::Created(decode_record(&row.record)?));
+        let sets: Vec<&[Party]> = rows.iter().map(|(r, _)| r.meeting.parties()).collect();
+        tx.lock_party_sets(&sets).await?;
+        let keys: Vec<&RequestId> = rows
+            .iter()
+            .filter_map(|(r, _)| r.request_id.as_ref())
+            .collect();
+        let stored_keys = if keys.is_empty() {
+            HashMap::new()
+        } else {
+            tx.request_keys(&keys).await?
         };
-        if on_match == OnMatch::Reject {
-            return Err(Error::DuplicateMeeting(first.id));
-        }
-        let merged = merge_into(&mut tx, first, &row).await?;
-        if let Some(key) = &row.request_id {
-            tx.store_request_key(
-                key,
-                merged.id.parse().map_err(Error::internal)?,
-                row.request_digest.as_ref(),
-            )
+        let reports: Vec<Report> = rows.iter().map(|(r, _)| Report::of(&r.meeting)).collect();
+        let candidates = tx
+            .duplicate_candidates_many(&reports.iter().collect::<Vec<_>>())
             .await?;
+
+        let mut targets: Vec<Target> = Vec::new();
+        let mut index: HashMap<Uuid, usize> = HashMap::new();
+        let mut per_report: Vec<Vec<usize>> = vec![Vec::new(); rows.len()];
+        for (i, c) in candidates {
+            let t = match index.get(&c.id) {
+                Some(&t) => t,
+                None => {
+                    let record = decode_record(&c.record)?;
+                    let Some(meeting) = reparse(&record) else {
+                        continue;
+                    };
+                    index.insert(c.id, targets.len());
+                    targets.push(Target {
+                        id: c.id,
+                        report: Report::of(&meeting),
+                        meeting,
+                        record,
+                        create_time: c.create_time,
+                        version: Some(c.version),
+                        made_by: None,
+                        changed: false,
+                    });
+                    targets.len() - 1
+                }
+            };
+            if let Some(list) = per_report.get_mut(i) {
+                list.push(t);
+            }
         }
+        for list in &mut per_report {
+            list.sort_by_key(|&t| (targets[t].meeting.date(), targets[t].id));
+        }
+
+        let today = Utc::now().date_naive();
+        let now = Utc::now().trunc_subsecs(6);
+        // Keys answered in this batch: key → (meeting, digest asked).
+        let mut batch_keys: HashMap<String, (Uuid, Option<[u8; 32]>)> = HashMap::new();
+        let mut merged_keys: Vec<(RequestId, Uuid, Option<[u8; 32]>)> = Vec::new();
+        let mut outcomes = Vec::with_capacity(rows.len());
+        for (i, ((row, on_match), report)) in rows.into_iter().zip(&reports).enumerate() {
+            if let Some(key) = &row.request_id {
+                let digest = row.request_digest.as_ref().map(|d| d.as_slice());
+                if let Some((meeting_id, stored, record)) = stored_keys.get(key.as_str()) {
+                    outcomes.push(Outcome::Existing(Inserted::Existing {
+                        meeting_id: *meeting_id,
+                        record: record.clone(),
+                        asked: Asked::of(stored.as_deref(), digest),
+                    }));
+                    continue;
+                }
+                if let Some((meeting_id, asked)) = batch_keys.get(key.as_str()) {
+                    let record = index
+                        .get(meeting_id)
+                        .map(|&t| targets[t].record.encode_to_vec());
+                    outcomes.push(Outcome::Existing(Inserted::Existing {
+                        meeting_id: *meeting_id,
+                        record,
+                        asked: Asked::of(asked.as_ref().map(|d| d.as_slice()), digest),
+                    }));
+                    continue;
+                }
+            }
+            // Stored meetings first (oldest first), then those made by
+            // earlier reports of the batch.
+            let earlier_in_batch = targets
+                .iter()
+                .enumerate()
+                .filter(|(_, t)| t.made_by.is_some())
+                .map(|(t, _)| t);
+            let order: Vec<usize> = per_report[i]
+                .iter()
+                .copied()
+                .chain(earlier_in_batch)
+                .collect();
+            let found = order
+                .into_iter()
+                .find(|&t| same_meeting(report, &targets[t].report).is_some());
+            match (found, on_match) {
+                (Some(t), OnMatch::Reject) => outcomes.push(Outcome::Rejected(targets[t].id)),
+                (Some(t), OnMatch::Merge) => {
+                    let target = &mut targets[t];
+                    let merged = merge(
+                        RawMeeting::from(without_output_fields(target.record.clone())),
+                        RawMeeting::from(meeting_to_pb(&row.meeting)),
+                    );
+                    match NewMeeting::parse(merged, "meeting", today) {
+                        Err(v) => outcomes.push(Outcome::Invalid(v)),
+                        Ok(meeting) => {
+                            if meeting != target.meeting {
+                                let version = target.version.map_or(1, |v| v + 1);
+                                let mut record = stored_record(
+                                    &meeting,
+                                    target.id,
+                                    target.create_time,
+                                    now,
+                                    version,
+                                );
+                                record.merged_ids = target.record.merged_ids.clone();
+                                target.record = record;
+                                target.report = Report::of(&meeting);
+                                target.meeting = meeting;
+                                target.changed = true;
+                            }
+                            if let Some(key) = row.request_id {
+                                batch_keys.insert(
+                                    key.as_str().to_owned(),
+                                    (target.id, row.request_digest),
+                                );
+                                merged_keys.push((key, target.id, row.request_digest));
+                            }
+                            outcomes.push(Outcome::Merged(target.id));
+                        }
+                    }
+                }
+                (None, _) => {
+                    if let Some(key) = &row.request_id {
+                        batch_keys.insert(key.as_str().to_owned(), (row.id, row.request_digest));
+                    }
+                    index.insert(row.id, targets.len());
+                    targets.push(Target {
+                        id: row.id,
+                        report: report.clone(),
+                        record: decode_record(&row.record)?,
+                        create_time: row.create_time,
+                        meeting: row.meeting,
+                        version: None,
+                        made_by: Some((row.request_id, row.request_digest)),
+                        changed: false,
+                    });
+                    outcomes.push(Outcome::Created(row.id));
+                }
+            }
+        }
+
+        let new_rows: Vec<NewRow> = targets
+            .iter_mut()
+            .filter_map(|t| {
+                let (request_id, request_digest) = t.made_by.take()?;
+                Some(NewRow {
+                    id: t.id,
+                    meeting: t.meeting.clone(),
+                    create_time: t.create_time,
+                    update_time: now,
+                    version: 1,
+                    record: t.record.encode_to_vec(),
+                    request_id,
+                    request_digest,
+                })
+            })
+            .collect();
+        let created = tx.insert_rows(&new_rows.iter().collect::<Vec<_>>()).await?;
+        if created.len() != new_rows.len() {
+            // A key was stored by a writer of other parties meanwhile:
+            // nothing of the batch is kept, and the caller may retry.
+            return Err(Error::internal(anyhow::anyhow!(
+                "a request_id of the batch was stored during its insert"
+            )));
+        }
+        let rewritten: Vec<NewRow> = targets
+            .iter()
+            .filter(|t| t.changed && t.version.is_some())
+            .map(|t| NewRow {
+                id: t.id,
+                meeting: t.meeting.clone(),
+                create_time: t.create_time,
+                update_time: now,
+                version: t.version.map_or(1, |v| v + 1),
+                record: t.record.encode_to_vec(),
+                request_id: None,
+                request_digest: None,
+            })
+            .collect();
+        tx.rewrite_meetings(&rewritten.iter().collect::<Vec<_>>())
+            .await?;
+        let keys: Vec<(&RequestId, Uuid, Option<[u8; 32]>)> =
+            merged_keys.iter().map(|(k, id, d)| (k, *id, *d)).collect();
+        tx.store_request_keys(&keys).await?;
         tx.commit().await?;
-        Ok(Matched::Merged(merged))
+
+        let record = |id: Uuid| {
+            index
+                .get(&id)
+                .map(|&t| targets[t].record.clone())
+                .ok_or_else(|| Error::internal(anyhow::anyhow!("no target {id}")))
+        };
+        outcomes
+            .into_iter()
+            .map(|o| {
+                Ok(match o {
+                    Outcome::Created(id) => Matched::Created(record(id)?),
+                    Outcome::Merged(id) => Matched::Merged(record(id)?),
+                    Outcome::Existing(e) => Matched::Existing(e),
+                    Outcome::Rejected(id) => Matched::Rejected(id),
+                    Outcome::Invalid(v) => Matched::Invalid(v),
+                })
+            })
+            .collect()
     }
 
     pub(super) async fn find_duplicates(
@@ -145,36 +365,4 @@ fn name_match_to_pb(m: NameMatch) -> pb::NameMatch {
         name: m.name,
         matched_name: m.matched_name,
     }
-}
-
-/// Rewrites the stored meeting `found` as one record of it and `row`; an
-/// unchanged record (the same report again) is left as it is.
-async fn merge_into(tx: &mut Tx, found: Found, row: &NewRow) -> Result<pb::Meeting> {
-    let current = tx
-        .lock_meeting(found.id)
-        .await?
-        .ok_or(Error::MeetingNotFound(found.id))?;
-    let stored = decode_record(&current.record)?;
-    let merged = merge(
-        RawMeeting::from(without_output_fields(stored.clone())),
-        RawMeeting::from(meeting_to_pb(&row.meeting)),
-    );
-    let meeting = NewMeeting::parse(merged, "meeting", Utc::now().date_naive())
-        .map_err(Error::invalid_meeting)?;
-    if meeting_to_pb(&meeting) == without_output_fields(stored.clone()) {
-        return Ok(stored);
-    }
-    let version = current.version + 1;
-    let now = Utc::now().trunc_subsecs(6);
-    let mut record = stored_record(&meeting, found.id, current.create_time, now, version);
-    record.merged_ids = stored.merged_ids.clone();
-    tx.replace_meeting(&UpdatedRow {
-        id: found.id,
-        meeting,
-        update_time: now,
-        version,
-        record: record.encode_to_vec(),
-    })
-    .await?;
-    Ok(record)
 }

@@ -109,6 +109,16 @@ impl<'a> MeetingColumns<'a> {
         self,
         q: QueryScalar<'a, sqlx::Postgres, O, PgArguments>,
     ) -> QueryScalar<'a, sqlx::Postgres, O, PgArguments> {
+        self.bind_for(q, EventKind::Created)
+    }
+
+    /// Binds the columns for a statement numbered as insert_meetings.sql,
+    /// with `kind` as its events' kind (update_meetings.sql: UPDATED).
+    pub(super) fn bind_for<O>(
+        self,
+        q: QueryScalar<'a, sqlx::Postgres, O, PgArguments>,
+        kind: EventKind,
+    ) -> QueryScalar<'a, sqlx::Postgres, O, PgArguments> {
         q.bind(self.ids)
             .bind(self.dates)
             .bind(self.cities)
@@ -130,7 +140,7 @@ impl<'a> MeetingColumns<'a> {
             .bind(self.participant_titles)
             .bind(self.participant_codes)
             .bind(self.topic_keys)
-            .bind(EventKind::Created.code())
+            .bind(kind.code())
             .bind(RECORD_COPY_MAX_COUNTRIES)
             .bind(self.request_digests)
             .bind(self.end_dates)

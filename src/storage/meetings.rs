@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::batch::{MeetingColumns, format_column, joined, search_text};
 use super::error::{DEADLOCK_DETECTED, has_code};
-use super::model::{NameColumns, StoredKey, TopicKeys};
+use super::model::{LockedCandidate, NameColumns, StoredKey, TopicKeys};
 use super::{
     Asked, Cursor, EventKind, IdRecord, Inserted, ListFilter, LockedMeeting, NewRow,
     RECORD_COPY_MAX_COUNTRIES, RECORDS_BY_ID, RecordRow, Storage, UpdatedRow,
@@ -27,6 +27,9 @@ const PREPARE_REWRITE: &str = include_str!("queries/prepare_rewrite.sql");
 const DELETE_MEETING: &str = include_str!("queries/delete_meeting.sql");
 const LIST_MEETINGS: &str = include_str!("queries/list_meetings.sql");
 const DUPLICATE_CANDIDATES: &str = include_str!("queries/duplicate_candidates.sql");
+const DUPLICATE_CANDIDATES_MANY: &str = include_str!("queries/duplicate_candidates_many.sql");
+const PREPARE_REWRITES: &str = include_str!("queries/prepare_rewrites.sql");
+const UPDATE_MEETINGS: &str = include_str!("queries/update_meetings.sql");
 
 /// The most stored meetings a report is compared with.
 pub const MAX_DUPLICATE_CANDIDATES: i64 = 100;
@@ -167,70 +170,138 @@ impl Tx {
         Ok(())
     }
 
-    /// Serialises, until commit, the writers of meetings with these parties
-    /// (a transaction-scoped advisory lock on a hash of their keys), so
-    /// that two reports of one meeting merged at once see each other.
-    pub async fn lock_parties(&mut self, parties: &[Party]) -> Result<()> {
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(parties_lock_key(parties))
+    /// Serialises, until commit, the writers of meetings of each of these
+    /// sets of parties: a transaction-scoped advisory lock on a hash of each
+    /// set's keys, taken in one order by every writer, so that reports of
+    /// one meeting merged at once see each other.
+    pub async fn lock_party_sets(&mut self, sets: &[&[Party]]) -> Result<()> {
+        let mut keys: Vec<i64> = sets.iter().map(|s| parties_lock_key(s)).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        // unnest yields the keys in array order, so the locks are taken in
+        // that order.
+        sqlx::query("SELECT count(pg_advisory_xact_lock(k)) FROM unnest($1::int8[]) AS k")
+            .bind(keys)
             .execute(&mut *self.tx)
             .await?;
         Ok(())
     }
 
-    /// Stored meetings that may describe the same meeting as `report`.
-    pub async fn duplicate_candidates(&mut self, report: &Report) -> Result<Vec<IdRecord>> {
-        duplicate_candidates(&mut self.tx, report).await
+    /// The stored meetings that may describe the same meeting as each of
+    /// `reports`, locked until commit: (position in `reports`, meeting).
+    pub async fn duplicate_candidates_many(
+        &mut self,
+        reports: &[&Report],
+    ) -> Result<Vec<(usize, LockedCandidate)>> {
+        let mut columns = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for report in reports {
+            let parties = report.parties();
+            let (from, to) = report.candidate_dates();
+            columns.0.push(parties.first().map_or("", |p| p.key()));
+            columns.1.push(parties.get(1).map_or("", |p| p.key()));
+            columns.2.push(from);
+            columns.3.push(to);
+            columns.4.push(
+                parties
+                    .iter()
+                    .map(|p| p.key())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            );
+        }
+        let rows: Vec<LockedCandidate> = sqlx::query_as(DUPLICATE_CANDIDATES_MANY)
+            .bind(columns.0)
+            .bind(columns.1)
+            .bind(columns.2)
+            .bind(columns.3)
+            .bind(columns.4)
+            .bind(MAX_DUPLICATE_CANDIDATES)
+            .fetch_all(&mut *self.tx)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|c| (usize::try_from(c.report - 1).unwrap_or(usize::MAX), c))
+            .collect())
     }
 
-    /// Stores one new meeting with its key (as `Storage::insert_meetings`
-    /// does) in this transaction; false when its request_id is already
-    /// used.
-    pub async fn insert_meeting(&mut self, row: &NewRow) -> Result<bool> {
-        let created: Vec<Uuid> = MeetingColumns::of(&[row])
+    /// What holds each of `keys` that is used: the meeting it was answered
+    /// with, the digest of what it asked, and the meeting's record.
+    pub async fn request_keys(
+        &mut self,
+        keys: &[&RequestId],
+    ) -> Result<std::collections::HashMap<String, (Uuid, Option<Vec<u8>>, Option<Vec<u8>>)>> {
+        let keys: Vec<&str> = keys.iter().map(|k| k.as_str()).collect();
+        let stored: Vec<StoredKey> = sqlx::query_as(STORED_KEYS)
+            .bind(&keys)
+            .fetch_all(&mut *self.tx)
+            .await?;
+        Ok(stored
+            .into_iter()
+            .map(|k| (k.request_id, (k.meeting_id, k.digest, k.record)))
+            .collect())
+    }
+
+    /// Stores new meetings with their keys (as `Storage::insert_meetings`,
+    /// in this transaction); the ids of those stored (a row whose key is
+    /// already used is not).
+    pub async fn insert_rows(&mut self, rows: &[&NewRow]) -> Result<Vec<Uuid>> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let created: Vec<Uuid> = MeetingColumns::of(rows)
             .bind(sqlx::query_scalar(INSERT_MEETINGS))
             .fetch_all(&mut *self.tx)
             .await?;
         self.wrote_events |= !created.is_empty();
-        Ok(!created.is_empty())
+        Ok(created)
     }
 
-    /// What holds `request_id`, if it is used: the meeting it was
-    /// answered with, and whether it was asked for the same meeting.
-    pub async fn request_key(
-        &mut self,
-        request_id: &RequestId,
-        digest: Option<&[u8; 32]>,
-    ) -> Result<Option<Inserted>> {
-        let key: Option<StoredKey> = sqlx::query_as(STORED_KEYS)
-            .bind(vec![request_id.as_str()])
-            .fetch_optional(&mut *self.tx)
+    /// Rewrites locked meetings (`rows`: each one's id, new meeting,
+    /// update time, version and record) in two statements, with one
+    /// UPDATED event row.
+    pub async fn rewrite_meetings(&mut self, rows: &[&NewRow]) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+        sqlx::query(PREPARE_REWRITES)
+            .bind(&ids)
+            .execute(&mut *self.tx)
             .await?;
-        Ok(key.map(|key| Inserted::Existing {
-            meeting_id: key.meeting_id,
-            asked: asked(key.digest.as_deref(), digest.map(|d| d.as_slice())),
-            record: key.record,
-        }))
+        MeetingColumns::of(rows)
+            .bind_for(
+                sqlx::query_scalar::<_, Uuid>(UPDATE_MEETINGS),
+                EventKind::Updated,
+            )
+            .fetch_all(&mut *self.tx)
+            .await?;
+        self.wrote_events = true;
+        Ok(())
     }
 
-    /// Records that `request_id` (asked with `digest`) was answered with
-    /// the meeting `id`; false when the key is already used.
-    pub async fn store_request_key(
+    /// Records request keys answered with stored meetings: (key, the
+    /// meeting, the digest of what it asked); a key already used is left.
+    pub async fn store_request_keys(
         &mut self,
-        request_id: &RequestId,
-        id: Uuid,
-        digest: Option<&[u8; 32]>,
-    ) -> Result<bool> {
-        let stored = sqlx::query(
-            "INSERT INTO meeting_requests (request_id, meeting_id, digest) VALUES ($1, $2, $3) \
+        keys: &[(&RequestId, Uuid, Option<[u8; 32]>)],
+    ) -> Result<()> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let requests: Vec<&str> = keys.iter().map(|k| k.0.as_str()).collect();
+        let ids: Vec<Uuid> = keys.iter().map(|k| k.1).collect();
+        let digests: Vec<Option<Vec<u8>>> = keys.iter().map(|k| k.2.map(|d| d.to_vec())).collect();
+        sqlx::query(
+            "INSERT INTO meeting_requests (request_id, meeting_id, digest) \
+             SELECT * FROM UNNEST($1::text[], $2::uuid[], $3::bytea[]) \
              ON CONFLICT (request_id) DO NOTHING",
         )
-        .bind(request_id.as_str())
-        .bind(id)
-        .bind(digest.map(|d| d.as_slice()))
+        .bind(requests)
+        .bind(ids)
+        .bind(digests)
         .execute(&mut *self.tx)
         .await?;
-        Ok(stored.rows_affected() == 1)
+        Ok(())
     }
 
     pub async fn commit(self) -> Result<()> {
@@ -242,14 +313,8 @@ impl Tx {
     }
 }
 
-/// Whether a key stored with `stored` (its request's digest; None for keys
-/// stored before digests were) was asked for the same meeting as `asked`.
 fn asked(stored: Option<&[u8]>, asked: Option<&[u8]>) -> Asked {
-    match (stored, asked) {
-        (Some(stored), Some(asked)) if stored == asked => Asked::Same,
-        (Some(_), _) => Asked::Other,
-        (None, _) => Asked::Unknown,
-    }
+    Asked::of(stored, asked)
 }
 
 /// The advisory lock of a set of parties: FNV-1a of their keys, stable

@@ -27,8 +27,8 @@ pub use error::is_unavailable;
 pub use meetings::Tx;
 pub use model::{
     AnniversaryCount, Asked, Cursor, EventKind, EventPage, EventRow, FormatCount, IdRecord,
-    Inserted, ListFilter, LockedMeeting, NewRow, PairCounts, PairPage, PairQuery, PairSummary,
-    RecordRow, TopicCount, UpdatedRow, YearCount,
+    Inserted, ListFilter, LockedCandidate, LockedMeeting, NewRow, PairCounts, PairPage, PairQuery,
+    PairSummary, RecordRow, TopicCount, UpdatedRow, YearCount,
 };
 
 /// Meetings of at most this many countries keep a copy of their record in

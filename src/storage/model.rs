@@ -78,6 +78,19 @@ pub enum Asked {
     Unknown,
 }
 
+impl Asked {
+    /// Whether a key stored with `stored` (its request's digest; None for
+    /// keys stored before digests were) was asked for the same meeting as
+    /// `asked`.
+    pub fn of(stored: Option<&[u8]>, asked: Option<&[u8]>) -> Self {
+        match (stored, asked) {
+            (Some(stored), Some(asked)) if stored == asked => Self::Same,
+            (Some(_), _) => Self::Other,
+            (None, _) => Self::Unknown,
+        }
+    }
+}
+
 /// A stored meeting locked for a change.
 #[derive(Debug, sqlx::FromRow)]
 pub struct LockedMeeting {
@@ -302,6 +315,17 @@ pub(super) struct StoredKey {
     pub meeting_id: Uuid,
     pub digest: Option<Vec<u8>>,
     pub record: Option<Vec<u8>>,
+}
+
+/// A stored meeting that may describe the same meeting as a report,
+/// locked: the report's 1-based position, and what a rewrite needs.
+#[derive(Debug, sqlx::FromRow)]
+pub struct LockedCandidate {
+    pub report: i64,
+    pub id: Uuid,
+    pub record: Vec<u8>,
+    pub version: i64,
+    pub create_time: DateTime<Utc>,
 }
 
 /// A meeting's names and aliases, and their stored tokens.

@@ -43,6 +43,34 @@ pub(crate) fn sample_meetings(
         .collect()
 }
 
+/// `n` meetings from `start`, as the report of one outlet (`spelling` 0 to
+/// 2): each outlet spells the participants differently (a transliteration,
+/// the word order, a hyphen), dates one of them a day later, and names
+/// itself as the source.
+pub(crate) fn report_stream(start: usize, n: usize, spelling: usize) -> Vec<pb::Meeting> {
+    (start..start + n)
+        .map(|i| {
+            let mut m = sample_meeting(i, None);
+            let (minister, vice) = match spelling {
+                0 => (format!("Jeyhun Bayramov {i}"), format!("Honda Taro {i}")),
+                1 => (format!("Ceyhun Bayramov {i}"), format!("{i} Taro Honda")),
+                _ => (format!("Dzheykhun Bairamov {i}"), format!("Taro-Honda {i}")),
+            };
+            m.participants[0].name = minister;
+            m.participants[1].name = vice;
+            if spelling == 1 {
+                let day: chrono::NaiveDate = m.date.parse().expect("sample dates parse");
+                m.date = (day + chrono::Days::new(1)).to_string();
+            }
+            m.sources = vec![pb::Source {
+                name: ["AZERTAC", "MOFA Japan", "Reuters"][spelling].into(),
+                url: format!("https://outlet-{spelling}.example/{i}"),
+            }];
+            m
+        })
+        .collect()
+}
+
 pub(crate) fn sample_meeting(i: usize, pair: Option<(&str, &str)>) -> pb::Meeting {
     {
         {

@@ -77,6 +77,9 @@ enum Phase {
     Get,
     Stream,
     Rss,
+    /// ImportMeetings of three report streams of the same meetings with
+    /// DUPLICATE_POLICY_MERGE, next to the same streams with KEEP.
+    Merge,
 }
 
 /// Sizes of one run.
@@ -87,6 +90,7 @@ struct Plan {
     imports: usize,
     stream_meetings: usize,
     rss_meetings: usize,
+    merge_meetings: usize,
 }
 
 const CLIENTS: usize = 32;
@@ -124,6 +128,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             imports: 5_000,
             stream_meetings: 5_000,
             rss_meetings: 5_000,
+            merge_meetings: 1_000,
         }
     } else {
         Plan {
@@ -133,6 +138,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             imports: 100_000,
             stream_meetings: 200_000,
             rss_meetings: 1_000_000,
+            merge_meetings: 10_000,
         }
     };
     let rounds = args.rounds.max(1);
@@ -182,6 +188,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     } else {
         0
     };
+    if runs(Phase::Merge) {
+        bench.merge().await?;
+    }
     if let Some(pid) = bench.server.pid().filter(|_| runs(Phase::Rss)) {
         bench.rss(pid, in_pair).await?;
     }

@@ -199,6 +199,57 @@ impl Bench {
 
     /// Memory of the server process while it streams a large pair, of
     /// which `in_pair` meetings are loaded already.
+    /// The same meetings reported three times, spelled differently, as
+    /// three ImportMeetings streams: with MERGE they end as one meeting
+    /// each, with three sources; with KEEP (the reference, the same
+    /// streams side by side) as three meetings each.
+    pub(crate) async fn merge(&mut self) -> anyhow::Result<()> {
+        let n = self.plan.merge_meetings;
+        let mut merged = Vec::new();
+        let mut kept = Vec::new();
+        for round in 1..=self.rounds {
+            for policy in [pb::DuplicatePolicy::Keep, pb::DuplicatePolicy::Merge] {
+                let streams: Vec<Vec<pb::Meeting>> = (0..3)
+                    .map(|spelling| report_stream(self.seq, n, spelling))
+                    .collect();
+                self.seq += n;
+                settle(&self.storage).await;
+                let started = Instant::now();
+                let mut counts = (0, 0);
+                for stream in streams {
+                    let report = run_import_with(self.server.addr(), stream, policy).await?;
+                    counts.0 += report.created_count;
+                    counts.1 += report.merged_count;
+                }
+                let sample = Sample::rate(3 * n, started.elapsed());
+                let expected = match policy {
+                    pb::DuplicatePolicy::Merge => (n as u64, 2 * n as u64),
+                    _ => (3 * n as u64, 0),
+                };
+                if counts != expected {
+                    bail!("{policy:?} import of 3 × {n} reports: (created, merged) {counts:?}");
+                }
+                println!(
+                    "round {round}: ImportMeetings of 3 × {n} reports, {policy:?}: {:.0} records/s",
+                    sample.rate
+                );
+                match policy {
+                    pb::DuplicatePolicy::Merge => merged.push(sample),
+                    _ => kept.push(sample),
+                }
+            }
+        }
+        self.report.add_rates(
+            &format!("ImportMeetings MERGE, 3 × {n} reports of {n} meetings"),
+            "records/s",
+            &merged,
+            &kept,
+            0.5,
+            "the same three streams with KEEP",
+        );
+        Ok(())
+    }
+
     pub(crate) async fn rss(&mut self, pid: u32, in_pair: usize) -> anyhow::Result<()> {
         if self.plan.rss_meetings > in_pair {
             load_pair(

@@ -186,6 +186,38 @@ pub(crate) async fn run_import(
     Ok(Sample::rate(n, elapsed))
 }
 
+/// ImportMeetings of `meetings` with `policy`, through the generated client
+/// (encoding is not what this figure is about); the response.
+pub(crate) async fn run_import_with(
+    addr: &str,
+    meetings: Vec<pb::Meeting>,
+    policy: pb::DuplicatePolicy,
+) -> anyhow::Result<pb::ImportMeetingsResponse> {
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))?
+        .connect()
+        .await?;
+    let requests = meetings
+        .into_iter()
+        .map(move |m| pb::ImportMeetingsRequest {
+            meeting: Some(m),
+            duplicates: policy as i32,
+            ..Default::default()
+        });
+    let report = pb::meeting_service_client::MeetingServiceClient::new(channel)
+        .max_decoding_message_size(64 << 20)
+        .import_meetings(tokio_stream::iter(requests))
+        .await?
+        .into_inner();
+    if report.rejected_count > 0 {
+        bail!(
+            "import rejected {} reports: {:?}",
+            report.rejected_count,
+            report.rejected.first()
+        );
+    }
+    Ok(report)
+}
+
 /// The reference for ImportMeetings: the same rows through the service's own
 /// multi-row insert, in batches of the same size, prepared beforehand.
 pub(crate) async fn run_direct_batches(

@@ -1,0 +1,15 @@
+-- Before locked meetings ($1) are rewritten together by
+-- update_meetings.sql: prepare_rewrite.sql for each of them, in one
+-- statement (the CREATED events' records kept, the pair rows deleted).
+WITH created_records AS (
+    INSERT INTO meeting_event_records (event_id, meeting_id, record)
+    SELECT m.created_event_id, m.id, m.record
+    FROM meetings m JOIN meeting_events e ON e.event_id = m.created_event_id
+    WHERE m.id = ANY($1) AND m.version = 1
+    ON CONFLICT (event_id, meeting_id) DO NOTHING
+)
+DELETE FROM meeting_country_pairs p
+USING meetings m
+WHERE m.id = ANY($1) AND p.meeting_id = m.id
+  AND p.country_low = ANY(m.country_codes) AND p.country_high = ANY(m.country_codes)
+  AND p.date = m.date;

@@ -1,0 +1,67 @@
+-- Rewrites locked meetings in place (their pair rows deleted first by
+-- prepare_rewrites.sql), as update_meeting.sql does one, with one UPDATED
+-- event row for the statement. Parameters are numbered as in
+-- insert_meetings.sql (`MeetingColumns`); $12, $14 and $24 (request keys,
+-- creation times, digests) are not used: a rewrite keeps them. $22 is the
+-- event kind, $23 the most parties a meeting may have and still copy its
+-- record into its pair rows.
+WITH event AS (
+    SELECT nextval('meeting_events_event_id_seq') AS id
+), u AS (
+    SELECT *
+    FROM UNNEST($1::uuid[], $2::date[], $3::text[], $4::text[], $5::int4[], $6::text[],
+                $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $13::bytea[],
+                $15::timestamptz[], $16::int8[], $17::text[], $18::text[], $19::text[],
+                $20::text[], $21::text[], $25::date[], $26::int2[], $27::text[], $28::text[])
+         AS u (id, date, city, location_country_code, years, occasion, summary, topics,
+               source_names, source_urls, codes, record, update_time, version, search,
+               participant_names, participant_titles, participant_country_codes,
+               topics_lower, end_date, format, name_tokens, participant_aliases)
+), previous AS (
+    -- The statement's snapshot: the meetings' parties before the rewrite.
+    SELECT id, country_codes FROM meetings WHERE id = ANY($1)
+), meeting AS (
+    UPDATE meetings AS t
+    SET date = u.date, location_city = coalesce(u.city, ''),
+        location_country_code = u.location_country_code, anniversary_years = u.years,
+        anniversary_occasion = u.occasion, summary = u.summary,
+        topics = (string_to_array(u.topics, chr(31)))[2:],
+        source_names = (string_to_array(u.source_names, chr(31)))[2:],
+        source_urls = (string_to_array(u.source_urls, chr(31)))[2:],
+        country_codes = string_to_array(u.codes, ','), record = u.record,
+        update_time = u.update_time, version = u.version,
+        search = to_tsvector('simple', u.search),
+        participant_names = (string_to_array(u.participant_names, chr(31)))[2:],
+        participant_titles = (string_to_array(u.participant_titles, chr(31)))[2:],
+        participant_country_codes = (string_to_array(u.participant_country_codes, chr(31)))[2:],
+        topics_lower = (string_to_array(u.topics_lower, chr(31)))[2:],
+        end_date = u.end_date, format = u.format,
+        name_tokens = (string_to_array(u.name_tokens, chr(31)))[2:],
+        participant_aliases = (string_to_array(u.participant_aliases, chr(31)))[2:]
+    FROM u, event, previous
+    WHERE t.id = u.id AND previous.id = t.id
+    RETURNING t.id, t.date, t.end_date, t.country_codes, t.record, event.id AS event_id,
+              previous.country_codes AS previous_codes
+), pairs AS (
+    INSERT INTO meeting_country_pairs (country_low, country_high, date, end_date, meeting_id,
+                                       record)
+    SELECT low.code, high.code, meeting.date, meeting.end_date, meeting.id,
+           CASE WHEN cardinality(meeting.country_codes) <= $23::int4 THEN meeting.record END
+    FROM meeting
+    CROSS JOIN LATERAL unnest(meeting.country_codes) AS low (code)
+    CROSS JOIN LATERAL unnest(meeting.country_codes) AS high (code)
+    WHERE low.code < high.code COLLATE "C"
+), events AS (
+    INSERT INTO meeting_events (event_id, kind, meeting_ids, meeting_codes, previous_codes,
+                                event_count)
+    SELECT min(meeting.event_id), $22::int2, array_agg(meeting.id ORDER BY meeting.id),
+           array_agg(array_to_string(meeting.country_codes, ',') ORDER BY meeting.id),
+           array_agg(array_to_string(meeting.previous_codes, ',') ORDER BY meeting.id),
+           count(*)
+    FROM meeting
+    HAVING count(*) > 0
+), event_records AS (
+    INSERT INTO meeting_event_records (event_id, meeting_id, record)
+    SELECT meeting.event_id, meeting.id, meeting.record FROM meeting
+)
+SELECT id FROM meeting;
