@@ -8,7 +8,7 @@ use tonic::{Status, Streaming};
 use tracing::Instrument;
 use uuid::Uuid;
 
-use super::duplicates::{Matched, OnMatch};
+use super::duplicates::{Matched, OnMatch, store_matching};
 use super::edge;
 use super::request::{decode_record, parse_new};
 use super::{DatabaseShare, MeetingsApi, meeting_to_pb, stored_record, without_output_fields};
@@ -32,8 +32,7 @@ impl MeetingsApi {
         let (row, record) = new_row(meeting, request_id);
         if let Some(on_match) = OnMatch::of(req.duplicates) {
             let meeting = row.meeting.clone();
-            let matched = self
-                .store_matching(vec![(row, on_match)])
+            let matched = store_matching(&self.storage, vec![(row, on_match)], None)
                 .await?
                 .pop()
                 .ok_or_else(|| Error::internal(anyhow::anyhow!("no outcome for the meeting")))?;
@@ -84,6 +83,12 @@ impl MeetingsApi {
         // Meetings under MERGE or REJECT waiting for their transaction (a
         // stream has either these or `batch` pending, never both).
         let mut matching = MatchingBatch::default();
+        // Batches of them committing, up to IMPORT_IN_FLIGHT, each started
+        // once the one before holds its locks (so it sees that one's
+        // meetings); and when the newest holds them.
+        let mut matching_committing: std::collections::VecDeque<CommittingMatching> =
+            Default::default();
+        let mut newest_locked: Option<tokio::sync::oneshot::Receiver<()>> = None;
         // Up to IMPORT_IN_FLIGHT batches commit while the next is read and
         // validated; outcomes are counted in stream order.
         let mut committing: std::collections::VecDeque<Committing> = Default::default();
@@ -109,6 +114,9 @@ impl MeetingsApi {
                         .map_or(index, |(i, _)| *i);
                     while let Some(oldest) = committing.pop_front() {
                         account(oldest, &mut report).await?;
+                    }
+                    while let Some(oldest) = matching_committing.pop_front() {
+                        account_matching(oldest, &mut report).await?;
                     }
                     let cause = match &status {
                         None => ImportStop::ShuttingDown,
@@ -170,13 +178,36 @@ impl MeetingsApi {
                     matching.rows.push((row, on_match));
                     matching.origins.push((index, item.request_id));
                     if matching.rows.len() == IMPORT_BATCH || matching.pairs >= IMPORT_BATCH_PAIRS {
-                        self.import_matching(std::mem::take(&mut matching), share, &mut report)
-                            .await?;
+                        if matching_committing.len() == IMPORT_IN_FLIGHT
+                            && let Some(oldest) = matching_committing.pop_front()
+                        {
+                            account_matching(oldest, &mut report).await?;
+                        }
+                        let (started, locked) = self.commit_matching(
+                            std::mem::take(&mut matching),
+                            share,
+                            newest_locked.take(),
+                        );
+                        matching_committing.push_back(started);
+                        newest_locked = Some(locked);
                     }
                 }
-                Ok((meeting, request_id)) if !matching.rows.is_empty() => {
-                    self.import_matching(std::mem::take(&mut matching), share, &mut report)
-                        .await?;
+                Ok((meeting, request_id))
+                    if !matching.rows.is_empty() || !matching_committing.is_empty() =>
+                {
+                    // Meetings under MERGE before this one are stored first.
+                    if !matching.rows.is_empty() {
+                        let (started, _) = self.commit_matching(
+                            std::mem::take(&mut matching),
+                            share,
+                            newest_locked.take(),
+                        );
+                        matching_committing.push_back(started);
+                    }
+                    newest_locked = None;
+                    while let Some(oldest) = matching_committing.pop_front() {
+                        account_matching(oldest, &mut report).await?;
+                    }
                     batch.pairs += meeting.pair_count();
                     batch.rows.push(new_row(meeting, request_id).0);
                     batch.origins.push((index, item.request_id));
@@ -199,7 +230,11 @@ impl MeetingsApi {
             }
         }
         if !matching.rows.is_empty() {
-            self.import_matching(matching, share, &mut report).await?;
+            let (started, _) = self.commit_matching(matching, share, newest_locked.take());
+            matching_committing.push_back(started);
+        }
+        while let Some(oldest) = matching_committing.pop_front() {
+            account_matching(oldest, &mut report).await?;
         }
         if !batch.rows.is_empty() {
             committing.push_back(self.commit(batch, share));
@@ -217,51 +252,77 @@ impl MeetingsApi {
         Ok(report.counts)
     }
 
-    /// Stores one meeting of an import under MERGE or REJECT, and counts
-    /// what became of it.
-    async fn import_matching(
+    /// Starts committing a batch of meetings under MERGE or REJECT in its
+    /// own task, once the batch before holds its locks (`after`); returns
+    /// the task and when this batch holds its own.
+    fn commit_matching(
         &self,
-        batch: MatchingBatch,
+        mut batch: MatchingBatch,
         share: &DatabaseShare,
-        report: &mut ImportReport,
-    ) -> Result<()> {
-        let outcomes = {
-            let _database = share.acquire().await?;
-            self.store_matching(batch.rows).await?
-        };
-        for ((matched, (index, request_id)), meeting) in
-            outcomes.into_iter().zip(batch.origins).zip(&batch.meetings)
-        {
-            match matched {
-                Matched::Created(_) => report.counts.created_count += 1,
-                Matched::Merged(_) => report.counts.merged_count += 1,
-                Matched::Existing(outcome) => match existing(outcome, meeting, &request_id) {
-                    Ok(_) => report.counts.duplicate_count += 1,
-                    Err(Error::RequestIdReused { .. }) => {
-                        let mut v = Violations::new();
-                        v.add("request_id", "was already used for a different meeting");
-                        reject(report, index, request_id, v);
-                    }
-                    // The key's meeting was deleted: the retry stores nothing.
-                    Err(Error::MeetingNotFound(_)) => report.counts.duplicate_count += 1,
-                    Err(e) => return Err(e),
-                },
-                Matched::Rejected(id) => {
+        after: Option<tokio::sync::oneshot::Receiver<()>>,
+    ) -> (CommittingMatching, tokio::sync::oneshot::Receiver<()>) {
+        let storage = self.storage.clone();
+        let share = share.clone();
+        let (locked, holds) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(
+            async move {
+                if let Some(after) = after {
+                    // An error before it locked drops its sender: go on.
+                    let _ = after.await;
+                }
+                let rows = std::mem::take(&mut batch.rows);
+                let outcomes = match share.acquire().await {
+                    Ok(_database) => store_matching(&storage, rows, Some(locked)).await,
+                    Err(e) => Err(e),
+                };
+                (batch, outcomes)
+            }
+            .in_current_span(),
+        );
+        (task, holds)
+    }
+}
+
+/// Waits for a batch of meetings under MERGE or REJECT and counts what
+/// became of each.
+async fn account_matching(committing: CommittingMatching, report: &mut ImportReport) -> Result<()> {
+    let (batch, outcomes) = committing.await.map_err(Error::internal)?;
+    for ((matched, (index, request_id)), meeting) in outcomes?
+        .into_iter()
+        .zip(batch.origins)
+        .zip(&batch.meetings)
+    {
+        match matched {
+            Matched::Created(_) => report.counts.created_count += 1,
+            Matched::Merged(_) => report.counts.merged_count += 1,
+            Matched::Existing(outcome) => match existing(outcome, meeting, &request_id) {
+                Ok(_) => report.counts.duplicate_count += 1,
+                Err(Error::RequestIdReused { .. }) => {
                     let mut v = Violations::new();
-                    v.add(
-                        "meeting",
-                        format!("matches stored meeting {id} (DUPLICATE_POLICY_REJECT)"),
-                    );
+                    v.add("request_id", "was already used for a different meeting");
                     reject(report, index, request_id, v);
                 }
-                // The merged record would break a rule (more than 20
-                // sources, say).
-                Matched::Invalid(violations) => reject(report, index, request_id, violations),
+                // The key's meeting was deleted: the retry stores nothing.
+                Err(Error::MeetingNotFound(_)) => report.counts.duplicate_count += 1,
+                Err(e) => return Err(e),
+            },
+            Matched::Rejected(id) => {
+                let mut v = Violations::new();
+                v.add(
+                    "meeting",
+                    format!("matches stored meeting {id} (DUPLICATE_POLICY_REJECT)"),
+                );
+                reject(report, index, request_id, v);
             }
+            // The merged record would break a rule (more than 20
+            // sources, say).
+            Matched::Invalid(violations) => reject(report, index, request_id, violations),
         }
-        Ok(())
     }
+    Ok(())
+}
 
+impl MeetingsApi {
     /// Starts committing a batch. The task finishes even if the client goes
     /// away: what it stores is complete meetings, and request_ids make a
     /// retried import safe.
@@ -333,6 +394,10 @@ struct MatchingBatch {
     meetings: Vec<NewMeeting>,
     pairs: usize,
 }
+
+/// A batch of meetings under MERGE or REJECT being committed by its own
+/// task.
+type CommittingMatching = tokio::task::JoinHandle<(MatchingBatch, Result<Vec<Matched>>)>;
 
 /// A batch being committed by its own task.
 type Committing = tokio::task::JoinHandle<(ImportBatch, Result<Vec<Inserted>>)>;

@@ -14,7 +14,7 @@ use crate::domain::{
 };
 use crate::error::{Error, Result};
 use crate::pb;
-use crate::storage::{Asked, IdRecord, Inserted, NewRow};
+use crate::storage::{Asked, IdRecord, Inserted, NewRow, Storage};
 
 /// What a policy other than KEEP does with a match.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,234 +107,237 @@ fn reparse(record: &pb::Meeting) -> Option<NewMeeting> {
     .ok()
 }
 
-impl MeetingsApi {
-    /// Stores reports under MERGE or REJECT, in order, in one transaction:
-    /// each merged into the stored meeting it matches (or one stored by an
-    /// earlier report of the batch), refused, or stored as new. The batch
-    /// holds the locks of its reports' party sets from the search to the
-    /// commit, so that concurrent reports of one meeting are merged one
-    /// after the other; meetings are written in one insert and one rewrite
-    /// for the whole batch.
-    pub(super) async fn store_matching(
-        &self,
-        rows: Vec<(NewRow, OnMatch)>,
-    ) -> Result<Vec<Matched>> {
-        let mut tx = self.storage.begin().await?;
-        let sets: Vec<&[Party]> = rows.iter().map(|(r, _)| r.meeting.parties()).collect();
-        tx.lock_party_sets(&sets).await?;
-        let keys: Vec<&RequestId> = rows
-            .iter()
-            .filter_map(|(r, _)| r.request_id.as_ref())
-            .collect();
-        let stored_keys = if keys.is_empty() {
-            HashMap::new()
-        } else {
-            tx.request_keys(&keys).await?
+/// Stores reports under MERGE or REJECT, in order, in one transaction:
+/// each merged into the stored meeting it matches (or one stored by an
+/// earlier report of the batch), refused, or stored as new. The batch
+/// holds the locks of its reports' party sets from the search to the
+/// commit, so that concurrent reports of one meeting are merged one
+/// after the other; meetings are written in one insert and one rewrite
+/// for the whole batch. `locked` hears when the locks are held: a batch
+/// started after that sees this one's meetings.
+pub(super) async fn store_matching(
+    storage: &Storage,
+    rows: Vec<(NewRow, OnMatch)>,
+    locked: Option<tokio::sync::oneshot::Sender<()>>,
+) -> Result<Vec<Matched>> {
+    let reports: Vec<Report> = rows.iter().map(|(r, _)| Report::of(&r.meeting)).collect();
+    let mut tx = storage.begin().await?;
+    tx.lock_reports(&reports.iter().collect::<Vec<_>>()).await?;
+    if let Some(locked) = locked {
+        // The importer may have gone; nothing to tell then.
+        let _ = locked.send(());
+    }
+    let keys: Vec<&RequestId> = rows
+        .iter()
+        .filter_map(|(r, _)| r.request_id.as_ref())
+        .collect();
+    let stored_keys = if keys.is_empty() {
+        HashMap::new()
+    } else {
+        tx.request_keys(&keys).await?
+    };
+    let candidates = tx
+        .duplicate_candidates_many(&reports.iter().collect::<Vec<_>>())
+        .await?;
+
+    let mut targets: Vec<Target> = Vec::new();
+    let mut index: HashMap<Uuid, usize> = HashMap::new();
+    let mut per_report: Vec<Vec<usize>> = vec![Vec::new(); rows.len()];
+    for (i, c) in candidates {
+        let t = match index.get(&c.id) {
+            Some(&t) => t,
+            None => {
+                let record = decode_record(&c.record)?;
+                let Some(meeting) = reparse(&record) else {
+                    continue;
+                };
+                index.insert(c.id, targets.len());
+                targets.push(Target {
+                    id: c.id,
+                    report: Report::of(&meeting),
+                    meeting,
+                    record,
+                    create_time: c.create_time,
+                    version: Some(c.version),
+                    made_by: None,
+                    changed: false,
+                });
+                targets.len() - 1
+            }
         };
-        let reports: Vec<Report> = rows.iter().map(|(r, _)| Report::of(&r.meeting)).collect();
-        let candidates = tx
-            .duplicate_candidates_many(&reports.iter().collect::<Vec<_>>())
-            .await?;
+        if let Some(list) = per_report.get_mut(i) {
+            list.push(t);
+        }
+    }
+    for list in &mut per_report {
+        list.sort_by_key(|&t| (targets[t].meeting.date(), targets[t].id));
+    }
 
-        let mut targets: Vec<Target> = Vec::new();
-        let mut index: HashMap<Uuid, usize> = HashMap::new();
-        let mut per_report: Vec<Vec<usize>> = vec![Vec::new(); rows.len()];
-        for (i, c) in candidates {
-            let t = match index.get(&c.id) {
-                Some(&t) => t,
-                None => {
-                    let record = decode_record(&c.record)?;
-                    let Some(meeting) = reparse(&record) else {
-                        continue;
-                    };
-                    index.insert(c.id, targets.len());
-                    targets.push(Target {
-                        id: c.id,
-                        report: Report::of(&meeting),
-                        meeting,
-                        record,
-                        create_time: c.create_time,
-                        version: Some(c.version),
-                        made_by: None,
-                        changed: false,
-                    });
-                    targets.len() - 1
-                }
-            };
-            if let Some(list) = per_report.get_mut(i) {
-                list.push(t);
+    let today = Utc::now().date_naive();
+    let now = Utc::now().trunc_subsecs(6);
+    // Keys answered in this batch: key → (meeting, digest asked).
+    let mut batch_keys: HashMap<String, (Uuid, Option<[u8; 32]>)> = HashMap::new();
+    let mut merged_keys: Vec<(RequestId, Uuid, Option<[u8; 32]>)> = Vec::new();
+    let mut outcomes = Vec::with_capacity(rows.len());
+    for (i, ((row, on_match), report)) in rows.into_iter().zip(&reports).enumerate() {
+        if let Some(key) = &row.request_id {
+            let digest = row.request_digest.as_ref().map(|d| d.as_slice());
+            if let Some((meeting_id, stored, record)) = stored_keys.get(key.as_str()) {
+                outcomes.push(Outcome::Existing(Inserted::Existing {
+                    meeting_id: *meeting_id,
+                    record: record.clone(),
+                    asked: Asked::of(stored.as_deref(), digest),
+                }));
+                continue;
+            }
+            if let Some((meeting_id, asked)) = batch_keys.get(key.as_str()) {
+                let record = index
+                    .get(meeting_id)
+                    .map(|&t| targets[t].record.encode_to_vec());
+                outcomes.push(Outcome::Existing(Inserted::Existing {
+                    meeting_id: *meeting_id,
+                    record,
+                    asked: Asked::of(asked.as_ref().map(|d| d.as_slice()), digest),
+                }));
+                continue;
             }
         }
-        for list in &mut per_report {
-            list.sort_by_key(|&t| (targets[t].meeting.date(), targets[t].id));
-        }
-
-        let today = Utc::now().date_naive();
-        let now = Utc::now().trunc_subsecs(6);
-        // Keys answered in this batch: key → (meeting, digest asked).
-        let mut batch_keys: HashMap<String, (Uuid, Option<[u8; 32]>)> = HashMap::new();
-        let mut merged_keys: Vec<(RequestId, Uuid, Option<[u8; 32]>)> = Vec::new();
-        let mut outcomes = Vec::with_capacity(rows.len());
-        for (i, ((row, on_match), report)) in rows.into_iter().zip(&reports).enumerate() {
-            if let Some(key) = &row.request_id {
-                let digest = row.request_digest.as_ref().map(|d| d.as_slice());
-                if let Some((meeting_id, stored, record)) = stored_keys.get(key.as_str()) {
-                    outcomes.push(Outcome::Existing(Inserted::Existing {
-                        meeting_id: *meeting_id,
-                        record: record.clone(),
-                        asked: Asked::of(stored.as_deref(), digest),
-                    }));
-                    continue;
-                }
-                if let Some((meeting_id, asked)) = batch_keys.get(key.as_str()) {
-                    let record = index
-                        .get(meeting_id)
-                        .map(|&t| targets[t].record.encode_to_vec());
-                    outcomes.push(Outcome::Existing(Inserted::Existing {
-                        meeting_id: *meeting_id,
-                        record,
-                        asked: Asked::of(asked.as_ref().map(|d| d.as_slice()), digest),
-                    }));
-                    continue;
-                }
-            }
-            // Stored meetings first (oldest first), then those made by
-            // earlier reports of the batch.
-            let earlier_in_batch = targets
-                .iter()
-                .enumerate()
-                .filter(|(_, t)| t.made_by.is_some())
-                .map(|(t, _)| t);
-            let order: Vec<usize> = per_report[i]
-                .iter()
-                .copied()
-                .chain(earlier_in_batch)
-                .collect();
-            let found = order
-                .into_iter()
-                .find(|&t| same_meeting(report, &targets[t].report).is_some());
-            match (found, on_match) {
-                (Some(t), OnMatch::Reject) => outcomes.push(Outcome::Rejected(targets[t].id)),
-                (Some(t), OnMatch::Merge) => {
-                    let target = &mut targets[t];
-                    let merged = merge(
-                        RawMeeting::from(without_output_fields(target.record.clone())),
-                        RawMeeting::from(meeting_to_pb(&row.meeting)),
-                    );
-                    match NewMeeting::parse(merged, "meeting", today) {
-                        Err(v) => outcomes.push(Outcome::Invalid(v)),
-                        Ok(meeting) => {
-                            if meeting != target.meeting {
-                                let version = target.version.map_or(1, |v| v + 1);
-                                let mut record = stored_record(
-                                    &meeting,
-                                    target.id,
-                                    target.create_time,
-                                    now,
-                                    version,
-                                );
-                                record.merged_ids = target.record.merged_ids.clone();
-                                target.record = record;
-                                target.report = Report::of(&meeting);
-                                target.meeting = meeting;
-                                target.changed = true;
-                            }
-                            if let Some(key) = row.request_id {
-                                batch_keys.insert(
-                                    key.as_str().to_owned(),
-                                    (target.id, row.request_digest),
-                                );
-                                merged_keys.push((key, target.id, row.request_digest));
-                            }
-                            outcomes.push(Outcome::Merged(target.id));
-                        }
-                    }
-                }
-                (None, _) => {
-                    if let Some(key) = &row.request_id {
-                        batch_keys.insert(key.as_str().to_owned(), (row.id, row.request_digest));
-                    }
-                    index.insert(row.id, targets.len());
-                    targets.push(Target {
-                        id: row.id,
-                        report: report.clone(),
-                        record: decode_record(&row.record)?,
-                        create_time: row.create_time,
-                        meeting: row.meeting,
-                        version: None,
-                        made_by: Some((row.request_id, row.request_digest)),
-                        changed: false,
-                    });
-                    outcomes.push(Outcome::Created(row.id));
-                }
-            }
-        }
-
-        let new_rows: Vec<NewRow> = targets
-            .iter_mut()
-            .filter_map(|t| {
-                let (request_id, request_digest) = t.made_by.take()?;
-                Some(NewRow {
-                    id: t.id,
-                    meeting: t.meeting.clone(),
-                    create_time: t.create_time,
-                    update_time: now,
-                    version: 1,
-                    record: t.record.encode_to_vec(),
-                    request_id,
-                    request_digest,
-                })
-            })
-            .collect();
-        let created = tx.insert_rows(&new_rows.iter().collect::<Vec<_>>()).await?;
-        if created.len() != new_rows.len() {
-            // A key was stored by a writer of other parties meanwhile:
-            // nothing of the batch is kept, and the caller may retry.
-            return Err(Error::internal(anyhow::anyhow!(
-                "a request_id of the batch was stored during its insert"
-            )));
-        }
-        let rewritten: Vec<NewRow> = targets
+        // Stored meetings first (oldest first), then those made by
+        // earlier reports of the batch.
+        let earlier_in_batch = targets
             .iter()
-            .filter(|t| t.changed && t.version.is_some())
-            .map(|t| NewRow {
+            .enumerate()
+            .filter(|(_, t)| t.made_by.is_some())
+            .map(|(t, _)| t);
+        let order: Vec<usize> = per_report[i]
+            .iter()
+            .copied()
+            .chain(earlier_in_batch)
+            .collect();
+        let found = order
+            .into_iter()
+            .find(|&t| same_meeting(report, &targets[t].report).is_some());
+        match (found, on_match) {
+            (Some(t), OnMatch::Reject) => outcomes.push(Outcome::Rejected(targets[t].id)),
+            (Some(t), OnMatch::Merge) => {
+                let target = &mut targets[t];
+                let merged = merge(
+                    RawMeeting::from(without_output_fields(target.record.clone())),
+                    RawMeeting::from(meeting_to_pb(&row.meeting)),
+                );
+                match NewMeeting::parse(merged, "meeting", today) {
+                    Err(v) => outcomes.push(Outcome::Invalid(v)),
+                    Ok(meeting) => {
+                        if meeting != target.meeting {
+                            let version = target.version.map_or(1, |v| v + 1);
+                            let mut record = stored_record(
+                                &meeting,
+                                target.id,
+                                target.create_time,
+                                now,
+                                version,
+                            );
+                            record.merged_ids = target.record.merged_ids.clone();
+                            target.record = record;
+                            target.report = Report::of(&meeting);
+                            target.meeting = meeting;
+                            target.changed = true;
+                        }
+                        if let Some(key) = row.request_id {
+                            batch_keys
+                                .insert(key.as_str().to_owned(), (target.id, row.request_digest));
+                            merged_keys.push((key, target.id, row.request_digest));
+                        }
+                        outcomes.push(Outcome::Merged(target.id));
+                    }
+                }
+            }
+            (None, _) => {
+                if let Some(key) = &row.request_id {
+                    batch_keys.insert(key.as_str().to_owned(), (row.id, row.request_digest));
+                }
+                index.insert(row.id, targets.len());
+                targets.push(Target {
+                    id: row.id,
+                    report: report.clone(),
+                    record: decode_record(&row.record)?,
+                    create_time: row.create_time,
+                    meeting: row.meeting,
+                    version: None,
+                    made_by: Some((row.request_id, row.request_digest)),
+                    changed: false,
+                });
+                outcomes.push(Outcome::Created(row.id));
+            }
+        }
+    }
+
+    let new_rows: Vec<NewRow> = targets
+        .iter_mut()
+        .filter_map(|t| {
+            let (request_id, request_digest) = t.made_by.take()?;
+            Some(NewRow {
                 id: t.id,
                 meeting: t.meeting.clone(),
                 create_time: t.create_time,
                 update_time: now,
-                version: t.version.map_or(1, |v| v + 1),
+                version: 1,
                 record: t.record.encode_to_vec(),
-                request_id: None,
-                request_digest: None,
+                request_id,
+                request_digest,
             })
-            .collect();
-        tx.rewrite_meetings(&rewritten.iter().collect::<Vec<_>>())
-            .await?;
-        let keys: Vec<(&RequestId, Uuid, Option<[u8; 32]>)> =
-            merged_keys.iter().map(|(k, id, d)| (k, *id, *d)).collect();
-        tx.store_request_keys(&keys).await?;
-        tx.commit().await?;
-
-        let record = |id: Uuid| {
-            index
-                .get(&id)
-                .map(|&t| targets[t].record.clone())
-                .ok_or_else(|| Error::internal(anyhow::anyhow!("no target {id}")))
-        };
-        outcomes
-            .into_iter()
-            .map(|o| {
-                Ok(match o {
-                    Outcome::Created(id) => Matched::Created(record(id)?),
-                    Outcome::Merged(id) => Matched::Merged(record(id)?),
-                    Outcome::Existing(e) => Matched::Existing(e),
-                    Outcome::Rejected(id) => Matched::Rejected(id),
-                    Outcome::Invalid(v) => Matched::Invalid(v),
-                })
-            })
-            .collect()
+        })
+        .collect();
+    let created = tx.insert_rows(&new_rows.iter().collect::<Vec<_>>()).await?;
+    if created.len() != new_rows.len() {
+        // A key was stored by a writer of other parties meanwhile:
+        // nothing of the batch is kept, and the caller may retry.
+        return Err(Error::internal(anyhow::anyhow!(
+            "a request_id of the batch was stored during its insert"
+        )));
     }
+    let rewritten: Vec<NewRow> = targets
+        .iter()
+        .filter(|t| t.changed && t.version.is_some())
+        .map(|t| NewRow {
+            id: t.id,
+            meeting: t.meeting.clone(),
+            create_time: t.create_time,
+            update_time: now,
+            version: t.version.map_or(1, |v| v + 1),
+            record: t.record.encode_to_vec(),
+            request_id: None,
+            request_digest: None,
+        })
+        .collect();
+    tx.rewrite_meetings(&rewritten.iter().collect::<Vec<_>>())
+        .await?;
+    let keys: Vec<(&RequestId, Uuid, Option<[u8; 32]>)> =
+        merged_keys.iter().map(|(k, id, d)| (k, *id, *d)).collect();
+    tx.store_request_keys(&keys).await?;
+    tx.commit().await?;
 
+    let record = |id: Uuid| {
+        index
+            .get(&id)
+            .map(|&t| targets[t].record.clone())
+            .ok_or_else(|| Error::internal(anyhow::anyhow!("no target {id}")))
+    };
+    outcomes
+        .into_iter()
+        .map(|o| {
+            Ok(match o {
+                Outcome::Created(id) => Matched::Created(record(id)?),
+                Outcome::Merged(id) => Matched::Merged(record(id)?),
+                Outcome::Existing(e) => Matched::Existing(e),
+                Outcome::Rejected(id) => Matched::Rejected(id),
+                Outcome::Invalid(v) => Matched::Invalid(v),
+            })
+        })
+        .collect()
+}
+
+impl MeetingsApi {
     pub(super) async fn find_duplicates(
         &self,
         req: pb::FindDuplicateMeetingsRequest,

@@ -70,6 +70,14 @@ impl Report {
         (from, to)
     }
 
+    /// The day before the report's first: a stored meeting that overlaps
+    /// it, one day either way, ends on or after this day.
+    pub fn candidate_end(&self) -> NaiveDate {
+        self.first
+            .checked_sub_days(Days::new(1))
+            .unwrap_or(NaiveDate::MIN)
+    }
+
     pub fn parties(&self) -> &[Party] {
         &self.parties
     }

@@ -170,12 +170,28 @@ impl Tx {
         Ok(())
     }
 
-    /// Serialises, until commit, the writers of meetings of each of these
-    /// sets of parties: a transaction-scoped advisory lock on a hash of each
-    /// set's keys, taken in one order by every writer, so that reports of
-    /// one meeting merged at once see each other.
-    pub async fn lock_party_sets(&mut self, sets: &[&[Party]]) -> Result<()> {
-        let mut keys: Vec<i64> = sets.iter().map(|s| parties_lock_key(s)).collect();
+    /// Serialises, until commit, the writers of reports that could match
+    /// one another: transaction-scoped advisory locks on a hash of each
+    /// report's party keys and of each month its candidates may begin in
+    /// (`Report::candidate_dates`), taken in one order by every writer. Two
+    /// reports that can match share their parties and a month (the month of
+    /// either's first day lies in both windows), so reports of one meeting
+    /// merged at once see each other, while reports of other months of the
+    /// same parties proceed in parallel.
+    pub async fn lock_reports(&mut self, reports: &[&Report]) -> Result<()> {
+        let mut keys: Vec<i64> = reports
+            .iter()
+            .flat_map(|r| {
+                let parties = parties_lock_key(r.parties());
+                let (from, to) = r.candidate_dates();
+                let month = |d: chrono::NaiveDate| {
+                    use chrono::Datelike;
+                    i64::from(d.year()) * 12 + i64::from(d.month0())
+                };
+                (month(from)..=month(to))
+                    .map(move |m| parties ^ m.wrapping_mul(0x9E37_79B9_7F4A_7C15_u64 as i64))
+            })
+            .collect();
         keys.sort_unstable();
         keys.dedup();
         // unnest yields the keys in array order, so the locks are taken in
@@ -194,7 +210,9 @@ impl Tx {
         reports: &[&Report],
     ) -> Result<Vec<(usize, LockedCandidate)>> {
         let mut columns = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut ends_from = Vec::with_capacity(reports.len());
         for report in reports {
+            ends_from.push(report.candidate_end());
             let parties = report.parties();
             let (from, to) = report.candidate_dates();
             columns.0.push(parties.first().map_or("", |p| p.key()));
@@ -216,6 +234,7 @@ impl Tx {
             .bind(columns.3)
             .bind(columns.4)
             .bind(MAX_DUPLICATE_CANDIDATES)
+            .bind(ends_from)
             .fetch_all(&mut *self.tx)
             .await?;
         Ok(rows
@@ -346,6 +365,7 @@ async fn duplicate_candidates(
         .bind(to)
         .bind(keys)
         .bind(MAX_DUPLICATE_CANDIDATES)
+        .bind(report.candidate_end())
         .fetch_all(conn)
         .await?)
 }

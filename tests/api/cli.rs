@@ -116,3 +116,70 @@ fn fixture_with_id(fixture: &serde_json::Value, request_id: &str) -> serde_json:
     v["requestId"] = serde_json::json!(request_id);
     v
 }
+
+#[tokio::test]
+async fn import_merge_duplicates_and_merge_commands() {
+    let app = spawn_app().await;
+    let fixture: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(FIXTURE).unwrap()).unwrap();
+    // The example as three outlets report it.
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    for (i, (az, jp)) in [
+        ("Jeyhun Bayramov", "Honda Taro"),
+        ("Ceyhun Bayramov", "Taro Honda"),
+        ("Джейхун Байрамов", "HONDA Taro"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut m = fixture["meeting"].clone();
+        m["participants"][0]["name"] = serde_json::json!(az);
+        m["participants"][1]["name"] = serde_json::json!(jp);
+        m["sources"] = serde_json::json!([{"name": format!("outlet {i}")}]);
+        writeln!(file, "{m}").unwrap();
+    }
+    let path = file.path().to_str().unwrap();
+
+    // What would merge, before anything is stored: nothing.
+    let (ok, out, err) = meetings(&app, &["duplicates", path]).await;
+    assert!(ok, "{err}");
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), 3);
+    assert!(
+        lines.iter().all(|l| l["matches"] == serde_json::json!([])),
+        "{out}"
+    );
+
+    let (ok, out, err) = meetings(&app, &["import", "--merge", path]).await;
+    assert!(ok, "{err}");
+    let report = &json_lines(&out)[0];
+    assert_eq!(report["createdCount"], "1");
+    assert_eq!(report["mergedCount"], "2");
+    let (ok, out, _) = meetings(&app, &["pair", "AZ", "JP"]).await;
+    assert!(ok);
+    let stored = json_lines(&out);
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0]["sources"].as_array().unwrap().len(), 3);
+    let id = stored[0]["id"].as_str().unwrap().to_owned();
+
+    // Now each line matches the stored meeting.
+    let (ok, out, _) = meetings(&app, &["duplicates", path]).await;
+    assert!(ok);
+    assert!(
+        json_lines(&out)
+            .iter()
+            .all(|l| l["matches"][0]["meeting"]["id"] == serde_json::json!(id)),
+        "{out}"
+    );
+
+    // merge: another meeting of the pair, merged by hand.
+    let (ok, out, err) = meetings(&app, &["create", FIXTURE]).await;
+    assert!(ok, "{err}");
+    let other = json_lines(&out)[0]["id"].as_str().unwrap().to_owned();
+    let (ok, out, err) = meetings(&app, &["merge", &id, &other]).await;
+    assert!(ok, "{err}");
+    assert_eq!(json_lines(&out)[0]["mergedIds"], serde_json::json!([other]));
+    let (ok, out, _) = meetings(&app, &["list", "--participant", "bayramov"]).await;
+    assert!(ok);
+    assert_eq!(json_lines(&out).len(), 1);
+}

@@ -216,8 +216,11 @@ impl Bench {
                 settle(&self.storage).await;
                 let started = Instant::now();
                 let mut counts = (0, 0);
+                let mut rates = Vec::new();
                 for stream in streams {
+                    let one = Instant::now();
                     let report = run_import_with(self.server.addr(), stream, policy).await?;
+                    rates.push(format!("{:.0}", n as f64 / one.elapsed().as_secs_f64()));
                     counts.0 += report.created_count;
                     counts.1 += report.merged_count;
                 }
@@ -230,8 +233,10 @@ impl Bench {
                     bail!("{policy:?} import of 3 × {n} reports: (created, merged) {counts:?}");
                 }
                 println!(
-                    "round {round}: ImportMeetings of 3 × {n} reports, {policy:?}: {:.0} records/s",
-                    sample.rate
+                    "round {round}: ImportMeetings of 3 × {n} reports, {policy:?}: {:.0} records/s \
+                     (streams: {} records/s)",
+                    sample.rate,
+                    rates.join(", ")
                 );
                 match policy {
                     pb::DuplicatePolicy::Merge => merged.push(sample),
