@@ -67,6 +67,8 @@ struct Target {
     report: Report,
     record: pb::Meeting,
     create_time: DateTime<Utc>,
+    /// As its record says.
+    update_time: DateTime<Utc>,
     /// Stored: its version as read. None for a meeting new in the batch.
     version: Option<i64>,
     /// New in the batch: the key and digest of the report that made it.
@@ -158,6 +160,7 @@ pub(super) async fn store_matching(
                     meeting,
                     record,
                     create_time: c.create_time,
+                    update_time: c.create_time,
                     version: Some(c.version),
                     made_by: None,
                     changed: false,
@@ -239,6 +242,7 @@ pub(super) async fn store_matching(
                             );
                             record.merged_ids = target.record.merged_ids.clone();
                             target.record = record;
+                            target.update_time = now;
                             target.report = Report::of(&meeting);
                             target.meeting = meeting;
                             target.changed = true;
@@ -262,6 +266,7 @@ pub(super) async fn store_matching(
                     report: report.clone(),
                     record: decode_record(&row.record)?,
                     create_time: row.create_time,
+                    update_time: row.update_time,
                     meeting: row.meeting,
                     version: None,
                     made_by: Some((row.request_id, row.request_digest)),
@@ -280,7 +285,7 @@ pub(super) async fn store_matching(
                 id: t.id,
                 meeting: t.meeting.clone(),
                 create_time: t.create_time,
-                update_time: now,
+                update_time: t.update_time,
                 version: 1,
                 record: t.record.encode_to_vec(),
                 request_id,
@@ -288,7 +293,11 @@ pub(super) async fn store_matching(
             })
         })
         .collect();
-    let created = tx.insert_rows(&new_rows.iter().collect::<Vec<_>>()).await?;
+    // In key order, as `Storage::insert_meetings` inserts, so that writers
+    // of the same keys wait on each other in one order.
+    let mut ordered: Vec<&NewRow> = new_rows.iter().collect();
+    ordered.sort_by(|a, b| a.request_id.cmp(&b.request_id));
+    let created = tx.insert_rows(&ordered).await?;
     if created.len() != new_rows.len() {
         // A key was stored by a writer of other parties meanwhile:
         // nothing of the batch is kept, and the caller may retry.

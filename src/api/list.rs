@@ -69,12 +69,12 @@ impl MeetingsApi {
         let topic = text("topic", req.topic, MAX_SHORT_TEXT).map(|t| topic_key(&t));
         let query = text("query", req.query, MAX_QUERY);
         let participant = text("participant", req.participant, MAX_SHORT_TEXT).and_then(|name| {
-            let tokens = NameKey::new(&name).tokens().to_vec();
-            if tokens.is_empty() {
+            let key = NameKey::new(&name);
+            if key.tokens().is_empty() {
                 v.add("participant", "has no letters or digits to look for");
                 None
             } else {
-                Some(tokens)
+                Some(key)
             }
         });
         let filter = ListFilter {
@@ -84,7 +84,7 @@ impl MeetingsApi {
             to,
             topic,
             query,
-            participant,
+            participant: participant.as_ref().map(|k| k.tokens().to_vec()),
         };
         let after = match req.page_token.as_str() {
             "" => None,
@@ -126,11 +126,25 @@ impl MeetingsApi {
             ),
             _ => String::new(),
         };
+        let mut meetings: Vec<pb::Meeting> = rows
+            .iter()
+            .map(|r| decode_record(&r.record))
+            .collect::<Result<_>>()?;
+        // The index found meetings sharing a word with the name; keep those
+        // with a participant whose name or alias matches it by the rules of
+        // duplicate matching. The token still follows the last row read, so
+        // a page may hold fewer meetings than asked for.
+        if let Some(wanted) = &participant {
+            meetings.retain(|m| {
+                m.participants.iter().any(|p| {
+                    std::iter::once(&p.name)
+                        .chain(&p.aliases)
+                        .any(|n| NameKey::new(n).matches(wanted))
+                })
+            });
+        }
         Ok(pb::ListMeetingsResponse {
-            meetings: rows
-                .iter()
-                .map(|r| decode_record(&r.record))
-                .collect::<Result<_>>()?,
+            meetings,
             next_page_token,
         })
     }

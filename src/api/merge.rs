@@ -21,7 +21,8 @@ impl MeetingsApi {
     ) -> Result<pb::Meeting> {
         let (target, sources) = parse_merge(&req).map_err(Error::invalid_request)?;
         let mut tx = self.storage.begin().await?;
-        // Locks in id order, as every writer of several meetings takes them.
+        // Locks in id order, as MERGE batches lock their candidates, so that
+        // the two never wait on each other in a cycle.
         let mut ids: Vec<Uuid> = sources.iter().copied().chain([target]).collect();
         ids.sort_unstable();
         let mut locked = std::collections::HashMap::with_capacity(ids.len());

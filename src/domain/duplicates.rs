@@ -8,6 +8,7 @@
 
 use chrono::{Days, NaiveDate};
 
+use super::limits::{MAX_ALIASES, MAX_PARTICIPANTS, MAX_SOURCES, MAX_TOPICS};
 use super::{NameKey, NewMeeting, Party, RawMeeting, RawParticipant, RawSource, fold_case};
 
 /// What matching reads of a meeting.
@@ -120,7 +121,10 @@ pub fn same_meeting(report: &Report, stored: &Report) -> Option<Vec<NameMatch>> 
 /// name, once); topics united ignoring case, first spelling kept;
 /// participants united, a matching participant keeping its first spelling
 /// and the report's as an alias; the last day widened; summary, location,
-/// anniversary and format kept unless the stored meeting has none.
+/// anniversary and format kept unless the stored meeting has none. Lists
+/// stop growing at their limits (20 sources, 100 topics, 200 participants,
+/// 20 aliases): a meeting reported by a hundred outlets keeps taking
+/// reports, and keeps its first sources.
 pub fn merge(stored: RawMeeting, report: RawMeeting) -> RawMeeting {
     let mut m = stored;
     let widest = [&m.date, &m.end_date, &report.date, &report.end_date]
@@ -146,12 +150,12 @@ pub fn merge(stored: RawMeeting, report: RawMeeting) -> RawMeeting {
     }
     for topic in report.topics {
         let key = fold_case(&topic);
-        if !m.topics.iter().any(|t| fold_case(t) == key) {
+        if m.topics.len() < MAX_TOPICS && !m.topics.iter().any(|t| fold_case(t) == key) {
             m.topics.push(topic);
         }
     }
     for source in report.sources {
-        if !m.sources.iter().any(|s| same_source(s, &source)) {
+        if m.sources.len() < MAX_SOURCES && !m.sources.iter().any(|s| same_source(s, &source)) {
             m.sources.push(source);
         }
     }
@@ -161,8 +165,9 @@ pub fn merge(stored: RawMeeting, report: RawMeeting) -> RawMeeting {
     m
 }
 
+/// The same report: the same URL when both have one, else the same name.
 fn same_source(a: &RawSource, b: &RawSource) -> bool {
-    if !a.url.is_empty() || !b.url.is_empty() {
+    if !a.url.is_empty() && !b.url.is_empty() {
         a.url == b.url
     } else {
         fold_case(&a.name) == fold_case(&b.name)
@@ -181,6 +186,7 @@ fn merge_participant(people: &mut Vec<RawParticipant>, person: RawParticipant) {
             && p.organization_code
                 .eq_ignore_ascii_case(&person.organization_code)
     };
+    let full = people.len() >= MAX_PARTICIPANTS;
     let found = people.iter_mut().find(|p| {
         same_party(p)
             && std::iter::once(&p.name)
@@ -197,11 +203,12 @@ fn merge_participant(people: &mut Vec<RawParticipant>, person: RawParticipant) {
                 let known = std::iter::once(&p.name)
                     .chain(&p.aliases)
                     .any(|n| fold_case(n) == key);
-                if !known {
+                if !known && p.aliases.len() < MAX_ALIASES {
                     p.aliases.push(spelling);
                 }
             }
         }
+        None if full => {}
         None => people.push(person),
     }
 }

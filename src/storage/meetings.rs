@@ -35,8 +35,13 @@ const UPDATE_MEETINGS: &str = include_str!("queries/update_meetings.sql");
 pub const MAX_DUPLICATE_CANDIDATES: i64 = 100;
 /// The keys of rows an insert did not store, with what each was asked and
 /// its meeting's record if the meeting still exists.
-const STORED_KEYS: &str = "SELECT k.request_id, k.meeting_id, k.digest, m.record \
-     FROM meeting_requests k LEFT JOIN meetings m ON m.id = k.meeting_id \
+/// The meetings keys were answered with; a meeting merged into another
+/// (MergeMeetings) is that one now.
+const STORED_KEYS: &str = "SELECT k.request_id, coalesce(r.meeting_id, k.meeting_id) AS meeting_id, \
+     k.digest, m.record \
+     FROM meeting_requests k \
+     LEFT JOIN meeting_redirects r ON r.merged_id = k.meeting_id \
+     LEFT JOIN meetings m ON m.id = coalesce(r.meeting_id, k.meeting_id) \
      WHERE k.request_id = ANY($1)";
 
 /// A transaction that reads, locks and rewrites one meeting.
@@ -227,7 +232,7 @@ impl Tx {
                     .join(","),
             );
         }
-        let rows: Vec<LockedCandidate> = sqlx::query_as(DUPLICATE_CANDIDATES_MANY)
+        let found: Vec<(i64, Uuid)> = sqlx::query_as(DUPLICATE_CANDIDATES_MANY)
             .bind(columns.0)
             .bind(columns.1)
             .bind(columns.2)
@@ -237,10 +242,39 @@ impl Tx {
             .bind(ends_from)
             .fetch_all(&mut *self.tx)
             .await?;
-        Ok(rows
-            .into_iter()
-            .map(|c| (usize::try_from(c.report - 1).unwrap_or(usize::MAX), c))
-            .collect())
+        // Locked in id order, as MergeMeetings locks its meetings, so that
+        // the two never wait on each other in a cycle; read again under the
+        // lock (a meeting changed or gone since the search is seen as it
+        // is now).
+        let mut ids: Vec<Uuid> = found.iter().map(|(_, id)| *id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let locked: Vec<LockedCandidate> = sqlx::query_as(
+            "SELECT id, record, version, create_time FROM meetings \
+             WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+        )
+        .bind(&ids)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        let locked: std::collections::HashMap<Uuid, LockedCandidate> =
+            locked.into_iter().map(|c| (c.id, c)).collect();
+        let mut out = Vec::with_capacity(found.len());
+        for (report, id) in found {
+            let report = usize::try_from(report - 1).unwrap_or(usize::MAX);
+            // A meeting that is a candidate of several reports is read once.
+            if let Some(c) = locked.get(&id) {
+                out.push((
+                    report,
+                    LockedCandidate {
+                        id: c.id,
+                        record: c.record.clone(),
+                        version: c.version,
+                        create_time: c.create_time,
+                    },
+                ));
+            }
+        }
+        Ok(out)
     }
 
     /// What holds each of `keys` that is used: the meeting it was answered

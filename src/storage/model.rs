@@ -109,8 +109,9 @@ pub struct ListFilter {
     /// As `domain::topic_key` makes it.
     pub topic: Option<String>,
     pub query: Option<String>,
-    /// The words of a participant's name (`NameKey`), all of which a
-    /// meeting's name tokens must hold.
+    /// The words of a participant's name (`NameKey`): a meeting with any
+    /// of them among its name tokens is a candidate, which the caller
+    /// checks with the name rules.
     pub participant: Option<Vec<String>>,
 }
 
@@ -318,10 +319,9 @@ pub(super) struct StoredKey {
 }
 
 /// A stored meeting that may describe the same meeting as a report,
-/// locked: the report's 1-based position, and what a rewrite needs.
+/// locked: what a rewrite needs.
 #[derive(Debug, sqlx::FromRow)]
 pub struct LockedCandidate {
-    pub report: i64,
     pub id: Uuid,
     pub record: Vec<u8>,
     pub version: i64,

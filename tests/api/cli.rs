@@ -165,8 +165,10 @@ async fn import_merge_duplicates_and_merge_commands() {
     // Now each line matches the stored meeting.
     let (ok, out, _) = meetings(&app, &["duplicates", path]).await;
     assert!(ok);
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), 3);
     assert!(
-        json_lines(&out)
+        lines
             .iter()
             .all(|l| l["matches"][0]["meeting"]["id"] == serde_json::json!(id)),
         "{out}"

@@ -357,3 +357,85 @@ async fn aliases_are_checked_like_names() {
         ]
     );
 }
+
+#[tokio::test]
+async fn an_import_of_many_batches_merges_across_them() {
+    let app = spawn_app().await;
+    // 700 meetings a week apart, reported twice: more than one batch of
+    // each stream, so batches chain and commit while others start.
+    let n = 700u64;
+    let mut requests = Vec::new();
+    for report in [azertac(), mofa()] {
+        for i in 0..n {
+            let mut m = report.clone();
+            let date = chrono::NaiveDate::from_ymd_opt(1990, 1, 1).unwrap()
+                + chrono::Days::new(i * 7 + u64::from(report.date == "2022-05-06"));
+            m.date = date.to_string();
+            requests.push(pb::ImportMeetingsRequest {
+                meeting: Some(m),
+                duplicates: Policy::Merge as i32,
+                ..Default::default()
+            });
+        }
+    }
+    let report = app.import(requests).await;
+    assert_eq!(
+        (
+            report.created_count,
+            report.merged_count,
+            report.rejected_count
+        ),
+        (n, n, 0)
+    );
+    let stored = app.stream(pair("AZ", "JP")).await.unwrap();
+    assert_eq!(stored.len() as u64, n);
+    assert!(
+        stored
+            .iter()
+            .all(|m| m.sources.len() == 2 && m.etag == "v2")
+    );
+}
+
+#[tokio::test]
+async fn concurrent_reports_across_a_month_boundary_end_as_one() {
+    let app = spawn_app().await;
+    let calls = (0..12).map(|i| {
+        let mut m = azertac();
+        // Reported on the last day of May or the first of June.
+        m.date = if i % 2 == 0 {
+            "2022-05-31"
+        } else {
+            "2022-06-01"
+        }
+        .into();
+        if i % 3 == 0 {
+            m.end_date = "2022-06-02".into();
+        }
+        m.sources[0].url = format!("https://outlet-{i}.example/report");
+        let app = &app;
+        async move { create(app, m, Policy::Merge).await.unwrap() }
+    });
+    futures_util::future::join_all(calls).await;
+    assert_eq!(app.count_meetings().await, 1);
+    let stored = app.stream(pair("AZ", "JP")).await.unwrap();
+    assert_eq!(stored[0].sources.len(), 12);
+}
+
+#[tokio::test]
+async fn a_meeting_reported_by_many_outlets_keeps_taking_reports() {
+    let app = spawn_app().await;
+    let mut answers = Vec::new();
+    for i in 0..25 {
+        let mut m = mofa();
+        m.sources[0] = pb::Source {
+            name: format!("Outlet {i}"),
+            url: format!("https://outlet-{i}.example/report"),
+        };
+        answers.push(create(&app, m, Policy::Merge).await.unwrap());
+    }
+    assert!(answers[1..].iter().all(|a| !a.merged_into.is_empty()));
+    let stored = answers.last().unwrap().meeting.clone().unwrap();
+    assert_eq!(stored.sources.len(), 20, "the first 20 sources are kept");
+    assert_eq!(stored.sources[0].name, "Outlet 0");
+    assert_eq!(app.count_meetings().await, 1);
+}

@@ -1,14 +1,14 @@
 -- duplicate_candidates.sql for many reports at once, each row of the
 -- arrays one report ($1 low and $2 high party keys, $3 to $4 the dates,
 -- $5 all its party keys joined by commas, $7 the day before its first
--- day): (report's 1-based position,
--- meeting), the candidates locked until commit so that no other write
--- changes them before they are rewritten. At most $6 a report.
-SELECT r.i AS report, c.id, c.record, c.version, c.create_time
+-- day): (report's 1-based position, meeting id). At most $6 a report.
+-- The caller then locks the candidates in id order, as MergeMeetings locks
+-- its meetings.
+SELECT r.i AS report, c.id
 FROM UNNEST($1::text[], $2::text[], $3::date[], $4::date[], $5::text[], $7::date[])
      WITH ORDINALITY AS r (low, high, date_from, date_to, keys, ends_from, i)
 CROSS JOIN LATERAL (
-    SELECT m.id, m.record, m.version, m.create_time
+    SELECT m.id
     FROM meeting_country_pairs p
     JOIN meetings m ON m.id = p.meeting_id
     WHERE p.country_low = r.low AND p.country_high = r.high
@@ -17,6 +17,5 @@ CROSS JOIN LATERAL (
       AND m.country_codes = string_to_array(r.keys, ',')
     ORDER BY p.date, p.meeting_id
     LIMIT $6
-    FOR UPDATE OF m
 ) c
 ORDER BY r.i;
