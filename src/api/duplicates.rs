@@ -10,7 +10,8 @@ use uuid::Uuid;
 use super::request::decode_record;
 use super::{MeetingsApi, meeting_to_pb, stored_record, without_output_fields};
 use crate::domain::{
-    NameMatch, NewMeeting, Party, RawMeeting, Report, RequestId, Violations, merge, same_meeting,
+    CountryCode, NameMatch, NewMeeting, OrganizationCode, Party, RawMeeting, Report, RequestId,
+    Violations, merge, same_meeting,
 };
 use crate::error::{Error, Result};
 use crate::pb;
@@ -63,7 +64,9 @@ enum Outcome {
 /// or stored by an earlier report of the batch.
 struct Target {
     id: Uuid,
-    meeting: NewMeeting,
+    /// As validated: a meeting new in the batch, or one a report changed
+    /// (a stored meeting is not validated again unless it changes).
+    meeting: Option<NewMeeting>,
     report: Report,
     record: pb::Meeting,
     create_time: DateTime<Utc>,
@@ -89,24 +92,39 @@ fn matching(report: &Report, candidates: Vec<IdRecord>) -> Result<Vec<Found>> {
     let mut found = Vec::new();
     for candidate in candidates {
         let record = decode_record(&candidate.record)?;
-        let Some(stored) = reparse(&record) else {
+        let Some(stored) = stored_report(&record) else {
             continue;
         };
-        if let Some(names) = same_meeting(report, &Report::of(&stored)) {
+        if let Some(names) = same_meeting(report, &stored) {
             found.push(Found { record, names });
         }
     }
     Ok(found)
 }
 
-/// A stored record as a validated meeting; None if it no longer validates.
-fn reparse(record: &pb::Meeting) -> Option<NewMeeting> {
-    NewMeeting::parse(
-        without_output_fields(record.clone()),
-        "meeting",
-        NaiveDate::MAX,
-    )
-    .ok()
+/// What matching reads of a stored record, without validating it again (it
+/// was validated when stored): None if its dates or codes no longer read.
+fn stored_report(record: &pb::Meeting) -> Option<Report> {
+    let first: NaiveDate = record.date.parse().ok()?;
+    let last = match record.end_date.as_str() {
+        "" => first,
+        end => end.parse().ok()?,
+    };
+    let mut parties = Vec::with_capacity(record.participants.len());
+    let mut people = Vec::with_capacity(record.participants.len());
+    for p in &record.participants {
+        let party = match p.organization_code.as_str() {
+            "" => Party::Country(CountryCode::parse(&p.country_code).ok()?),
+            code => Party::Organization(OrganizationCode::parse(code).ok()?),
+        };
+        parties.push(party);
+        let names = std::iter::once(&p.name)
+            .chain(&p.aliases)
+            .cloned()
+            .collect();
+        people.push((party, names));
+    }
+    Some(Report::from_parts(parties, first, last, people))
 }
 
 /// Stores reports under MERGE or REJECT, in order, in one transaction:
@@ -150,14 +168,14 @@ pub(super) async fn store_matching(
             Some(&t) => t,
             None => {
                 let record = decode_record(&c.record)?;
-                let Some(meeting) = reparse(&record) else {
+                let Some(report) = stored_report(&record) else {
                     continue;
                 };
                 index.insert(c.id, targets.len());
                 targets.push(Target {
                     id: c.id,
-                    report: Report::of(&meeting),
-                    meeting,
+                    report,
+                    meeting: None,
                     record,
                     create_time: c.create_time,
                     update_time: c.create_time,
@@ -173,7 +191,7 @@ pub(super) async fn store_matching(
         }
     }
     for list in &mut per_report {
-        list.sort_by_key(|&t| (targets[t].meeting.date(), targets[t].id));
+        list.sort_by_key(|&t| (targets[t].record.date.clone(), targets[t].id));
     }
 
     let today = Utc::now().date_naive();
@@ -231,7 +249,7 @@ pub(super) async fn store_matching(
                 match NewMeeting::parse(merged, "meeting", today) {
                     Err(v) => outcomes.push(Outcome::Invalid(v)),
                     Ok(meeting) => {
-                        if meeting != target.meeting {
+                        if meeting_to_pb(&meeting) != without_output_fields(target.record.clone()) {
                             let version = target.version.map_or(1, |v| v + 1);
                             let mut record = stored_record(
                                 &meeting,
@@ -244,7 +262,7 @@ pub(super) async fn store_matching(
                             target.record = record;
                             target.update_time = now;
                             target.report = Report::of(&meeting);
-                            target.meeting = meeting;
+                            target.meeting = Some(meeting);
                             target.changed = true;
                         }
                         if let Some(key) = row.request_id {
@@ -267,7 +285,7 @@ pub(super) async fn store_matching(
                     record: decode_record(&row.record)?,
                     create_time: row.create_time,
                     update_time: row.update_time,
-                    meeting: row.meeting,
+                    meeting: Some(row.meeting),
                     version: None,
                     made_by: Some((row.request_id, row.request_digest)),
                     changed: false,
@@ -283,7 +301,7 @@ pub(super) async fn store_matching(
             let (request_id, request_digest) = t.made_by.take()?;
             Some(NewRow {
                 id: t.id,
-                meeting: t.meeting.clone(),
+                meeting: t.meeting.clone()?,
                 create_time: t.create_time,
                 update_time: t.update_time,
                 version: 1,
@@ -308,15 +326,17 @@ pub(super) async fn store_matching(
     let rewritten: Vec<NewRow> = targets
         .iter()
         .filter(|t| t.changed && t.version.is_some())
-        .map(|t| NewRow {
-            id: t.id,
-            meeting: t.meeting.clone(),
-            create_time: t.create_time,
-            update_time: now,
-            version: t.version.map_or(1, |v| v + 1),
-            record: t.record.encode_to_vec(),
-            request_id: None,
-            request_digest: None,
+        .filter_map(|t| {
+            Some(NewRow {
+                id: t.id,
+                meeting: t.meeting.clone()?,
+                create_time: t.create_time,
+                update_time: now,
+                version: t.version.map_or(1, |v| v + 1),
+                record: t.record.encode_to_vec(),
+                request_id: None,
+                request_digest: None,
+            })
         })
         .collect();
     tx.rewrite_meetings(&rewritten.iter().collect::<Vec<_>>())

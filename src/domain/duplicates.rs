@@ -37,6 +37,37 @@ pub struct NameMatch {
 const MATCHED_PARTIES: usize = 2;
 
 impl Report {
+    /// A report from its parts, as a stored record holds them: the
+    /// parties (sorted, distinct), the first and last day, and each
+    /// participant's party and spellings (name first, then aliases).
+    pub fn from_parts(
+        mut parties: Vec<Party>,
+        first: NaiveDate,
+        last: NaiveDate,
+        people: Vec<(Party, Vec<String>)>,
+    ) -> Self {
+        parties.sort();
+        parties.dedup();
+        Self {
+            parties,
+            first,
+            last,
+            people: people
+                .into_iter()
+                .map(|(party, names)| {
+                    let spellings = names
+                        .into_iter()
+                        .map(|n| {
+                            let key = NameKey::new(&n);
+                            (n, key)
+                        })
+                        .collect();
+                    (party, spellings)
+                })
+                .collect(),
+        }
+    }
+
     pub fn of(m: &NewMeeting) -> Self {
         Self {
             parties: m.parties().to_vec(),

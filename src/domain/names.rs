@@ -163,6 +163,11 @@ pub fn words_match(a: &str, b: &str) -> bool {
     if a == b {
         return true;
     }
+    // Numbers (a regnal "II", written "2", or a delegate's number) do not
+    // vary between transliterations: only equal ones match.
+    if a.bytes().chain(b.bytes()).any(|c| c.is_ascii_digit()) {
+        return false;
+    }
     let longer = a.len().max(b.len());
     longer >= 5 && strsim::damerau_levenshtein(a, b) <= longer / 5
 }
@@ -213,6 +218,7 @@ mod tests {
             ("Sergey Lavrov", "Sergey Shoigu"),
             ("Antony Blinken", "Anthony Albanese"),
             ("", "Antony Blinken"),
+            ("Delegate 12345", "Delegate 12346"),
         ] {
             assert!(!same(a, b), "{a} != {b}");
         }
