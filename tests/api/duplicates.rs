@@ -439,3 +439,31 @@ async fn a_meeting_reported_by_many_outlets_keeps_taking_reports() {
     assert_eq!(stored.sources[0].name, "Outlet 0");
     assert_eq!(app.count_meetings().await, 1);
 }
+
+#[tokio::test]
+async fn a_report_of_the_last_day_of_a_long_meeting_finds_it() {
+    let app = spawn_app().await;
+    let mut talks = azertac();
+    talks.date = "2022-03-01".into();
+    talks.end_date = "2022-05-20".into();
+    let talks = create(&app, talks, Policy::Keep)
+        .await
+        .unwrap()
+        .meeting
+        .unwrap();
+    let mut last_day = mofa();
+    last_day.date = "2022-05-21".into();
+    let merged = create(&app, last_day, Policy::Merge).await.unwrap();
+    assert_eq!(merged.merged_into, talks.id);
+    assert_eq!(merged.meeting.unwrap().end_date, "2022-05-21");
+    // Two days after it ended: another meeting.
+    let mut later = mofa();
+    later.date = "2022-05-23".into();
+    assert_eq!(
+        create(&app, later, Policy::Merge)
+            .await
+            .unwrap()
+            .merged_into,
+        ""
+    );
+}

@@ -1,20 +1,32 @@
 -- duplicate_candidates.sql for many reports at once, each row of the
--- arrays one report ($1 low and $2 high party keys, $3 to $4 the dates,
--- $5 all its party keys joined by commas, $7 the day before its first
--- day): (report's 1-based position, meeting id). At most $6 a report.
--- The caller then locks the candidates in id order, as MergeMeetings locks
--- its meetings.
+-- arrays one report ($1 low and $2 high party keys, $3 to $4 the dates a
+-- candidate may begin on, $5 all its party keys joined by commas, $7 the
+-- day before its first day): (report's 1-based position, meeting id). At
+-- most $6 a report. The caller then locks the candidates in id order, as
+-- MergeMeetings locks its meetings.
 SELECT r.i AS report, c.id
 FROM UNNEST($1::text[], $2::text[], $3::date[], $4::date[], $5::text[], $7::date[])
      WITH ORDINALITY AS r (low, high, date_from, date_to, keys, ends_from, i)
 CROSS JOIN LATERAL (
     SELECT m.id
-    FROM meeting_country_pairs p
+    FROM (
+        -- Meetings that begin within a day of the report's days.
+        SELECT p.meeting_id, p.date
+        FROM meeting_country_pairs p
+        WHERE p.country_low = r.low AND p.country_high = r.high
+          AND p.date BETWEEN r.ends_from AND r.date_to
+        UNION ALL
+        -- Meetings of several days that began earlier and last into them
+        -- (meeting_country_pairs_spans_idx).
+        SELECT p.meeting_id, p.date
+        FROM meeting_country_pairs p
+        WHERE p.country_low = r.low AND p.country_high = r.high
+          AND p.end_date IS NOT NULL
+          AND p.date >= r.date_from AND p.date < r.ends_from
+          AND p.end_date >= r.ends_from
+    ) p
     JOIN meetings m ON m.id = p.meeting_id
-    WHERE p.country_low = r.low AND p.country_high = r.high
-      AND p.date BETWEEN r.date_from AND r.date_to
-      AND coalesce(p.end_date, p.date) >= r.ends_from
-      AND m.country_codes = string_to_array(r.keys, ',')
+    WHERE m.country_codes = string_to_array(r.keys, ',')
     ORDER BY p.date, p.meeting_id
     LIMIT $6
 ) c
