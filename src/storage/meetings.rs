@@ -581,17 +581,37 @@ impl Storage {
             .await?)
     }
 
+    /// The version of the rule that made the stored derived values `name`
+    /// (topic keys, name tokens); None before any was recorded.
+    async fn derived_version(&self, name: &str) -> Result<Option<i32>, anyhow::Error> {
+        Ok(
+            sqlx::query_scalar("SELECT version FROM derived_value_versions WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Records that the stored derived values `name` are those of `version`.
+    async fn record_derived_version(&self, name: &str, version: i32) -> Result<(), anyhow::Error> {
+        sqlx::query(
+            "INSERT INTO derived_value_versions (name, version) VALUES ($1, $2) \
+             ON CONFLICT (name) DO UPDATE SET version = EXCLUDED.version",
+        )
+        .bind(name)
+        .bind(version)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// The name tokens of meetings stored before they existed, or made by
     /// an earlier rule (`NAME_TOKEN_VERSION`), recomputed from the names
     /// and aliases columns, as `refresh_topic_keys` does for topic keys.
     pub async fn refresh_name_tokens(&self) -> Result<u64, anyhow::Error> {
         const NAME: &str = "name_tokens";
         const PAGE: i64 = 1_000;
-        let stored: Option<i32> =
-            sqlx::query_scalar("SELECT version FROM derived_value_versions WHERE name = $1")
-                .bind(NAME)
-                .fetch_optional(&self.pool)
-                .await?;
+        let stored = self.derived_version(NAME).await?;
         if stored.is_some_and(|v| v >= NAME_TOKEN_VERSION) {
             return Ok(0);
         }
@@ -640,14 +660,8 @@ impl Storage {
                 changed += updated.rows_affected();
             }
         }
-        sqlx::query(
-            "INSERT INTO derived_value_versions (name, version) VALUES ($1, $2) \
-             ON CONFLICT (name) DO UPDATE SET version = EXCLUDED.version",
-        )
-        .bind(NAME)
-        .bind(NAME_TOKEN_VERSION)
-        .execute(&self.pool)
-        .await?;
+        self.record_derived_version(NAME, NAME_TOKEN_VERSION)
+            .await?;
         Ok(changed)
     }
 
@@ -659,11 +673,7 @@ impl Storage {
     pub async fn refresh_topic_keys(&self) -> Result<u64, anyhow::Error> {
         const NAME: &str = "topics_lower";
         const PAGE: i64 = 1_000;
-        let stored: Option<i32> =
-            sqlx::query_scalar("SELECT version FROM derived_value_versions WHERE name = $1")
-                .bind(NAME)
-                .fetch_optional(&self.pool)
-                .await?;
+        let stored = self.derived_version(NAME).await?;
         if stored.is_some_and(|v| v >= TOPIC_KEY_VERSION) {
             return Ok(0);
         }
@@ -709,14 +719,7 @@ impl Storage {
                 changed += updated.rows_affected();
             }
         }
-        sqlx::query(
-            "INSERT INTO derived_value_versions (name, version) VALUES ($1, $2) \
-             ON CONFLICT (name) DO UPDATE SET version = EXCLUDED.version",
-        )
-        .bind(NAME)
-        .bind(TOPIC_KEY_VERSION)
-        .execute(&self.pool)
-        .await?;
+        self.record_derived_version(NAME, TOPIC_KEY_VERSION).await?;
         tracing::info!(changed, "stored topic keys recomputed");
         Ok(changed)
     }
