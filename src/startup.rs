@@ -58,6 +58,12 @@ impl Application {
         let storage = Storage::connect(options, &settings)
             .await
             .context("cannot connect to the database")?;
+        let keyed = crate::api::fill_match_keys(&storage)
+            .await
+            .context("cannot compute the stored match keys")?;
+        if keyed > 0 {
+            tracing::info!(meetings = keyed, "stored match keys computed");
+        }
         let tokens = match &config.tokens_file {
             Some(path) => {
                 let tokens = Tokens::load(path)?;

@@ -10,12 +10,12 @@ use uuid::Uuid;
 use super::request::decode_record;
 use super::{MeetingsApi, meeting_to_pb, stored_record, without_output_fields};
 use crate::domain::{
-    CountryCode, NameMatch, NewMeeting, OrganizationCode, Party, RawMeeting, Report, RequestId,
-    Violations, merge, same_meeting,
+    CountryCode, NAME_TOKEN_VERSION, NameMatch, NewMeeting, OrganizationCode, Party, RawMeeting,
+    Report, RequestId, Violations, merge, same_meeting,
 };
 use crate::error::{Error, Result};
 use crate::pb;
-use crate::storage::{Asked, IdRecord, Inserted, NewRow, Storage};
+use crate::storage::{Asked, Candidate, IdRecord, Inserted, NewRow, Storage, Tx};
 
 /// What a policy other than KEEP does with a match.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,43 +156,12 @@ pub(super) async fn store_matching(
     } else {
         tx.request_keys(&keys).await?
     };
-    let candidates = tx
-        .duplicate_candidates_many(&reports.iter().collect::<Vec<_>>())
-        .await?;
-
-    let mut targets: Vec<Target> = Vec::new();
-    let mut index: HashMap<Uuid, usize> = HashMap::new();
-    let mut per_report: Vec<Vec<usize>> = vec![Vec::new(); rows.len()];
-    for (i, c) in candidates {
-        let t = match index.get(&c.id) {
-            Some(&t) => t,
-            None => {
-                let record = decode_record(&c.record)?;
-                let Some(report) = stored_report(&record) else {
-                    continue;
-                };
-                index.insert(c.id, targets.len());
-                targets.push(Target {
-                    id: c.id,
-                    report,
-                    meeting: None,
-                    record,
-                    create_time: c.create_time,
-                    update_time: c.create_time,
-                    version: Some(c.version),
-                    made_by: None,
-                    changed: false,
-                });
-                targets.len() - 1
-            }
-        };
-        if let Some(list) = per_report.get_mut(i) {
-            list.push(t);
-        }
-    }
-    for list in &mut per_report {
-        list.sort_by_key(|&t| (targets[t].record.date.clone(), targets[t].id));
-    }
+    let (mut targets, per_report) = lock_targets(&mut tx, &reports).await?;
+    let mut index: HashMap<Uuid, usize> = targets
+        .iter()
+        .enumerate()
+        .map(|(t, target)| (target.id, t))
+        .collect();
 
     let today = Utc::now().date_naive();
     let now = Utc::now().trunc_subsecs(6);
@@ -364,6 +333,184 @@ pub(super) async fn store_matching(
             })
         })
         .collect()
+}
+
+/// A stored meeting as matching first reads it (`Candidate`).
+struct Light {
+    id: Uuid,
+    version: i64,
+    date: NaiveDate,
+    report: Report,
+}
+
+/// What matching reads of a candidate: its stored match keys, or its
+/// record where those are not computed yet. None if neither reads.
+fn light(c: Candidate) -> Result<Option<Light>> {
+    let report = match (&c.match_keys, &c.record) {
+        (Some(keys), _) => {
+            let parties: Option<Vec<Party>> =
+                c.country_codes.iter().map(|k| Party::from_key(k)).collect();
+            let last = c.end_date.unwrap_or(c.date);
+            parties.and_then(|p| Report::from_match_keys(p, c.date, last, keys))
+        }
+        (None, Some(record)) => stored_report(&decode_record(record)?),
+        (None, None) => None,
+    };
+    Ok(report.map(|report| Light {
+        id: c.id,
+        version: c.version,
+        date: c.date,
+        report,
+    }))
+}
+
+/// Searches at most this many times for the stored meetings a batch may
+/// merge into, when writers that take no party locks (UpdateMeeting,
+/// MergeMeetings, DeleteMeeting) change them between a search and their
+/// lock; each search locks what it found, so this takes a storm of
+/// updates to the same meetings.
+const MAX_SEARCHES: usize = 8;
+
+/// The stored meetings that reports of a batch may merge into, locked and
+/// read under the lock, and for each report the targets it may match in
+/// the order it tries them (oldest first). Candidates are matched first
+/// on their match keys, without their records and without locks, each
+/// widened by every report that matches it (`Report::absorb`): that finds
+/// every stored meeting the reports can match one after the other, as
+/// merging only adds to what matches. Only those are locked and read.
+async fn lock_targets(tx: &mut Tx, reports: &[Report]) -> Result<(Vec<Target>, Vec<Vec<usize>>)> {
+    let all: Vec<&Report> = reports.iter().collect();
+    for _ in 0..MAX_SEARCHES {
+        let mut lights: Vec<Light> = Vec::new();
+        let mut by_id: HashMap<Uuid, usize> = HashMap::new();
+        let mut per_report: Vec<Vec<usize>> = vec![Vec::new(); reports.len()];
+        for (i, c) in tx.duplicate_candidates_many(&all).await? {
+            let l = match by_id.get(&c.id) {
+                Some(&l) => l,
+                None => {
+                    let Some(found) = light(c)? else { continue };
+                    by_id.insert(found.id, lights.len());
+                    lights.push(found);
+                    lights.len() - 1
+                }
+            };
+            if let Some(list) = per_report.get_mut(i) {
+                list.push(l);
+            }
+        }
+        let mut needed = vec![false; lights.len()];
+        for (report, list) in reports.iter().zip(&mut per_report) {
+            list.sort_by_key(|&l| (lights[l].date, lights[l].id));
+            list.retain(|&l| {
+                let matches = same_meeting(report, &lights[l].report).is_some();
+                if matches {
+                    needed[l] = true;
+                    lights[l].report.absorb(report);
+                }
+                matches
+            });
+        }
+        let ids: Vec<Uuid> = lights
+            .iter()
+            .zip(&needed)
+            .filter(|(_, n)| **n)
+            .map(|(l, _)| l.id)
+            .collect();
+        let locked = tx.lock_meetings(&ids).await?;
+        let unchanged = locked.len() == ids.len()
+            && locked.iter().all(|c| {
+                by_id
+                    .get(&c.id)
+                    .is_some_and(|&l| lights[l].version == c.version)
+            });
+        if !unchanged {
+            // Changed or gone between the search and the lock: search
+            // again (what this search locked stays locked).
+            continue;
+        }
+        let mut targets = Vec::with_capacity(locked.len());
+        let mut target_of: HashMap<usize, usize> = HashMap::new();
+        for c in locked {
+            let record = decode_record(&c.record)?;
+            let Some(report) = stored_report(&record) else {
+                continue;
+            };
+            if let Some(&l) = by_id.get(&c.id) {
+                target_of.insert(l, targets.len());
+            }
+            targets.push(Target {
+                id: c.id,
+                report,
+                meeting: None,
+                record,
+                create_time: c.create_time,
+                update_time: c.create_time,
+                version: Some(c.version),
+                made_by: None,
+                changed: false,
+            });
+        }
+        let per_report = per_report
+            .into_iter()
+            .map(|list| {
+                list.iter()
+                    .filter_map(|l| target_of.get(l).copied())
+                    .collect()
+            })
+            .collect();
+        return Ok((targets, per_report));
+    }
+    Err(Error::internal(anyhow::anyhow!(
+        "the stored meetings of a batch changed during {MAX_SEARCHES} searches"
+    )))
+}
+
+/// Computes the stored match keys from the records where they are missing
+/// (meetings stored before keys were) or made by an earlier name rule
+/// (`NAME_TOKEN_VERSION`), in pages by id, then records the rule's
+/// version. Runs at start, before serving; idempotent, so an interrupted
+/// run is finished by the next. How many meetings got keys.
+pub async fn fill_match_keys(storage: &Storage) -> anyhow::Result<u64> {
+    const NAME: &str = "match_keys";
+    const PAGE: i64 = 1_000;
+    if storage
+        .derived_version(NAME)
+        .await?
+        .is_some_and(|v| v >= NAME_TOKEN_VERSION)
+    {
+        return Ok(0);
+    }
+    tracing::info!(to = NAME_TOKEN_VERSION, "computing the stored match keys");
+    let mut after = Uuid::nil();
+    let mut stored = 0;
+    loop {
+        let page = storage.match_keys_page(after, PAGE).await?;
+        let Some(&(last, ..)) = page.last() else {
+            break;
+        };
+        after = last;
+        let mut rows = Vec::new();
+        for (id, version, record, keys) in page {
+            // A record that no longer reads keeps none: matching reads its
+            // record, and skips it, as it would with keys.
+            let Ok(record) = decode_record(&record) else {
+                continue;
+            };
+            if let Some(report) = stored_report(&record) {
+                let computed = report.match_keys();
+                if keys.as_ref() != Some(&computed) {
+                    rows.push((id, version, computed));
+                }
+            }
+        }
+        if !rows.is_empty() {
+            stored += storage.store_match_keys(&rows).await?;
+        }
+    }
+    storage
+        .record_derived_version(NAME, NAME_TOKEN_VERSION)
+        .await?;
+    Ok(stored)
 }
 
 impl MeetingsApi {

@@ -49,7 +49,7 @@ impl MeetingsApi {
         let now = Utc::now().trunc_subsecs(6);
         let mut record = stored_record(&meeting, target, current.create_time, now, version);
         record.merged_ids = merged_ids;
-        tx.replace_meeting(&UpdatedRow {
+        tx.replace_meeting(UpdatedRow {
             id: target,
             meeting,
             update_time: now,

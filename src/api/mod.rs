@@ -28,6 +28,7 @@ mod update;
 mod watch;
 
 pub use create::IMPORT_BATCH;
+pub use duplicates::fill_match_keys;
 pub use edge::{EdgeLayer, code_name};
 pub use encoded::MeetingServiceRouter;
 pub use limits::{DatabaseShare, Limits, Origin};

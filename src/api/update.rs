@@ -57,7 +57,7 @@ impl MeetingsApi {
         let now = Utc::now().trunc_subsecs(6);
         let mut record = stored_record(&meeting, id, current.create_time, now, version);
         record.merged_ids = merged_ids;
-        tx.replace_meeting(&UpdatedRow {
+        tx.replace_meeting(UpdatedRow {
             id,
             meeting,
             update_time: now,

@@ -113,6 +113,77 @@ impl Report {
     pub fn parties(&self) -> &[Party] {
         &self.parties
     }
+
+    /// What matching compares of the report's people, as stored with its
+    /// meeting: one item a spelling (names and aliases), its party's key
+    /// and then the words of its `NameKey`, separated by spaces
+    /// ("AZ jeihun bairamov"). Keys and words have no spaces.
+    pub fn match_keys(&self) -> Vec<String> {
+        self.people
+            .iter()
+            .flat_map(|(party, spellings)| {
+                spellings.iter().map(move |(_, key)| {
+                    let mut item = party.key().to_owned();
+                    for word in key.tokens() {
+                        item.push(' ');
+                        item.push_str(word);
+                    }
+                    item
+                })
+            })
+            .collect()
+    }
+
+    /// The words of every spelling, sorted, once each: what the
+    /// participant filter looks up (`NewMeeting::name_tokens`).
+    pub fn name_tokens(&self) -> Vec<String> {
+        let mut tokens: Vec<String> = self
+            .people
+            .iter()
+            .flat_map(|(_, spellings)| spellings.iter())
+            .flat_map(|(_, key)| key.tokens().iter().cloned())
+            .collect();
+        tokens.sort_unstable();
+        tokens.dedup();
+        tokens
+    }
+
+    /// Widens the report to what a merge of `other` into its meeting can
+    /// add to matching: `other`'s days and spellings (of the same
+    /// parties). Matching only gains from it, so a report that matches the
+    /// merged meeting matches this one.
+    pub fn absorb(&mut self, other: &Report) {
+        self.first = self.first.min(other.first);
+        self.last = self.last.max(other.last);
+        self.people.extend(other.people.iter().cloned());
+    }
+
+    /// A stored meeting's report from its parties, days and stored
+    /// `match_keys`, without the names as spelled (a `NameMatch` made from
+    /// it names the matched words). None if a key names no party (written
+    /// by another registry).
+    pub fn from_match_keys(
+        mut parties: Vec<Party>,
+        first: NaiveDate,
+        last: NaiveDate,
+        keys: &[String],
+    ) -> Option<Self> {
+        parties.sort();
+        parties.dedup();
+        let mut people = Vec::with_capacity(keys.len());
+        for item in keys {
+            let (party, words) = item.split_once(' ').unwrap_or((item, ""));
+            let party = Party::from_key(party)?;
+            let key = NameKey::from_tokens(words.split(' ').filter(|w| !w.is_empty()));
+            people.push((party, vec![(words.to_owned(), key)]));
+        }
+        Some(Self {
+            parties,
+            first,
+            last,
+            people,
+        })
+    }
 }
 
 /// Why `report` describes the same meeting as `stored`, or None when it
@@ -270,6 +341,40 @@ mod tests {
     }
 
     const BAKU: [(&str, &str); 2] = [("Jeyhun Bayramov", "AZ"), ("Honda Taro", "JP")];
+
+    #[test]
+    fn stored_match_keys_match_as_the_report_they_were_made_from() {
+        let stored = report(RawMeeting {
+            participants: vec![
+                RawParticipant {
+                    aliases: vec!["Ceyhun Bayramov".into()],
+                    ..person("Jeyhun Bayramov", "AZ")
+                },
+                person("Honda Taro", "JP"),
+                RawParticipant {
+                    organization_code: "EU".into(),
+                    ..person("Charles Michel", "")
+                },
+            ],
+            ..raw("2022-05-05", &[])
+        });
+        let keys = stored.match_keys();
+        assert_eq!(keys[0], "AZ jeihun bairamov");
+        assert_eq!(keys.len(), 4, "one item a spelling: {keys:?}");
+        let first = NaiveDate::from_ymd_opt(2022, 5, 5).unwrap();
+        let read = Report::from_match_keys(stored.parties.clone(), first, first, &keys).unwrap();
+        assert_eq!(read.match_keys(), keys);
+        for spelling in [("Dzheykhun Bairamov", "AZ"), ("Ceyhun Bayramov", "AZ")] {
+            let other = report(raw("2022-05-06", &[spelling, ("Taro Honda", "JP")]));
+            // Parties differ from the three of `stored`: compared as sets.
+            assert!(same_meeting(&other, &read).is_none());
+            let two =
+                Report::from_match_keys(other.parties.clone(), first, first, &keys[..3]).unwrap();
+            assert!(same_meeting(&other, &two).is_some(), "{spelling:?}");
+        }
+        let unknown = ["xx:NOPE jeihun".to_owned()];
+        assert!(Report::from_match_keys(Vec::new(), first, first, &unknown).is_none());
+    }
 
     #[test]
     fn reports_of_one_meeting_match_with_their_reasons() {

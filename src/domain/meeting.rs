@@ -348,9 +348,7 @@ impl NewMeeting {
     /// compares them (`NameKey`), sorted, once each: what the participant
     /// filter looks up.
     pub fn name_tokens(&self) -> Vec<String> {
-        name_tokens(self.participants.iter().flat_map(|p| {
-            std::iter::once(p.name.as_str()).chain(p.aliases.iter().map(String::as_str))
-        }))
+        super::Report::of(self).name_tokens()
     }
 
     /// How many pairs of parties the meeting belongs to: its rows in the

@@ -46,6 +46,13 @@ impl NameKey {
         }
     }
 
+    /// A key from its words as `tokens` gave them (stored keys).
+    pub fn from_tokens<'a>(tokens: impl IntoIterator<Item = &'a str>) -> Self {
+        Self {
+            tokens: tokens.into_iter().map(str::to_owned).collect(),
+        }
+    }
+
     /// The words, e.g. for an index of names.
     pub fn tokens(&self) -> &[String] {
         &self.tokens

@@ -9,12 +9,12 @@ use uuid::Uuid;
 
 use super::RECORD_COPY_MAX_COUNTRIES;
 use super::model::{EventKind, NewRow};
-use crate::domain::NewMeeting;
+use crate::domain::{NewMeeting, Report};
 
 /// Separates the items of a joined list; `chr(31)` in SQL.
 const LIST_SEPARATOR: char = '\u{1f}';
 
-/// The columns of a batch of new meetings ($1 to $21, and $24 to $28), each
+/// The columns of a batch of new meetings ($1 to $21, and $24 to $29), each
 /// derived value read from the validated meeting.
 #[derive(Debug, Default)]
 pub(super) struct MeetingColumns<'a> {
@@ -45,6 +45,7 @@ pub(super) struct MeetingColumns<'a> {
     formats: Vec<i16>,
     name_tokens: Vec<String>,
     participant_aliases: Vec<String>,
+    match_keys: Vec<String>,
 }
 
 impl<'a> MeetingColumns<'a> {
@@ -97,7 +98,10 @@ impl<'a> MeetingColumns<'a> {
                 .push(row.request_digest.as_ref().map(|d| d.as_slice()));
             c.end_dates.push(m.end_date());
             c.formats.push(format_column(m));
-            c.name_tokens.push(joined(m.name_tokens()));
+            // One `NameKey` a spelling for both derived columns.
+            let report = Report::of(m);
+            c.name_tokens.push(joined(report.name_tokens()));
+            c.match_keys.push(joined(report.match_keys()));
             c.participant_aliases
                 .push(joined(m.participants().iter().flat_map(|p| p.aliases())));
         }
@@ -147,6 +151,7 @@ impl<'a> MeetingColumns<'a> {
             .bind(self.formats)
             .bind(self.name_tokens)
             .bind(self.participant_aliases)
+            .bind(self.match_keys)
     }
 }
 

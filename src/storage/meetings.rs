@@ -6,12 +6,12 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use super::batch::{MeetingColumns, format_column, joined, search_text};
+use super::batch::{MeetingColumns, joined};
 use super::error::{DEADLOCK_DETECTED, has_code};
-use super::model::{LockedCandidate, NameColumns, StoredKey, TopicKeys};
+use super::model::{NameColumns, StoredKey, TopicKeys};
 use super::{
-    Asked, Cursor, EventKind, IdRecord, Inserted, ListFilter, LockedMeeting, NewRow,
-    RECORD_COPY_MAX_COUNTRIES, RECORDS_BY_ID, RecordRow, Storage, UpdatedRow,
+    Asked, Candidate, Cursor, EventKind, IdRecord, Inserted, ListFilter, LockedCandidate,
+    LockedMeeting, NewRow, RECORDS_BY_ID, RecordRow, Storage, UpdatedRow,
 };
 use crate::domain::{
     NAME_TOKEN_VERSION, Party, Report, RequestId, TOPIC_KEY_VERSION, limits, name_tokens, topic_key,
@@ -22,8 +22,6 @@ const MAX_SPAN_DAYS_SQL: i32 = limits::MAX_SPAN_DAYS as i32;
 use crate::error::Result;
 
 const INSERT_MEETINGS: &str = include_str!("queries/insert_meetings.sql");
-const UPDATE_MEETING: &str = include_str!("queries/update_meeting.sql");
-const PREPARE_REWRITE: &str = include_str!("queries/prepare_rewrite.sql");
 const DELETE_MEETING: &str = include_str!("queries/delete_meeting.sql");
 const LIST_MEETINGS: &str = include_str!("queries/list_meetings.sql");
 const DUPLICATE_CANDIDATES: &str = include_str!("queries/duplicate_candidates.sql");
@@ -64,76 +62,25 @@ impl Tx {
 
     /// Replaces a locked meeting with `row` (same id): its columns, pair
     /// rows and search document, with an UPDATED event.
-    pub async fn replace_meeting(&mut self, row: &UpdatedRow) -> Result<()> {
-        sqlx::query(PREPARE_REWRITE)
-            .bind(row.id)
-            .execute(&mut *self.tx)
-            .await?;
-        let m = &row.meeting;
-        let keys: Vec<&str> = m.parties().iter().map(|p| p.key()).collect();
-        sqlx::query_scalar::<_, Uuid>(UPDATE_MEETING)
-            .bind(row.id)
-            .bind(m.date())
-            .bind(m.location().map(|l| l.city()))
-            .bind(
-                m.location()
-                    .and_then(|l| l.country_code())
-                    .map(|c| c.to_string()),
-            )
-            .bind(
-                m.anniversary()
-                    .map(|a| i32::try_from(a.years()).unwrap_or(i32::MAX)),
-            )
-            .bind(m.anniversary().map(|a| a.occasion()))
-            .bind(m.summary())
-            .bind(m.topics())
-            .bind(m.sources().iter().map(|s| s.name()).collect::<Vec<_>>())
-            .bind(m.sources().iter().map(|s| s.url()).collect::<Vec<_>>())
-            .bind(keys)
-            .bind(&row.record)
-            .bind(row.update_time)
-            .bind(row.version)
-            .bind(search_text(m))
-            .bind(
-                m.participants()
-                    .iter()
-                    .map(|p| p.name())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                m.participants()
-                    .iter()
-                    .map(|p| p.title())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                m.participants()
-                    .iter()
-                    .map(|p| p.party().key())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(m.topic_keys())
-            .bind(EventKind::Updated.code())
-            .bind(RECORD_COPY_MAX_COUNTRIES)
-            .bind(m.end_date())
-            .bind(format_column(m))
-            .bind(m.name_tokens())
-            .bind(
-                m.participants()
-                    .iter()
-                    .flat_map(|p| p.aliases())
-                    .collect::<Vec<_>>(),
-            )
-            .fetch_one(&mut *self.tx)
-            .await?;
-        self.wrote_events = true;
-        Ok(())
+    pub async fn replace_meeting(&mut self, row: UpdatedRow) -> Result<()> {
+        let row = NewRow {
+            id: row.id,
+            meeting: row.meeting,
+            // A rewrite keeps the stored creation time and request key.
+            create_time: row.update_time,
+            update_time: row.update_time,
+            version: row.version,
+            record: row.record,
+            request_id: None,
+            request_digest: None,
+        };
+        self.rewrite_meetings(&[&row]).await
     }
 
     /// Deletes a locked meeting and its child rows, with a DELETED event.
     pub async fn delete_meeting(&mut self, id: Uuid) -> Result<()> {
-        sqlx::query(PREPARE_REWRITE)
-            .bind(id)
+        sqlx::query(PREPARE_REWRITES)
+            .bind([id])
             .execute(&mut *self.tx)
             .await?;
         sqlx::query(DELETE_MEETING)
@@ -150,8 +97,8 @@ impl Tx {
     /// its rows go (with a MERGED event), and its id, and every id merged
     /// into it before, resolve to `into`.
     pub async fn absorb_meeting(&mut self, id: Uuid, into: Uuid) -> Result<()> {
-        sqlx::query(PREPARE_REWRITE)
-            .bind(id)
+        sqlx::query(PREPARE_REWRITES)
+            .bind([id])
             .execute(&mut *self.tx)
             .await?;
         sqlx::query(
@@ -209,11 +156,12 @@ impl Tx {
     }
 
     /// The stored meetings that may describe the same meeting as each of
-    /// `reports`, locked until commit: (position in `reports`, meeting).
+    /// `reports`, not locked: (position in `reports`, meeting), a meeting
+    /// once for each report it may match.
     pub async fn duplicate_candidates_many(
         &mut self,
         reports: &[&Report],
-    ) -> Result<Vec<(usize, LockedCandidate)>> {
+    ) -> Result<Vec<(usize, Candidate)>> {
         let mut columns = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let mut ends_from = Vec::with_capacity(reports.len());
         for report in reports {
@@ -232,7 +180,13 @@ impl Tx {
                     .join(","),
             );
         }
-        let found: Vec<(i64, Uuid)> = sqlx::query_as(DUPLICATE_CANDIDATES_MANY)
+        #[derive(sqlx::FromRow)]
+        struct Found {
+            report: i64,
+            #[sqlx(flatten)]
+            candidate: Candidate,
+        }
+        let found: Vec<Found> = sqlx::query_as(DUPLICATE_CANDIDATES_MANY)
             .bind(columns.0)
             .bind(columns.1)
             .bind(columns.2)
@@ -242,39 +196,29 @@ impl Tx {
             .bind(ends_from)
             .fetch_all(&mut *self.tx)
             .await?;
-        // Locked in id order, as MergeMeetings locks its meetings, so that
-        // the two never wait on each other in a cycle; read again under the
-        // lock (a meeting changed or gone since the search is seen as it
-        // is now).
-        let mut ids: Vec<Uuid> = found.iter().map(|(_, id)| *id).collect();
+        Ok(found
+            .into_iter()
+            .map(|f| {
+                let report = usize::try_from(f.report - 1).unwrap_or(usize::MAX);
+                (report, f.candidate)
+            })
+            .collect())
+    }
+
+    /// Locks meetings until commit, in id order (as MergeMeetings locks its
+    /// meetings, so that the two never wait on each other in a cycle), and
+    /// reads them under the lock: the meetings of `ids` that still exist.
+    pub async fn lock_meetings(&mut self, ids: &[Uuid]) -> Result<Vec<LockedCandidate>> {
+        let mut ids = ids.to_vec();
         ids.sort_unstable();
         ids.dedup();
-        let locked: Vec<LockedCandidate> = sqlx::query_as(
+        Ok(sqlx::query_as(
             "SELECT id, record, version, create_time FROM meetings \
              WHERE id = ANY($1) ORDER BY id FOR UPDATE",
         )
         .bind(&ids)
         .fetch_all(&mut *self.tx)
-        .await?;
-        let locked: std::collections::HashMap<Uuid, LockedCandidate> =
-            locked.into_iter().map(|c| (c.id, c)).collect();
-        let mut out = Vec::with_capacity(found.len());
-        for (report, id) in found {
-            let report = usize::try_from(report - 1).unwrap_or(usize::MAX);
-            // A meeting that is a candidate of several reports is read once.
-            if let Some(c) = locked.get(&id) {
-                out.push((
-                    report,
-                    LockedCandidate {
-                        id: c.id,
-                        record: c.record.clone(),
-                        version: c.version,
-                        create_time: c.create_time,
-                    },
-                ));
-            }
-        }
-        Ok(out)
+        .await?)
     }
 
     /// What holds each of `keys` that is used: the meeting it was answered
@@ -583,7 +527,7 @@ impl Storage {
 
     /// The version of the rule that made the stored derived values `name`
     /// (topic keys, name tokens); None before any was recorded.
-    async fn derived_version(&self, name: &str) -> Result<Option<i32>, anyhow::Error> {
+    pub async fn derived_version(&self, name: &str) -> Result<Option<i32>, anyhow::Error> {
         Ok(
             sqlx::query_scalar("SELECT version FROM derived_value_versions WHERE name = $1")
                 .bind(name)
@@ -593,7 +537,11 @@ impl Storage {
     }
 
     /// Records that the stored derived values `name` are those of `version`.
-    async fn record_derived_version(&self, name: &str, version: i32) -> Result<(), anyhow::Error> {
+    pub async fn record_derived_version(
+        &self,
+        name: &str,
+        version: i32,
+    ) -> Result<(), anyhow::Error> {
         sqlx::query(
             "INSERT INTO derived_value_versions (name, version) VALUES ($1, $2) \
              ON CONFLICT (name) DO UPDATE SET version = EXCLUDED.version",
@@ -663,6 +611,43 @@ impl Storage {
         self.record_derived_version(NAME, NAME_TOKEN_VERSION)
             .await?;
         Ok(changed)
+    }
+
+    /// Up to `limit` meetings after `after` in id order: id, version,
+    /// record and stored match keys.
+    pub async fn match_keys_page(
+        &self,
+        after: Uuid,
+        limit: i64,
+    ) -> Result<Vec<(Uuid, i64, Vec<u8>, Option<Vec<String>>)>> {
+        Ok(sqlx::query_as(
+            "SELECT id, version, record, match_keys FROM meetings \
+             WHERE id > $1 ORDER BY id LIMIT $2",
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Stores match keys of meetings (id, the version they were computed
+    /// from, keys) that are still at that version: a meeting written
+    /// meanwhile got its keys from its write. How many were stored.
+    pub async fn store_match_keys(&self, rows: &[(Uuid, i64, Vec<String>)]) -> Result<u64> {
+        let ids: Vec<Uuid> = rows.iter().map(|r| r.0).collect();
+        let versions: Vec<i64> = rows.iter().map(|r| r.1).collect();
+        let keys: Vec<String> = rows.iter().map(|r| joined(&r.2)).collect();
+        let updated = sqlx::query(
+            "UPDATE meetings m SET match_keys = (string_to_array(k.keys, chr(31)))[2:] \
+             FROM UNNEST($1::uuid[], $2::int8[], $3::text[]) AS k (id, version, keys) \
+             WHERE m.id = k.id AND m.version = k.version",
+        )
+        .bind(ids)
+        .bind(versions)
+        .bind(keys)
+        .execute(&self.pool)
+        .await?;
+        Ok(updated.rows_affected())
     }
 
     /// Recomputes the stored topic keys (`topics_lower`) with the service's

@@ -26,9 +26,9 @@ use crate::error::Result;
 pub use error::is_unavailable;
 pub use meetings::Tx;
 pub use model::{
-    AnniversaryCount, Asked, Cursor, EventKind, EventPage, EventRow, FormatCount, IdRecord,
-    Inserted, ListFilter, LockedCandidate, LockedMeeting, NewRow, PairCounts, PairPage, PairQuery,
-    PairSummary, RecordRow, TopicCount, UpdatedRow, YearCount,
+    AnniversaryCount, Asked, Candidate, Cursor, EventKind, EventPage, EventRow, FormatCount,
+    IdRecord, Inserted, ListFilter, LockedCandidate, LockedMeeting, NewRow, PairCounts, PairPage,
+    PairQuery, PairSummary, RecordRow, TopicCount, UpdatedRow, YearCount,
 };
 
 /// Meetings of at most this many countries keep a copy of their record in

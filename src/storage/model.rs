@@ -318,8 +318,22 @@ pub(super) struct StoredKey {
     pub record: Option<Vec<u8>>,
 }
 
-/// A stored meeting that may describe the same meeting as a report,
-/// locked: what a rewrite needs.
+/// A stored meeting that may describe the same meeting as a report, as
+/// matching reads it: its days and match keys (or, where those are not
+/// computed yet, its record), not locked.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Candidate {
+    pub id: Uuid,
+    pub version: i64,
+    pub date: NaiveDate,
+    pub end_date: Option<NaiveDate>,
+    pub country_codes: Vec<String>,
+    pub match_keys: Option<Vec<String>>,
+    /// Only where `match_keys` is NULL.
+    pub record: Option<Vec<u8>>,
+}
+
+/// A stored meeting locked for a rewrite: what the rewrite needs.
 #[derive(Debug, sqlx::FromRow)]
 pub struct LockedCandidate {
     pub id: Uuid,

@@ -192,7 +192,8 @@ async fn meetings_stored_before_parties_and_spans_read_unchanged_after_them() {
     // and the migrations after it.
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
         "DROP TABLE meeting_redirects;
-         DELETE FROM derived_value_versions WHERE name = 'name_tokens';
+         DELETE FROM derived_value_versions WHERE name IN ('name_tokens', 'match_keys');
+         ALTER TABLE meetings DROP COLUMN match_keys;
          ALTER TABLE meeting_events DROP COLUMN merged_into;
          ALTER TABLE meetings DROP COLUMN name_tokens, DROP COLUMN participant_aliases;
          ALTER TABLE meeting_country_pairs DROP CONSTRAINT meeting_country_pairs_check;
@@ -324,6 +325,32 @@ async fn meetings_stored_before_parties_and_spans_read_unchanged_after_them() {
         .into_inner()
         .meetings;
     assert_eq!(by_name, newest_first);
+    // And their match keys: a report of one of them merges into it.
+    let unkeyed: i64 = sqlx::query_scalar("SELECT count(*) FROM meetings WHERE match_keys IS NULL")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(unkeyed, 0);
+    let report = pb::Meeting {
+        date: "2022-05-06".into(),
+        ..records[0].clone()
+    };
+    let rejected = upgraded
+        .client
+        .clone()
+        .create_meeting(pb::CreateMeetingRequest {
+            meeting: Some(meetings::api::without_output_fields(report)),
+            duplicates: pb::DuplicatePolicy::Reject as i32,
+            ..Default::default()
+        })
+        .await
+        .expect_err("the report matches the stored meeting");
+    assert_eq!(rejected.code(), tonic::Code::AlreadyExists);
+    assert!(
+        rejected.message().contains(&records[0].id),
+        "{}",
+        rejected.message()
+    );
     let summary = upgraded
         .client
         .clone()

@@ -5,8 +5,8 @@
 -- empty piece before the first separator is dropped. $22 is the CREATED
 -- event kind, $23 the most countries a meeting may have and still copy its
 -- record into its pair rows, $24 the digests of what each key was asked,
--- $25 the end dates, $26 the formats, $27 the name tokens and $28 the
--- participants' aliases. "Countries" here are party keys
+-- $25 the end dates, $26 the formats, $27 the name tokens, $28 the
+-- participants' aliases and $29 the match keys. "Countries" here are party keys
 -- (see migration 0016): country codes, and "org:" codes of organisations.
 --
 -- A row with a request_id is stored only if its key is new: keys outlive
@@ -28,7 +28,7 @@ WITH event AS (
                           country_codes, request_id, record, create_time, update_time, version,
                           search, participant_names, participant_titles,
                           participant_country_codes, topics_lower, created_event_id,
-                          end_date, format, name_tokens, participant_aliases)
+                          end_date, format, name_tokens, participant_aliases, match_keys)
     SELECT m.id, m.date, coalesce(m.city, ''), m.location_country_code, m.years, m.occasion,
            m.summary,
            (string_to_array(m.topics, chr(31)))[2:],
@@ -42,17 +42,18 @@ WITH event AS (
            (string_to_array(m.topics_lower, chr(31)))[2:],
            event.id, m.end_date, m.format,
            (string_to_array(m.name_tokens, chr(31)))[2:],
-           (string_to_array(m.participant_aliases, chr(31)))[2:]
+           (string_to_array(m.participant_aliases, chr(31)))[2:],
+           (string_to_array(m.match_keys, chr(31)))[2:]
     FROM UNNEST($1::uuid[], $2::date[], $3::text[], $4::text[], $5::int4[], $6::text[],
                 $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
                 $13::bytea[], $14::timestamptz[], $15::timestamptz[], $16::int8[], $17::text[],
                 $18::text[], $19::text[], $20::text[], $21::text[], $25::date[], $26::int2[],
-                $27::text[], $28::text[])
+                $27::text[], $28::text[], $29::text[])
          AS m (id, date, city, location_country_code, years, occasion, summary, topics,
                source_names, source_urls, codes, request_id, record, create_time,
                update_time, version, search, participant_names, participant_titles,
                participant_country_codes, topics_lower, end_date, format, name_tokens,
-               participant_aliases),
+               participant_aliases, match_keys),
          event
     WHERE m.request_id IS NULL OR m.id IN (SELECT meeting_id FROM keys)
     ON CONFLICT (request_id) WHERE request_id IS NOT NULL DO NOTHING
@@ -77,7 +78,7 @@ WITH event AS (
     -- One event row for the statement: its meetings in id order (UUIDv7,
     -- so the order they were made in). A CREATED event stores no record:
     -- the meeting's own is its record until the meeting is first rewritten
-    -- (prepare_rewrite.sql copies it then).
+    -- (prepare_rewrites.sql copies it then).
     INSERT INTO meeting_events (event_id, kind, meeting_ids, meeting_codes, event_count)
     SELECT min(meeting.event_id), $22::int2, array_agg(meeting.id ORDER BY meeting.id),
            array_agg(array_to_string(meeting.country_codes, ',') ORDER BY meeting.id), count(*)

@@ -1,6 +1,7 @@
--- Before locked meetings ($1) are rewritten together by
--- update_meetings.sql: prepare_rewrite.sql for each of them, in one
--- statement (the CREATED events' records kept, the pair rows deleted).
+-- Before locked meetings ($1) are rewritten (update_meetings.sql), deleted
+-- (delete_meeting.sql) or absorbed by a merge: keeps the record of each
+-- one's CREATED event if that still reads the meeting's own (version 1,
+-- event not expired), and deletes their pair rows.
 WITH created_records AS (
     INSERT INTO meeting_event_records (event_id, meeting_id, record)
     SELECT m.created_event_id, m.id, m.record

@@ -1,6 +1,9 @@
 -- Rewrites locked meetings in place (their pair rows deleted first by
--- prepare_rewrites.sql), as update_meeting.sql does one, with one UPDATED
--- event row for the statement. Parameters are numbered as in
+-- prepare_rewrites.sql), keeping the rows so that concurrent writers
+-- waiting on their locks see the new versions rather than deleted rows;
+-- with their new pair rows and one UPDATED event row for the statement,
+-- which keeps the new records and each meeting's parties before and after
+-- (so that a pair's watchers see a meeting leave the pair). Parameters are numbered as in
 -- insert_meetings.sql (`MeetingColumns`); $12, $14 and $24 (request keys,
 -- creation times, digests) are not used: a rewrite keeps them. $22 is the
 -- event kind, $23 the most parties a meeting may have and still copy its
@@ -12,11 +15,11 @@ WITH event AS (
     FROM UNNEST($1::uuid[], $2::date[], $3::text[], $4::text[], $5::int4[], $6::text[],
                 $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $13::bytea[],
                 $15::timestamptz[], $16::int8[], $17::text[], $18::text[], $19::text[],
-                $20::text[], $21::text[], $25::date[], $26::int2[], $27::text[], $28::text[])
+                $20::text[], $21::text[], $25::date[], $26::int2[], $27::text[], $28::text[], $29::text[])
          AS u (id, date, city, location_country_code, years, occasion, summary, topics,
                source_names, source_urls, codes, record, update_time, version, search,
                participant_names, participant_titles, participant_country_codes,
-               topics_lower, end_date, format, name_tokens, participant_aliases)
+               topics_lower, end_date, format, name_tokens, participant_aliases, match_keys)
 ), previous AS (
     -- The statement's snapshot: the meetings' parties before the rewrite.
     SELECT id, country_codes FROM meetings WHERE id = ANY($1)
@@ -37,7 +40,8 @@ WITH event AS (
         topics_lower = (string_to_array(u.topics_lower, chr(31)))[2:],
         end_date = u.end_date, format = u.format,
         name_tokens = (string_to_array(u.name_tokens, chr(31)))[2:],
-        participant_aliases = (string_to_array(u.participant_aliases, chr(31)))[2:]
+        participant_aliases = (string_to_array(u.participant_aliases, chr(31)))[2:],
+        match_keys = (string_to_array(u.match_keys, chr(31)))[2:]
     FROM u, event, previous
     WHERE t.id = u.id AND previous.id = t.id
     RETURNING t.id, t.date, t.end_date, t.country_codes, t.record, event.id AS event_id,
