@@ -42,9 +42,7 @@ impl MeetingsApi {
                     let id = record.id.clone();
                     Ok((record, id))
                 }
-                Matched::Existing(outcome) => {
-                    Ok((existing(outcome, &meeting, &req.request_id)?, String::new()))
-                }
+                Matched::Existing(outcome) => existing(outcome, &meeting, &req.request_id),
                 Matched::Rejected(id) => Err(Error::DuplicateMeeting(id)),
                 Matched::Invalid(violations) => Err(Error::invalid_meeting(violations)),
             };
@@ -66,10 +64,7 @@ impl MeetingsApi {
         };
         match outcome {
             Inserted::Created => Ok((record, String::new())),
-            existing_key => Ok((
-                existing(existing_key, &row.meeting, &req.request_id)?,
-                String::new(),
-            )),
+            existing_key => existing(existing_key, &row.meeting, &req.request_id),
         }
     }
 
@@ -452,14 +447,20 @@ fn new_row(meeting: NewMeeting, request_id: Option<RequestId>) -> (NewRow, pb::M
 }
 
 /// What a create whose request_id is already used answers: the retry of
-/// what the key was used for gets the meeting as it is now, or NOT_FOUND
-/// once deleted; never a second one. A key used for another meeting is
+/// what the key was used for gets the meeting as it is now (with its id
+/// as `merged_into` if the report was merged into it), or NOT_FOUND once
+/// deleted; never a second one. A key used for another meeting is
 /// REQUEST_ID_REUSED.
-fn existing(outcome: Inserted, meeting: &NewMeeting, request_id: &str) -> Result<pb::Meeting> {
+fn existing(
+    outcome: Inserted,
+    meeting: &NewMeeting,
+    request_id: &str,
+) -> Result<(pb::Meeting, String)> {
     let Inserted::Existing {
         meeting_id,
         record,
         asked,
+        merged,
     } = outcome
     else {
         return Err(Error::internal(anyhow::anyhow!(
@@ -476,7 +477,12 @@ fn existing(outcome: Inserted, meeting: &NewMeeting, request_id: &str) -> Result
         (Asked::Unknown, Some(bytes)) => same_meeting(&bytes, meeting)?.ok_or_else(reused)?,
     };
     tracing::debug!(id = %stored.id, "request_id retried: returning the stored meeting");
-    Ok(stored)
+    let merged_into = if merged {
+        stored.id.clone()
+    } else {
+        String::new()
+    };
+    Ok((stored, merged_into))
 }
 
 /// The stored meeting, if it is the same meeting as `meeting` (the retry of

@@ -165,22 +165,23 @@ pub(super) async fn store_matching(
 
     let today = Utc::now().date_naive();
     let now = Utc::now().trunc_subsecs(6);
-    // Keys answered in this batch: key → (meeting, digest asked).
-    let mut batch_keys: HashMap<String, (Uuid, Option<[u8; 32]>)> = HashMap::new();
+    // Keys answered in this batch: key → (meeting, digest asked, merged).
+    let mut batch_keys: HashMap<String, (Uuid, Option<[u8; 32]>, bool)> = HashMap::new();
     let mut merged_keys: Vec<(RequestId, Uuid, Option<[u8; 32]>)> = Vec::new();
     let mut outcomes = Vec::with_capacity(rows.len());
     for (i, ((row, on_match), report)) in rows.into_iter().zip(&reports).enumerate() {
         if let Some(key) = &row.request_id {
             let digest = row.request_digest.as_ref().map(|d| d.as_slice());
-            if let Some((meeting_id, stored, record)) = stored_keys.get(key.as_str()) {
+            if let Some(stored) = stored_keys.get(key.as_str()) {
                 outcomes.push(Outcome::Existing(Inserted::Existing {
-                    meeting_id: *meeting_id,
-                    record: record.clone(),
-                    asked: Asked::of(stored.as_deref(), digest),
+                    meeting_id: stored.meeting_id,
+                    record: stored.record.clone(),
+                    asked: Asked::of(stored.digest.as_deref(), digest),
+                    merged: stored.merged,
                 }));
                 continue;
             }
-            if let Some((meeting_id, asked)) = batch_keys.get(key.as_str()) {
+            if let Some((meeting_id, asked, merged)) = batch_keys.get(key.as_str()) {
                 let record = index
                     .get(meeting_id)
                     .map(|&t| targets[t].record.encode_to_vec());
@@ -188,6 +189,7 @@ pub(super) async fn store_matching(
                     meeting_id: *meeting_id,
                     record,
                     asked: Asked::of(asked.as_ref().map(|d| d.as_slice()), digest),
+                    merged: *merged,
                 }));
                 continue;
             }
@@ -235,8 +237,10 @@ pub(super) async fn store_matching(
                             target.changed = true;
                         }
                         if let Some(key) = row.request_id {
-                            batch_keys
-                                .insert(key.as_str().to_owned(), (target.id, row.request_digest));
+                            batch_keys.insert(
+                                key.as_str().to_owned(),
+                                (target.id, row.request_digest, true),
+                            );
                             merged_keys.push((key, target.id, row.request_digest));
                         }
                         outcomes.push(Outcome::Merged(target.id));
@@ -245,7 +249,7 @@ pub(super) async fn store_matching(
             }
             (None, _) => {
                 if let Some(key) = &row.request_id {
-                    batch_keys.insert(key.as_str().to_owned(), (row.id, row.request_digest));
+                    batch_keys.insert(key.as_str().to_owned(), (row.id, row.request_digest, false));
                 }
                 index.insert(row.id, targets.len());
                 targets.push(Target {
@@ -373,7 +377,8 @@ const MAX_SEARCHES: usize = 8;
 
 /// The stored meetings that reports of a batch may merge into, locked and
 /// read under the lock, and for each report the targets it may match in
-/// the order it tries them (oldest first). Candidates are matched first
+/// the order it tries them (its search's, oldest first, then those that
+/// earlier reports of the batch widened). Candidates are matched first
 /// on their match keys, without their records and without locks, each
 /// widened by every report that matches it (`Report::absorb`): that finds
 /// every stored meeting the reports can match one after the other, as
@@ -398,12 +403,24 @@ async fn lock_targets(tx: &mut Tx, reports: &[Report]) -> Result<(Vec<Target>, V
                 list.push(l);
             }
         }
+        // A candidate widened by a report may match a later report that
+        // the search did not give it (a later day than its stored span).
         let mut needed = vec![false; lights.len()];
+        let mut widened: Vec<usize> = Vec::new();
         for (report, list) in reports.iter().zip(&mut per_report) {
             list.sort_by_key(|&l| (lights[l].date, lights[l].id));
+            let others: Vec<usize> = widened
+                .iter()
+                .filter(|l| !list.contains(l))
+                .copied()
+                .collect();
+            list.extend(others);
             list.retain(|&l| {
                 let matches = same_meeting(report, &lights[l].report).is_some();
                 if matches {
+                    if !needed[l] {
+                        widened.push(l);
+                    }
                     needed[l] = true;
                     lights[l].report.absorb(report);
                 }

@@ -63,10 +63,26 @@ impl CountryCode {
 
     /// Whether the country existed on every day from `first` to `last`.
     pub fn exists_during(&self, first: NaiveDate, last: NaiveDate) -> Result<(), String> {
+        self.exists_during_as(self.0, first, last)
+    }
+
+    /// As `exists_during`, the message quoting the code as the caller sent
+    /// it (a former alpha-2 code such as "SU" is read as "SUHH"), so that
+    /// it names what the caller wrote.
+    pub fn exists_during_as(
+        &self,
+        sent: &str,
+        first: NaiveDate,
+        last: NaiveDate,
+    ) -> Result<(), String> {
         let Some(state) = self.former() else {
             return Ok(());
         };
-        let what = format!("{} ({})", super::quote(self.0), state.name);
+        let what = if sent.eq_ignore_ascii_case(self.0) {
+            format!("{} ({})", super::quote(self.0), state.name)
+        } else {
+            format!("{} ({}, {})", super::quote(sent), self.0, state.name)
+        };
         if let Some(from) = state.from.filter(|&from| day_number(first) < from) {
             return Err(format!(
                 "{what} came into existence on {}; the meeting is dated {first}",
@@ -182,6 +198,14 @@ mod tests {
         assert_eq!(CountryCode::parse("GE").unwrap().as_str(), "GE");
         let cs = CountryCode::parse("CS").unwrap_err();
         assert!(cs.contains("CSHH") && cs.contains("CSXX"), "{cs}");
+    }
+
+    #[test]
+    fn a_former_two_letter_code_is_quoted_as_sent() {
+        let su = CountryCode::parse("SU").unwrap();
+        let day = NaiveDate::from_ymd_opt(1995, 1, 1).unwrap();
+        let message = su.exists_during_as("su", day, day).unwrap_err();
+        assert!(message.starts_with("\"su\" (SUHH, "), "{message}");
     }
 
     #[test]

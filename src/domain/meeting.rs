@@ -426,7 +426,7 @@ fn parse_end_date(raw: &str, date: Option<NaiveDate>) -> Result<NaiveDate, Strin
 fn parse_country(raw: &str, days: Option<Span>) -> Result<CountryCode, String> {
     let code = CountryCode::parse(raw)?;
     if let Some((first, last)) = days {
-        code.exists_during(first, last)?;
+        code.exists_during_as(raw.trim(), first, last)?;
     }
     Ok(code)
 }

@@ -8,10 +8,10 @@ use uuid::Uuid;
 
 use super::batch::{MeetingColumns, joined};
 use super::error::{DEADLOCK_DETECTED, has_code};
-use super::model::{NameColumns, StoredKey, TopicKeys};
+use super::model::{NameColumns, TopicKeys};
 use super::{
     Asked, Candidate, Cursor, EventKind, IdRecord, Inserted, ListFilter, LockedCandidate,
-    LockedMeeting, NewRow, RECORDS_BY_ID, RecordRow, Storage, UpdatedRow,
+    LockedMeeting, NewRow, RECORDS_BY_ID, RecordRow, Storage, StoredKey, UpdatedRow,
 };
 use crate::domain::{
     NAME_TOKEN_VERSION, Party, Report, RequestId, TOPIC_KEY_VERSION, limits, name_tokens, topic_key,
@@ -36,7 +36,8 @@ pub const MAX_DUPLICATE_CANDIDATES: i64 = 100;
 /// The meetings keys were answered with; a meeting merged into another
 /// (MergeMeetings) is that one now.
 const STORED_KEYS: &str = "SELECT k.request_id, coalesce(r.meeting_id, k.meeting_id) AS meeting_id, \
-     k.digest, m.record \
+     k.digest, m.record, \
+     (m.id IS NOT NULL AND m.request_id IS DISTINCT FROM k.request_id) AS merged \
      FROM meeting_requests k \
      LEFT JOIN meeting_redirects r ON r.merged_id = k.meeting_id \
      LEFT JOIN meetings m ON m.id = coalesce(r.meeting_id, k.meeting_id) \
@@ -226,7 +227,7 @@ impl Tx {
     pub async fn request_keys(
         &mut self,
         keys: &[&RequestId],
-    ) -> Result<std::collections::HashMap<String, (Uuid, Option<Vec<u8>>, Option<Vec<u8>>)>> {
+    ) -> Result<std::collections::HashMap<String, StoredKey>> {
         let keys: Vec<&str> = keys.iter().map(|k| k.as_str()).collect();
         let stored: Vec<StoredKey> = sqlx::query_as(STORED_KEYS)
             .bind(&keys)
@@ -234,7 +235,7 @@ impl Tx {
             .await?;
         Ok(stored
             .into_iter()
-            .map(|k| (k.request_id, (k.meeting_id, k.digest, k.record)))
+            .map(|k| (k.request_id.clone(), k))
             .collect())
     }
 
@@ -452,6 +453,7 @@ impl Storage {
                     meeting_id: key.meeting_id,
                     record: key.record.clone(),
                     asked,
+                    merged: key.merged,
                 });
             }
         }

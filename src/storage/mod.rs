@@ -28,7 +28,7 @@ pub use meetings::Tx;
 pub use model::{
     AnniversaryCount, Asked, Candidate, Cursor, EventKind, EventPage, EventRow, FormatCount,
     IdRecord, Inserted, ListFilter, LockedCandidate, LockedMeeting, NewRow, PairCounts, PairPage,
-    PairQuery, PairSummary, RecordRow, TopicCount, UpdatedRow, YearCount,
+    PairQuery, PairSummary, RecordRow, StoredKey, TopicCount, UpdatedRow, YearCount,
 };
 
 /// Meetings of at most this many countries keep a copy of their record in

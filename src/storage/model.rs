@@ -63,6 +63,8 @@ pub enum Inserted {
         meeting_id: Uuid,
         record: Option<Vec<u8>>,
         asked: Asked,
+        /// The key's report went into this meeting by a merge.
+        merged: bool,
     },
 }
 
@@ -311,11 +313,14 @@ pub struct IdRecord {
 
 /// An idempotency key as stored, with its meeting's record if it exists.
 #[derive(Debug, sqlx::FromRow)]
-pub(super) struct StoredKey {
+pub struct StoredKey {
     pub request_id: String,
     pub meeting_id: Uuid,
     pub digest: Option<Vec<u8>>,
     pub record: Option<Vec<u8>>,
+    /// The key's report was merged into the meeting (by a MERGE create or
+    /// import, or MergeMeetings since) rather than stored as it.
+    pub merged: bool,
 }
 
 /// A stored meeting that may describe the same meeting as a report, as

@@ -259,6 +259,46 @@ async fn an_import_merges_reports_into_earlier_meetings_of_its_stream() {
 }
 
 #[tokio::test]
+async fn a_report_that_matches_a_meeting_widened_by_its_batch_merges_into_it() {
+    let app = spawn_app().await;
+    // A meeting of one day stored; then, in one import, a report that
+    // widens it to three more days and a report of the last of those days,
+    // which matches the stored meeting only as widened.
+    let stored = create(&app, azertac(), Policy::Keep)
+        .await
+        .unwrap()
+        .meeting
+        .unwrap();
+    assert_eq!(stored.date, "2022-05-05");
+    let widening = pb::Meeting {
+        date: "2022-05-06".into(),
+        end_date: "2022-05-08".into(),
+        ..mofa()
+    };
+    let last_day = pb::Meeting {
+        date: "2022-05-09".into(),
+        ..mofa()
+    };
+    let report = app
+        .import(
+            [widening, last_day]
+                .into_iter()
+                .map(|m| pb::ImportMeetingsRequest {
+                    meeting: Some(m),
+                    duplicates: Policy::Merge as i32,
+                    ..Default::default()
+                })
+                .collect(),
+        )
+        .await;
+    assert_eq!((report.created_count, report.merged_count), (0, 2));
+    let all = app.stream(pair("AZ", "JP")).await.unwrap();
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert_eq!(all[0].id, stored.id);
+    assert_eq!(all[0].end_date, "2022-05-09");
+}
+
+#[tokio::test]
 async fn find_duplicates_names_the_matches_and_stores_nothing() {
     let app = spawn_app().await;
     let first = create(&app, azertac(), Policy::Keep)
@@ -335,7 +375,30 @@ async fn a_retried_merge_with_its_request_id_answers_the_same() {
         .into_inner();
     assert_eq!(once.merged_into, first.id);
     assert_eq!(twice.meeting, once.meeting);
+    assert_eq!(twice.merged_into, first.id, "the retry says where it went");
     assert_eq!(app.count_meetings().await, 1);
+
+    // A retry of a create that stored its report as new says nothing was
+    // merged, also under MERGE.
+    let new = pb::CreateMeetingRequest {
+        meeting: Some(pb::Meeting {
+            date: "2023-01-10".into(),
+            ..azertac()
+        }),
+        request_id: "azertac-2".into(),
+        duplicates: Policy::Merge as i32,
+    };
+    for _ in 0..2 {
+        let answer = app
+            .client
+            .clone()
+            .create_meeting(new.clone())
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(answer.merged_into, "");
+    }
+    assert_eq!(app.count_meetings().await, 2);
 }
 
 #[tokio::test]
