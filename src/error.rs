@@ -29,6 +29,10 @@ pub enum Error {
     },
     #[error("meeting {0} not found")]
     MeetingNotFound(Uuid),
+    /// The meeting exists no more as a meeting of its own: it was merged
+    /// into `into` (MergeMeetings), where the caller can find it.
+    #[error("meeting {id} was merged into meeting {into}")]
+    MeetingMerged { id: Uuid, into: Uuid },
     #[error("request_id was already used for a different meeting")]
     RequestIdReused { request_id: String },
     #[error("the meeting matches stored meeting {0} (DUPLICATE_POLICY_REJECT)")]
@@ -40,8 +44,8 @@ pub enum Error {
     /// An ImportMeetings stream stopped before its end: message `index`
     /// could not be read, or the server is shutting down.
     #[error(
-        "{problem}; the import stopped there: {created} meetings were created and \
-         {duplicates} were duplicates before it, and meetings from message {resume_index} \
+        "{problem}; the import stopped there: {created} meetings were created, \
+         {merged} merged into others and {duplicates} were duplicates before it, and meetings from message {resume_index} \
          on were not stored (send them again; request_ids make that safe)",
         problem = match cause {
             ImportStop::TooLarge => format!("message {index} of the import stream exceeds the message size limit"),
@@ -54,6 +58,7 @@ pub enum Error {
         resume_index: u64,
         cause: ImportStop,
         created: u64,
+        merged: u64,
         duplicates: u64,
         rejected: u64,
     },
@@ -116,7 +121,7 @@ impl Error {
     pub fn reason(&self) -> &'static str {
         match self {
             Self::InvalidArgument { reason, .. } => reason,
-            Self::MeetingNotFound(_) => "MEETING_NOT_FOUND",
+            Self::MeetingNotFound(_) | Self::MeetingMerged { .. } => "MEETING_NOT_FOUND",
             Self::RequestIdReused { .. } => "REQUEST_ID_REUSED",
             Self::DuplicateMeeting(_) => "DUPLICATE_MEETING",
             Self::EtagMismatch(_) => "ETAG_MISMATCH",
@@ -183,6 +188,11 @@ impl From<Error> for Status {
                 metadata.insert("id".to_owned(), id.to_string());
                 (Code::NotFound, e.to_string())
             }
+            Error::MeetingMerged { id, into } => {
+                metadata.insert("id".to_owned(), id.to_string());
+                metadata.insert("merged_into".to_owned(), into.to_string());
+                (Code::NotFound, e.to_string())
+            }
             Error::RequestIdReused { request_id } => {
                 metadata.insert("request_id".to_owned(), request_id.clone());
                 (Code::AlreadyExists, e.to_string())
@@ -204,6 +214,7 @@ impl From<Error> for Status {
                 resume_index,
                 cause,
                 created,
+                merged,
                 duplicates,
                 rejected,
             } => {
@@ -211,6 +222,7 @@ impl From<Error> for Status {
                     ("index", index),
                     ("resume_index", resume_index),
                     ("created_count", created),
+                    ("merged_count", merged),
                     ("duplicate_count", duplicates),
                     ("rejected_count", rejected),
                 ] {

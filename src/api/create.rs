@@ -150,6 +150,7 @@ impl MeetingsApi {
                         resume_index,
                         cause,
                         created: report.counts.created_count,
+                        merged: report.counts.merged_count,
                         duplicates: report.counts.duplicate_count,
                         rejected: report.counts.rejected_count,
                     }

@@ -21,8 +21,22 @@ impl MeetingsApi {
     ) -> Result<pb::Meeting> {
         let (target, sources) = parse_merge(&req).map_err(Error::invalid_request)?;
         let mut tx = self.storage.begin().await?;
-        // Locks in id order, as MERGE batches lock their candidates, so that
-        // the two never wait on each other in a cycle.
+        // A target merged since is its survivor, as GetMeeting reads it. A
+        // source merged into the target already is done (a retried call);
+        // one merged elsewhere is not here to merge.
+        let target = tx.redirect(target).await?.unwrap_or(target);
+        let mut pending = Vec::with_capacity(sources.len());
+        for id in sources {
+            match tx.redirect(id).await? {
+                Some(into) if into == target => {}
+                Some(into) => return Err(Error::MeetingMerged { id, into }),
+                None if id == target => {}
+                None => pending.push(id),
+            }
+        }
+        let sources = pending;
+        // Locks in id order, as MERGE batches lock the meetings they merge
+        // into, so that the two never wait on each other in a cycle.
         let mut ids: Vec<Uuid> = sources.iter().copied().chain([target]).collect();
         ids.sort_unstable();
         let mut locked = std::collections::HashMap::with_capacity(ids.len());
@@ -32,6 +46,10 @@ impl MeetingsApi {
                 .await?
                 .ok_or(Error::MeetingNotFound(id))?;
             locked.insert(id, meeting);
+        }
+        if sources.is_empty() {
+            // Everything asked is merged already: the survivor as it is.
+            return decode_record(&locked[&target].record);
         }
         let current = &locked[&target];
         let stored = decode_record(&current.record)?;

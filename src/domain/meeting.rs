@@ -397,7 +397,9 @@ pub fn name_tokens<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<String> 
 
 /// Version of the rule of `name_tokens` (`NameKey`), stored with the tokens
 /// it made; change it with the rule.
-pub const NAME_TOKEN_VERSION: i32 = 1;
+/// 2: words with digits are kept whole, and one-digit words are kept (1
+/// collapsed "5000" to "50" and dropped "1" as an initial).
+pub const NAME_TOKEN_VERSION: i32 = 2;
 
 /// The last day of a meeting: on or after its first (`date`, when that is
 /// valid), and at most `MAX_SPAN_DAYS` after it.

@@ -34,7 +34,11 @@ impl NameKey {
         let mut kept: Vec<&str> = words
             .iter()
             .copied()
-            .filter(|w| w.len() > 1 && !PARTICLES.contains(w))
+            // A one-letter word is an initial; a one-digit word is a
+            // number ("Delegate 1" is not "Delegate 11").
+            .filter(|w| {
+                (w.len() > 1 || w.bytes().all(|c| c.is_ascii_digit())) && !PARTICLES.contains(w)
+            })
             .collect();
         if kept.is_empty() {
             // A name of only initials or particles ("U Thant" keeps "thant";
@@ -109,8 +113,13 @@ fn is_han(c: char) -> bool {
 /// ch → c; ph → f; ou → u; w → v; q → k; y → i) and doubled letters once.
 /// Джейхун is "Dzheykhun" in one system and "Jeyhun" in another; both
 /// become "jeihun". Applied to both sides, it only makes spellings of one
-/// sound equal; the edit distance then allows what remains.
+/// sound equal; the edit distance then allows what remains. A word with
+/// digits is kept as it is: numbers do not vary between transliterations,
+/// and 5000 is not 50000.
 fn skeleton(word: &str) -> String {
+    if word.bytes().any(|c| c.is_ascii_digit()) {
+        return word.to_owned();
+    }
     const SAME_SOUND: [(&str, &str); 9] = [
         ("dzh", "j"),
         ("dj", "j"),
@@ -185,6 +194,13 @@ mod tests {
 
     fn same(a: &str, b: &str) -> bool {
         NameKey::new(a).matches(&NameKey::new(b))
+    }
+
+    #[test]
+    fn numbers_in_names_must_be_equal() {
+        assert!(!same("Delegate 5000", "Delegate 50000"));
+        assert!(!same("Delegate 11", "Delegate 1"));
+        assert!(same("Delegate 5000", "delegate 5000"));
     }
 
     #[test]

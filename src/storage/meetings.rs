@@ -61,6 +61,17 @@ impl Tx {
         .await?)
     }
 
+    /// The meeting a merged id resolves to (MergeMeetings), if it was
+    /// merged.
+    pub async fn redirect(&mut self, id: Uuid) -> Result<Option<Uuid>> {
+        Ok(
+            sqlx::query_scalar("SELECT meeting_id FROM meeting_redirects WHERE merged_id = $1")
+                .bind(id)
+                .fetch_optional(&mut *self.tx)
+                .await?,
+        )
+    }
+
     /// Replaces a locked meeting with `row` (same id): its columns, pair
     /// rows and search document, with an UPDATED event.
     pub async fn replace_meeting(&mut self, row: UpdatedRow) -> Result<()> {

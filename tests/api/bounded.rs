@@ -236,6 +236,38 @@ async fn a_malformed_message_stops_an_import_and_says_what_was_stored() {
 }
 
 #[tokio::test]
+async fn a_stopped_merge_import_counts_what_it_merged() {
+    let app = spawn_app().await;
+    // 500 meetings three days apart (a batch), the same 500 reported again
+    // (a batch that merges), then 10 more and a message that does not
+    // decode.
+    let report = |i: usize| {
+        let day = chrono::NaiveDate::from_ymd_opt(1990, 1, 1).unwrap()
+            + chrono::Days::new(3 * (i % 500) as u64);
+        pb::ImportMeetingsRequest {
+            meeting: Some(meeting(&day.to_string(), &["AZ", "JP"])),
+            request_id: format!("merge-{i}"),
+            duplicates: pb::DuplicatePolicy::Merge as i32,
+        }
+        .encode_to_vec()
+    };
+    let mut messages: Vec<Vec<u8>> = (0..1_010).map(report).collect();
+    messages.push(vec![0x08, 0x01]);
+    let status = raw_import(app.addr, messages).await;
+    let details = assert_error(&status, Code::InvalidArgument, "INVALID_REQUEST");
+    let info = details.error_info().unwrap();
+    assert_eq!(info.metadata["resume_index"], "1000");
+    assert_eq!(info.metadata["created_count"], "500");
+    assert_eq!(info.metadata["merged_count"], "500");
+    assert!(
+        status.message().contains("500 merged"),
+        "{}",
+        status.message()
+    );
+    assert_eq!(app.count_meetings().await, 500);
+}
+
+#[tokio::test]
 async fn an_import_that_breaks_early_stores_nothing_unfinished() {
     let app = spawn_app().await;
     let mut messages: Vec<Vec<u8>> = (0..10).map(import_request).collect();

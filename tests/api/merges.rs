@@ -71,6 +71,8 @@ async fn merged_meetings_become_one_and_their_ids_keep_working() {
     assert_eq!(merged.sources.len(), 2);
     assert_eq!(merged.participants[0].aliases, ["Ceyhun Bayramov"]);
     assert_eq!(merged.end_date, "2022-05-06");
+    // The same call again changes nothing.
+    assert_eq!(merge(&app, &a.id, &[&b.id]).await.unwrap(), merged);
 
     // The absorbed id names the survivor; pair streams, lists and
     // summaries see one meeting.
@@ -100,6 +102,22 @@ async fn merged_meetings_become_one_and_their_ids_keep_working() {
         assert_eq!(app.get(id).await.unwrap(), last, "{id}");
     }
     assert_eq!(app.count_meetings().await, 1);
+    // Retried: the target stands for its survivor, and the source merged
+    // into it is skipped.
+    assert_eq!(merge(&app, &a.id, &[&b.id]).await.unwrap(), last);
+    // A source merged elsewhere is not found, and the answer says where.
+    let other = app.create(meeting("2023-01-01", &["AZ", "JP"])).await;
+    let status = merge(&app, &other.id, &[&b.id]).await.unwrap_err();
+    let details = assert_error(&status, Code::NotFound, "MEETING_NOT_FOUND");
+    let info = details.error_info().unwrap();
+    assert_eq!(info.metadata["id"], b.id);
+    assert_eq!(info.metadata["merged_into"], c.id);
+    assert!(
+        status.message().contains("was merged into"),
+        "{}",
+        status.message()
+    );
+    app.delete(&other.id).await;
 
     // Watchers: UPDATED for the target, MERGED naming it for each source.
     // After the three creations.

@@ -67,6 +67,17 @@ pub(crate) enum Server {
     Remote(String),
 }
 
+/// A run that fails stops its service too, rather than leave it holding
+/// connections to the bench's database.
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Self::Child(child, _) = self {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 impl Server {
     pub(crate) async fn spawn(options: &PgConnectOptions) -> anyhow::Result<Self> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
@@ -115,8 +126,9 @@ impl Server {
             .await?)
     }
 
-    pub(crate) fn stop(self) {
-        if let Self::Child(mut child, _) = self {
+    /// Stops the service as an operator would (SIGINT), and waits for it.
+    pub(crate) fn stop(mut self) {
+        if let Self::Child(child, _) = &mut self {
             if let Ok(pid) = i32::try_from(child.id()) {
                 let _ = nix::sys::signal::kill(
                     nix::unistd::Pid::from_raw(pid),
