@@ -267,16 +267,89 @@ impl MeetingsApi {
                     let _ = after.await;
                 }
                 let rows = std::mem::take(&mut batch.rows);
-                let outcomes = match share.acquire().await {
-                    Ok(_database) => store_matching(&storage, rows, Some(locked)).await,
-                    Err(e) => Err(e),
-                };
+                let outcomes = store_in_groups(&storage, &share, rows, locked).await;
                 (batch, outcomes)
             }
             .in_current_span(),
         );
         (task, holds)
     }
+}
+
+/// Transactions a batch of meetings under MERGE or REJECT is stored in at
+/// once, at most.
+const MATCHING_GROUPS: u64 = 4;
+
+/// Stores a batch under MERGE or REJECT as up to `MATCHING_GROUPS`
+/// transactions at once, each for the reports of some of its party sets
+/// (in stream order within each). Reports of different party sets never
+/// match, so this stores what one transaction would, while batches of
+/// other parties do not wait for each other's party locks. `locked` hears
+/// when every group holds its locks. A failed group fails the batch; the
+/// groups committed before stay, and sending the batch again merges its
+/// reports into them (a report merged twice changes nothing).
+async fn store_in_groups(
+    storage: &Storage,
+    share: &DatabaseShare,
+    rows: Vec<(NewRow, OnMatch)>,
+    locked: tokio::sync::oneshot::Sender<()>,
+) -> Result<Vec<Matched>> {
+    let count = rows.len();
+    // Group → the group's reports, each with its position in the batch.
+    type Positioned = Vec<(usize, (NewRow, OnMatch))>;
+    let mut groups: std::collections::BTreeMap<u64, Positioned> = Default::default();
+    for (position, row) in rows.into_iter().enumerate() {
+        let group = party_set_hash(row.0.meeting.parties()) % MATCHING_GROUPS;
+        groups.entry(group).or_default().push((position, row));
+    }
+    let mut held = Vec::with_capacity(groups.len());
+    let stores: Vec<_> = groups
+        .into_values()
+        .map(|group| {
+            let (holds, hears) = tokio::sync::oneshot::channel();
+            held.push(hears);
+            async move {
+                let (positions, rows): (Vec<usize>, Vec<_>) = group.into_iter().unzip();
+                let _database = share.acquire().await?;
+                let outcomes = store_matching(storage, rows, Some(holds)).await?;
+                Ok::<_, Error>(positions.into_iter().zip(outcomes).collect::<Vec<_>>())
+            }
+        })
+        .collect();
+    let all_held = async move {
+        for hears in held {
+            // A group that failed before it locked: the batch fails.
+            if hears.await.is_err() {
+                return;
+            }
+        }
+        let _ = locked.send(());
+    };
+    let (stored, ()) = tokio::join!(futures_util::future::join_all(stores), all_held);
+    let mut outcomes: Vec<Option<Matched>> = (0..count).map(|_| None).collect();
+    for group in stored {
+        for (position, matched) in group? {
+            if let Some(slot) = outcomes.get_mut(position) {
+                *slot = Some(matched);
+            }
+        }
+    }
+    outcomes
+        .into_iter()
+        .map(|o| {
+            o.ok_or_else(|| {
+                Error::internal(anyhow::anyhow!("a report of the batch has no outcome"))
+            })
+        })
+        .collect()
+}
+
+/// A hash of a party set, the same for the same set (within a process).
+fn party_set_hash(parties: &[crate::domain::Party]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    parties.hash(&mut hasher);
+    hasher.finish()
 }
 
 /// Waits for a batch of meetings under MERGE or REJECT and counts what
