@@ -13,6 +13,7 @@ mod phases;
 mod process;
 mod procfs;
 mod report;
+mod scale;
 mod workloads;
 
 use std::path::PathBuf;
@@ -61,6 +62,10 @@ struct Args {
     /// Measure only these figures (comma-separated); all when absent.
     #[arg(long, value_enum, value_delimiter = ',')]
     only: Vec<Phase>,
+    /// Meetings of the realistic archive the reads are timed on (`scale`
+    /// figures); 1,000,000 in a full run, 20,000 in a quick one.
+    #[arg(long)]
+    scale: Option<usize>,
     /// HTTP/2 connections the concurrent callers share (at most 32).
     #[arg(long, default_value_t = CLIENTS)]
     connections: usize,
@@ -80,6 +85,9 @@ enum Phase {
     /// ImportMeetings of three report streams of the same meetings with
     /// DUPLICATE_POLICY_MERGE, next to the same streams with KEEP.
     Merge,
+    /// Reads of a realistic archive at 10,000, 100,000 and `--scale`
+    /// meetings, and its bytes a meeting (a database of its own).
+    Scale,
 }
 
 /// Sizes of one run.
@@ -91,6 +99,7 @@ struct Plan {
     stream_meetings: usize,
     rss_meetings: usize,
     merge_meetings: usize,
+    scale_meetings: usize,
 }
 
 const CLIENTS: usize = 32;
@@ -129,6 +138,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             stream_meetings: 5_000,
             rss_meetings: 5_000,
             merge_meetings: 1_000,
+            scale_meetings: args.scale.unwrap_or(20_000),
         }
     } else {
         Plan {
@@ -139,6 +149,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             stream_meetings: 200_000,
             rss_meetings: 1_000_000,
             merge_meetings: 10_000,
+            scale_meetings: args.scale.unwrap_or(1_000_000),
         }
     };
     let rounds = args.rounds.max(1);
@@ -193,6 +204,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     if let Some(pid) = bench.server.pid().filter(|_| runs(Phase::Rss)) {
         bench.rss(pid, in_pair).await?;
+    }
+    if runs(Phase::Scale) {
+        let n = bench.plan.scale_meetings;
+        bench.scale(n).await?;
     }
 
     bench.report.print();

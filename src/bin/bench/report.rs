@@ -59,6 +59,17 @@ impl Report {
         });
     }
 
+    /// A read's latency, p50 and p99, in ms.
+    pub(crate) fn add_latency(&mut self, what: &str, p50: f64, p99: f64) {
+        self.rows.push(Row {
+            what: what.into(),
+            unit: "ms (p50)",
+            service: p50,
+            reference: None,
+            latency: Some((p50, p99)),
+        });
+    }
+
     pub(crate) fn print(&self) {
         println!();
         println!("| what | service | p50 / p99 ms | reference | ratio | target |");
