@@ -27,10 +27,15 @@ impl MeetingsApi {
         &self,
         req: pb::CreateMeetingRequest,
     ) -> Result<(pb::Meeting, String)> {
+        let on_match = OnMatch::parse(req.duplicates).map_err(|e| {
+            let mut v = Violations::new();
+            v.add("duplicates", e);
+            Error::invalid_request(v)
+        })?;
         let (meeting, request_id) =
             parse_new(req.meeting, &req.request_id).map_err(Error::invalid_meeting)?;
         let (row, record) = new_row(meeting, request_id);
-        if let Some(on_match) = OnMatch::of(req.duplicates) {
+        if let Some(on_match) = on_match {
             let meeting = row.meeting.clone();
             let matched = store_matching(&self.storage, vec![(row, on_match)], None)
                 .await?
@@ -44,7 +49,6 @@ impl MeetingsApi {
                 }
                 Matched::Existing(outcome) => existing(outcome, &meeting, &req.request_id),
                 Matched::Rejected(id) => Err(Error::DuplicateMeeting(id)),
-                Matched::Invalid(violations) => Err(Error::invalid_meeting(violations)),
             };
         }
         // A meeting of many countries writes many pair rows: it goes in a
@@ -157,8 +161,17 @@ impl MeetingsApi {
                     .into());
                 }
             };
-            match parse_new(item.meeting, &item.request_id) {
-                Ok((meeting, request_id)) if OnMatch::of(item.duplicates).is_some() => {
+            let on_match = OnMatch::parse(item.duplicates);
+            let parsed = match &on_match {
+                Ok(_) => parse_new(item.meeting, &item.request_id),
+                Err(e) => {
+                    let mut v = Violations::new();
+                    v.add("duplicates", e.clone());
+                    Err(v)
+                }
+            };
+            match parsed {
+                Ok((meeting, request_id)) if matches!(on_match, Ok(Some(_))) => {
                     // Earlier meetings of the stream are stored first, so
                     // that this one can match them.
                     if !batch.rows.is_empty() {
@@ -167,7 +180,7 @@ impl MeetingsApi {
                     while let Some(oldest) = committing.pop_front() {
                         account(oldest, &mut report).await?;
                     }
-                    let on_match = OnMatch::of(item.duplicates).unwrap_or(OnMatch::Merge);
+                    let on_match = on_match.ok().flatten().unwrap_or(OnMatch::Merge);
                     matching.pairs += meeting.pair_count();
                     let row = new_row(meeting, request_id).0;
                     matching.meetings.push(row.meeting.clone());
@@ -382,10 +395,8 @@ async fn account_matching(committing: CommittingMatching, report: &mut ImportRep
                     format!("matches stored meeting {id} (DUPLICATE_POLICY_REJECT)"),
                 );
                 reject(report, index, request_id, v);
-            }
-            // The merged record would break a rule (more than 20
-            // sources, say).
-            Matched::Invalid(violations) => reject(report, index, request_id, violations),
+            } // The merged record would break a rule (more than 20
+              // sources, say).
         }
     }
     Ok(())

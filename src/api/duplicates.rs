@@ -11,7 +11,7 @@ use super::request::decode_record;
 use super::{MeetingsApi, meeting_to_pb, stored_record, without_output_fields};
 use crate::domain::{
     CountryCode, NAME_TOKEN_VERSION, NameMatch, NewMeeting, OrganizationCode, Party, RawMeeting,
-    Report, RequestId, Violations, merge, same_meeting,
+    Report, RequestId, merge, same_meeting,
 };
 use crate::error::{Error, Result};
 use crate::pb;
@@ -25,13 +25,18 @@ pub(super) enum OnMatch {
 }
 
 impl OnMatch {
-    /// None for KEEP (and UNSPECIFIED, and numbers the enum does not name,
-    /// which proto3 clients of an older contract may send).
-    pub(super) fn of(policy: i32) -> Option<Self> {
+    /// None for KEEP (and UNSPECIFIED, which clients that do not know the
+    /// field send). A number the enum does not name (a policy of a newer
+    /// contract, or a client's bug) is refused rather than read as KEEP,
+    /// which would store the duplicates the caller asked to avoid.
+    pub(super) fn parse(policy: i32) -> Result<Option<Self>, String> {
         match pb::DuplicatePolicy::try_from(policy) {
-            Ok(pb::DuplicatePolicy::Merge) => Some(Self::Merge),
-            Ok(pb::DuplicatePolicy::Reject) => Some(Self::Reject),
-            _ => None,
+            Ok(pb::DuplicatePolicy::Merge) => Ok(Some(Self::Merge)),
+            Ok(pb::DuplicatePolicy::Reject) => Ok(Some(Self::Reject)),
+            Ok(pb::DuplicatePolicy::Keep | pb::DuplicatePolicy::Unspecified) => Ok(None),
+            Err(_) => Err(format!(
+                "{policy} is not a DuplicatePolicy (0 UNSPECIFIED, 1 KEEP, 2 MERGE, 3 REJECT)"
+            )),
         }
     }
 }
@@ -46,8 +51,6 @@ pub(super) enum Matched {
     Existing(Inserted),
     /// REJECT, and it matches this meeting.
     Rejected(Uuid),
-    /// The merged record would break these rules.
-    Invalid(Violations),
 }
 
 /// What became of a report, by the id of the meeting it went to (records
@@ -57,7 +60,6 @@ enum Outcome {
     Merged(Uuid),
     Existing(Inserted),
     Rejected(Uuid),
-    Invalid(Violations),
 }
 
 /// A meeting that reports of a batch may merge into: stored (and locked),
@@ -206,48 +208,59 @@ pub(super) async fn store_matching(
             .copied()
             .chain(earlier_in_batch)
             .collect();
-        let found = order
-            .into_iter()
-            .find(|&t| same_meeting(report, &targets[t].report).is_some());
-        match (found, on_match) {
-            (Some(t), OnMatch::Reject) => outcomes.push(Outcome::Rejected(targets[t].id)),
-            (Some(t), OnMatch::Merge) => {
-                let target = &mut targets[t];
-                let merged = merge(
-                    RawMeeting::from(without_output_fields(target.record.clone())),
-                    RawMeeting::from(meeting_to_pb(&row.meeting)),
-                );
-                match NewMeeting::parse(merged, "meeting", today) {
-                    Err(v) => outcomes.push(Outcome::Invalid(v)),
-                    Ok(meeting) => {
-                        if meeting_to_pb(&meeting) != without_output_fields(target.record.clone()) {
-                            let version = target.version.map_or(1, |v| v + 1);
-                            let mut record = stored_record(
-                                &meeting,
-                                target.id,
-                                target.create_time,
-                                now,
-                                version,
-                            );
-                            record.merged_ids = target.record.merged_ids.clone();
-                            target.record = record;
-                            target.update_time = now;
-                            target.report = Report::of(&meeting);
-                            target.meeting = Some(meeting);
-                            target.changed = true;
-                        }
-                        if let Some(key) = row.request_id {
-                            batch_keys.insert(
-                                key.as_str().to_owned(),
-                                (target.id, row.request_digest, true),
-                            );
-                            merged_keys.push((key, target.id, row.request_digest));
-                        }
-                        outcomes.push(Outcome::Merged(target.id));
-                    }
-                }
+        // The first match, for REJECT; for MERGE the first whose merge
+        // keeps the rules (one whose days and the report's would span more
+        // than MAX_SPAN_DAYS is not the same meeting).
+        let mut found = None;
+        for t in order {
+            if same_meeting(report, &targets[t].report).is_none() {
+                continue;
             }
-            (None, _) => {
+            if on_match == OnMatch::Reject {
+                found = Some((t, None));
+                break;
+            }
+            let merged = merge(
+                RawMeeting::from(without_output_fields(targets[t].record.clone())),
+                RawMeeting::from(meeting_to_pb(&row.meeting)),
+            );
+            if let Ok(meeting) = NewMeeting::parse(merged, "meeting", today) {
+                found = Some((t, Some(meeting)));
+                break;
+            }
+        }
+        match found {
+            Some((t, None)) => outcomes.push(Outcome::Rejected(targets[t].id)),
+            Some((t, Some(meeting))) => {
+                let target = &mut targets[t];
+                if meeting_to_pb(&meeting) != without_output_fields(target.record.clone()) {
+                    let version = target.version.map_or(1, |v| v + 1);
+                    // A meeting made by this batch is still at its first
+                    // version: its update time is its creation time.
+                    let updated = if target.version.is_some() {
+                        now
+                    } else {
+                        target.create_time
+                    };
+                    let mut record =
+                        stored_record(&meeting, target.id, target.create_time, updated, version);
+                    record.merged_ids = target.record.merged_ids.clone();
+                    target.record = record;
+                    target.update_time = updated;
+                    target.report = Report::of(&meeting);
+                    target.meeting = Some(meeting);
+                    target.changed = true;
+                }
+                if let Some(key) = row.request_id {
+                    batch_keys.insert(
+                        key.as_str().to_owned(),
+                        (target.id, row.request_digest, true),
+                    );
+                    merged_keys.push((key, target.id, row.request_digest));
+                }
+                outcomes.push(Outcome::Merged(target.id));
+            }
+            None => {
                 if let Some(key) = &row.request_id {
                     batch_keys.insert(key.as_str().to_owned(), (row.id, row.request_digest, false));
                 }
@@ -333,7 +346,6 @@ pub(super) async fn store_matching(
                 Outcome::Merged(id) => Matched::Merged(record(id)?),
                 Outcome::Existing(e) => Matched::Existing(e),
                 Outcome::Rejected(id) => Matched::Rejected(id),
-                Outcome::Invalid(v) => Matched::Invalid(v),
             })
         })
         .collect()

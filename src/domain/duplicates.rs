@@ -229,14 +229,28 @@ pub fn same_meeting(report: &Report, stored: &Report) -> Option<Vec<NameMatch>> 
 /// reports, and keeps its first sources.
 pub fn merge(stored: RawMeeting, report: RawMeeting) -> RawMeeting {
     let mut m = stored;
-    let widest = [&m.date, &m.end_date, &report.date, &report.end_date]
+    // The days of both: from the earlier first day to the later last day
+    // (dates as validated, ISO 8601, which order as text).
+    let first = [&m.date, &report.date]
+        .into_iter()
+        .filter(|d| !d.is_empty())
+        .min()
+        .cloned()
+        .unwrap_or_default();
+    let last = [&m.date, &m.end_date, &report.date, &report.end_date]
         .into_iter()
         .filter(|d| !d.is_empty())
         .max()
         .cloned()
         .unwrap_or_default();
-    if widest > m.date && widest > m.end_date {
-        m.end_date = widest;
+    if first < m.date {
+        if m.end_date.is_empty() {
+            m.end_date = m.date.clone();
+        }
+        m.date = first;
+    }
+    if last > m.date && last > m.end_date {
+        m.end_date = last;
     }
     if m.format == 0 {
         m.format = report.format;
@@ -261,8 +275,12 @@ pub fn merge(stored: RawMeeting, report: RawMeeting) -> RawMeeting {
             m.sources.push(source);
         }
     }
+    // A stored participant takes at most one of the report's: two people
+    // of one party that both match a name ("Kim" and "Kim Jong Un", "Kim
+    // Yo Jong") stay two people.
+    let mut taken = vec![false; m.participants.len()];
     for person in report.participants {
-        merge_participant(&mut m.participants, person);
+        merge_participant(&mut m.participants, &mut taken, person);
     }
     m
 }
@@ -277,8 +295,15 @@ fn same_source(a: &RawSource, b: &RawSource) -> bool {
 }
 
 /// Adds `person` to `people`: as another spelling of the participant of
-/// the same party it matches by name, or as a participant of its own.
-fn merge_participant(people: &mut Vec<RawParticipant>, person: RawParticipant) {
+/// the same party it matches by name and that no other person of the
+/// report took (`taken`), or as a participant of its own. A spelling with
+/// fewer words than the name it matches ("Kim" for "Kim Jong Un") is not
+/// kept as an alias: it would match more people than the name does.
+fn merge_participant(
+    people: &mut Vec<RawParticipant>,
+    taken: &mut Vec<bool>,
+    person: RawParticipant,
+) {
     let spellings: Vec<NameKey> = std::iter::once(&person.name)
         .chain(&person.aliases)
         .map(|n| NameKey::new(n))
@@ -289,29 +314,38 @@ fn merge_participant(people: &mut Vec<RawParticipant>, person: RawParticipant) {
                 .eq_ignore_ascii_case(&person.organization_code)
     };
     let full = people.len() >= MAX_PARTICIPANTS;
-    let found = people.iter_mut().find(|p| {
-        same_party(p)
+    let found = people.iter_mut().zip(taken.iter_mut()).find(|(p, taken)| {
+        !**taken
+            && same_party(p)
             && std::iter::once(&p.name)
                 .chain(&p.aliases)
                 .any(|n| spellings.iter().any(|k| k.matches(&NameKey::new(n))))
     });
     match found {
-        Some(p) => {
+        Some((p, taken)) => {
+            *taken = true;
             if p.title.is_empty() {
                 p.title = person.title;
             }
-            for spelling in std::iter::once(person.name).chain(person.aliases) {
-                let key = fold_case(&spelling);
+            let words = NameKey::new(&p.name).tokens().len();
+            for (spelling, key) in std::iter::once(person.name)
+                .chain(person.aliases)
+                .zip(&spellings)
+            {
+                let folded = fold_case(&spelling);
                 let known = std::iter::once(&p.name)
                     .chain(&p.aliases)
-                    .any(|n| fold_case(n) == key);
-                if !known && p.aliases.len() < MAX_ALIASES {
+                    .any(|n| fold_case(n) == folded);
+                if !known && key.tokens().len() >= words && p.aliases.len() < MAX_ALIASES {
                     p.aliases.push(spelling);
                 }
             }
         }
         None if full => {}
-        None => people.push(person),
+        None => {
+            people.push(person);
+            taken.push(true);
+        }
     }
 }
 
@@ -448,5 +482,47 @@ mod tests {
         assert_eq!(names, ["Jeyhun Bayramov", "Honda Taro", "Aide"]);
         assert_eq!(m.participants[0].aliases, ["Ceyhun Bayramov"]);
         assert_eq!(m.participants[1].aliases, ["Taro Honda"]);
+    }
+
+    #[test]
+    fn a_merge_keeps_people_and_days_apart() {
+        // Two people who both match a surname stay two people.
+        let stored = raw("2017-08-08", &[("Kim", "KP"), ("Moon Jae-in", "KR")]);
+        let other = raw(
+            "2017-08-08",
+            &[
+                ("Kim Jong Un", "KP"),
+                ("Kim Yo Jong", "KP"),
+                ("Moon Jae-in", "KR"),
+            ],
+        );
+        let m = merge(stored, other);
+        let names: Vec<_> = m.participants.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["Kim", "Moon Jae-in", "Kim Yo Jong"]);
+        assert_eq!(m.participants[0].aliases, ["Kim Jong Un"]);
+
+        // A shorter spelling is not kept as an alias.
+        let stored = raw(
+            "2018-04-27",
+            &[("Kim Jong Un", "KP"), ("Moon Jae-in", "KR")],
+        );
+        let m = merge(stored, raw("2018-04-27", &[("Kim", "KP"), ("Moon", "KR")]));
+        assert!(m.participants.iter().all(|p| p.aliases.is_empty()), "{m:?}");
+
+        // An earlier report widens the first day, a later one the last.
+        let m = merge(raw("2022-06-08", &BAKU), raw("2022-06-07", &BAKU));
+        assert_eq!(
+            (m.date.as_str(), m.end_date.as_str()),
+            ("2022-06-07", "2022-06-08")
+        );
+        let mut long = raw("2022-06-08", &BAKU);
+        long.end_date = "2022-06-10".into();
+        let m = merge(long, raw("2022-06-11", &BAKU));
+        assert_eq!(
+            (m.date.as_str(), m.end_date.as_str()),
+            ("2022-06-08", "2022-06-11")
+        );
+        let m = merge(raw("2022-06-08", &BAKU), raw("2022-06-08", &BAKU));
+        assert_eq!((m.date.as_str(), m.end_date.as_str()), ("2022-06-08", ""));
     }
 }

@@ -299,6 +299,56 @@ async fn a_report_that_matches_a_meeting_widened_by_its_batch_merges_into_it() {
 }
 
 #[tokio::test]
+async fn a_report_that_would_span_more_than_90_days_with_its_match_is_a_meeting_of_its_own() {
+    let app = spawn_app().await;
+    let long = pb::Meeting {
+        date: "2000-01-01".into(),
+        end_date: "2000-03-31".into(),
+        ..azertac()
+    };
+    let stored = create(&app, long, Policy::Keep).await.unwrap();
+    // The day after its last: it matches, but one meeting of both would
+    // last 92 days.
+    let after = pb::Meeting {
+        date: "2000-04-01".into(),
+        ..mofa()
+    };
+    let answer = create(&app, after, Policy::Merge).await.unwrap();
+    assert_eq!(answer.merged_into, "");
+    assert_ne!(answer.meeting.unwrap().id, stored.meeting.unwrap().id);
+    assert_eq!(app.count_meetings().await, 2);
+}
+
+#[tokio::test]
+async fn a_policy_the_server_does_not_know_is_refused() {
+    let app = spawn_app().await;
+    for policy in [4, 7, -1, i32::MAX] {
+        let status = app
+            .client
+            .clone()
+            .create_meeting(pb::CreateMeetingRequest {
+                meeting: Some(azertac()),
+                duplicates: policy,
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        let details = assert_error(&status, Code::InvalidArgument, "INVALID_REQUEST");
+        assert_eq!(crate::helpers::violated_fields(&details), ["duplicates"]);
+    }
+    let report = app
+        .import(vec![pb::ImportMeetingsRequest {
+            meeting: Some(azertac()),
+            duplicates: 9,
+            ..Default::default()
+        }])
+        .await;
+    assert_eq!(report.rejected_count, 1);
+    assert_eq!(report.rejected[0].violations[0].field, "duplicates");
+    assert_eq!(app.count_meetings().await, 0);
+}
+
+#[tokio::test]
 async fn find_duplicates_names_the_matches_and_stores_nothing() {
     let app = spawn_app().await;
     let first = create(&app, azertac(), Policy::Keep)

@@ -187,10 +187,50 @@ async fn merge_requests_are_checked() {
         let details = assert_error(&status, Code::InvalidArgument, "INVALID_REQUEST");
         assert_eq!(violated_fields(&details), fields, "{target} {sources:?}");
     }
+    // A repeat names the index the caller sent, invalid ids counted.
+    let status = merge(&app, &a.id, &["x", &b.id, &b.id]).await.unwrap_err();
+    let details = assert_error(&status, Code::InvalidArgument, "INVALID_REQUEST");
+    let violations = &details.bad_request().unwrap().field_violations;
+    assert_eq!(violations[1].field, "source_ids[2]");
+    assert_eq!(violations[1].description, "repeats source_ids[1]");
     let unknown = uuid::Uuid::now_v7().to_string();
     let status = merge(&app, &a.id, &[&b.id, &unknown]).await.unwrap_err();
     assert_error(&status, Code::NotFound, "MEETING_NOT_FOUND");
     assert_eq!(app.count_meetings().await, 2, "nothing merged");
+
+    // Meetings whose days together span more than 90 days: refused, naming
+    // the sources, whichever is the target.
+    let later = app.create(meeting("2022-09-01", &["AZ", "JP"])).await;
+    for (target, source) in [(&a.id, &later.id), (&later.id, &a.id)] {
+        let status = merge(&app, target, &[source]).await.unwrap_err();
+        let details = assert_error(&status, Code::InvalidArgument, "INVALID_REQUEST");
+        assert_eq!(violated_fields(&details), ["source_ids"]);
+        assert!(
+            details.bad_request().unwrap().field_violations[0]
+                .description
+                .contains("end_date"),
+            "{details:?}"
+        );
+    }
+    assert_eq!(app.count_meetings().await, 3, "nothing merged");
+}
+
+#[tokio::test]
+async fn opposite_merges_at_once_end_as_one_meeting() {
+    let app = spawn_app().await;
+    for _ in 0..5 {
+        let a = app.create(meeting("2022-05-05", &["AZ", "JP"])).await;
+        let b = app.create(meeting("2022-05-06", &["AZ", "JP"])).await;
+        let (sources_a, sources_b) = ([b.id.as_str()], [a.id.as_str()]);
+        let (one, other) = tokio::join!(
+            merge(&app, &a.id, &sources_a),
+            merge(&app, &b.id, &sources_b)
+        );
+        let (one, other) = (one.unwrap(), other.unwrap());
+        assert_eq!(one.id, other.id, "both answer with the survivor");
+        assert_eq!(app.count_meetings().await, 1);
+        app.delete(&one.id).await;
+    }
 }
 
 #[tokio::test]
