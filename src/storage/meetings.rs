@@ -43,6 +43,9 @@ const STORED_KEYS: &str = "SELECT k.request_id, coalesce(r.meeting_id, k.meeting
      LEFT JOIN meetings m ON m.id = coalesce(r.meeting_id, k.meeting_id) \
      WHERE k.request_id = ANY($1)";
 
+/// The meeting a merged id resolves to (MergeMeetings), if it was merged.
+const REDIRECT: &str = "SELECT meeting_id FROM meeting_redirects WHERE merged_id = $1";
+
 /// A transaction that reads, locks and rewrites one meeting.
 pub struct Tx {
     tx: sqlx::Transaction<'static, sqlx::Postgres>,
@@ -64,12 +67,10 @@ impl Tx {
     /// The meeting a merged id resolves to (MergeMeetings), if it was
     /// merged.
     pub async fn redirect(&mut self, id: Uuid) -> Result<Option<Uuid>> {
-        Ok(
-            sqlx::query_scalar("SELECT meeting_id FROM meeting_redirects WHERE merged_id = $1")
-                .bind(id)
-                .fetch_optional(&mut *self.tx)
-                .await?,
-        )
+        Ok(sqlx::query_scalar(REDIRECT)
+            .bind(id)
+            .fetch_optional(&mut *self.tx)
+            .await?)
     }
 
     /// Replaces a locked meeting with `row` (same id): its columns, pair
@@ -363,12 +364,10 @@ async fn duplicate_candidates(
 impl Storage {
     /// The meeting a merged meeting's id now names, if `id` was merged.
     pub async fn redirect(&self, id: Uuid) -> Result<Option<Uuid>> {
-        Ok(
-            sqlx::query_scalar("SELECT meeting_id FROM meeting_redirects WHERE merged_id = $1")
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?,
-        )
+        Ok(sqlx::query_scalar(REDIRECT)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?)
     }
 
     /// Stored meetings that may describe the same meeting as `report`,
