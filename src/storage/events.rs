@@ -27,7 +27,7 @@ impl Storage {
     /// NOTIFY when it numbered any. Returns how many it numbered; 0 also
     /// when another instance holds the lock.
     pub async fn sequence_events(&self) -> Result<u64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = super::begin(&self.pool, None).await?;
         let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
             .bind(SEQUENCER_LOCK)
             .fetch_one(&mut *tx)

@@ -380,7 +380,7 @@ impl Storage {
     /// Starts a transaction for a read-modify-write of one meeting.
     pub async fn begin(&self) -> Result<Tx> {
         Ok(Tx {
-            tx: self.pool.begin().await?,
+            tx: super::begin(&self.pool, None).await?,
             events_written: self.events_written.clone(),
             wrote_events: false,
         })

@@ -17,11 +17,11 @@ mod pairs;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Postgres, Transaction};
 use tokio::sync::Notify;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 pub use error::is_unavailable;
 pub use meetings::Tx;
@@ -42,6 +42,29 @@ const RECORDS_BY_ID: &str = "SELECT id, record FROM meetings WHERE id = ANY($1)"
 /// Most bytes of records in one page of a stream (a pair's or a
 /// watcher's): a page ends early past it.
 pub const PAGE_BYTES: usize = 1024 * 1024;
+
+/// Begins a transaction (with `statement` instead of a plain BEGIN when
+/// given) in a task of its own. sqlx 0.9.0 counts a transaction only once
+/// BEGIN's answer is read: a caller dropped while BEGIN is on the wire (a
+/// client that cancels or stops reading a stream) would return a connection
+/// inside a transaction nobody ends, to be handed to the next caller
+/// (transact-rs/sqlx#4393). The task always reads the answer; a
+/// transaction nobody awaits any more is then dropped and rolled back.
+async fn begin(
+    pool: &PgPool,
+    statement: Option<&'static str>,
+) -> Result<Transaction<'static, Postgres>> {
+    let pool = pool.clone();
+    let began = tokio::spawn(async move {
+        match statement {
+            Some(statement) => pool.begin_with(statement).await,
+            None => pool.begin().await,
+        }
+    })
+    .await
+    .map_err(Error::internal)?;
+    Ok(began?)
+}
 
 /// Key material, never printed.
 #[derive(Clone)]

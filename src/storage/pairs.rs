@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::model::PairRow;
 use super::{
     AnniversaryCount, FormatCount, IdRecord, PAGE_BYTES, PairCounts, PairPage, PairQuery,
-    PairSummary, RECORDS_BY_ID, RecordRow, Storage, TopicCount, YearCount,
+    PairSummary, RECORDS_BY_ID, RecordRow, Storage, TopicCount, YearCount, begin,
 };
 use crate::domain::PartyPair;
 use crate::error::Result;
@@ -18,6 +18,8 @@ const PAIR_PAGE_ASC: &str = include_str!("queries/pair_page_asc.sql");
 const PAIR_PAGE_DESC: &str = include_str!("queries/pair_page_desc.sql");
 const PAIR_TOP_TOPICS: &str = include_str!("queries/pair_top_topics.sql");
 const PAIR_ANNIVERSARIES: &str = include_str!("queries/pair_anniversaries.sql");
+/// A read-only transaction whose statements all see one snapshot.
+const SNAPSHOT: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY";
 
 impl Storage {
     /// One bounded page of a pair lookup, in stream order. Bounded pages keep
@@ -38,10 +40,7 @@ impl Storage {
         // plain range scan of the pair index stays the common case; a join
         // in it made the planner slow every page of a large pair.
         drop(conn);
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            .execute(&mut *tx)
-            .await?;
+        let mut tx = begin(&self.pool, Some(SNAPSHOT)).await?;
         let rows = pair_rows(&mut tx, q).await?;
         let missing: Vec<Uuid> = rows
             .iter()
@@ -74,10 +73,7 @@ impl Storage {
     pub async fn pair_summary(&self, pair: PartyPair, top_topics: u32) -> Result<PairSummary> {
         let (low, high) = (pair.low().key(), pair.high().key());
         // One snapshot for every figure, so that they agree under writes.
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            .execute(&mut *tx)
-            .await?;
+        let mut tx = begin(&self.pool, Some(SNAPSHOT)).await?;
         let counts: PairCounts = sqlx::query_as(
             "SELECT count(*) AS count, min(date) AS first, max(date) AS last \
              FROM meeting_country_pairs WHERE country_low = $1 AND country_high = $2",

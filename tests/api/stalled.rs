@@ -345,3 +345,83 @@ async fn one_connection_cannot_take_every_call_slot() {
     assert_eq!(status, Code::Ok);
     drop(stalled);
 }
+
+/// A call dropped at any point of its transaction's start (a client that
+/// cancels or goes away) hands the pool a connection outside any
+/// transaction: the next call on that connection, here the pool's only
+/// one, runs in a transaction of its own. sqlx 0.9.0 alone returns the
+/// connection inside the dropped call's transaction when the drop comes
+/// while BEGIN is on the wire: the next caller's statements then run in
+/// it, and a snapshot read can fail.
+#[tokio::test]
+async fn a_call_dropped_while_its_transaction_begins_leaves_none_open() {
+    use meetings::domain::{Party, PartyPair};
+    use meetings::storage::{PoolSettings, Storage};
+
+    let app = spawn_app_with(Settings::default()).await;
+    app.create(meeting("2022-05-05", &["AZ", "JP"])).await;
+    let storage = Storage::connect(
+        (*app.pool.connect_options()).clone(),
+        &PoolSettings {
+            max_connections: 1,
+            acquire_timeout: Duration::from_secs(10),
+        },
+    )
+    .await
+    .unwrap();
+    let pair = PartyPair::new(
+        Party::from_key("AZ").unwrap(),
+        Party::from_key("JP").unwrap(),
+    )
+    .unwrap();
+    // The n-th call is dropped after n polls, each after a turn of the
+    // runtime (which reads what the database sent), until a call ends
+    // before its drop: one of the drops lands while BEGIN awaits its
+    // answer, a round trip of many turns. The sweep is made a few times,
+    // as the turns a round trip takes vary.
+    for sweep in 0..6 {
+        sweep_drops(&storage, pair, sweep).await;
+    }
+    let summary = storage.pair_summary(pair, 5).await.unwrap();
+    assert_eq!(summary.counts.count, 1);
+}
+
+async fn sweep_drops(
+    storage: &meetings::storage::Storage,
+    pair: meetings::domain::PartyPair,
+    sweep: usize,
+) {
+    use futures_util::FutureExt;
+    let mut polls = 0;
+    loop {
+        polls += 1;
+        assert!(polls < 5000, "no call ended within {polls} polls");
+        let mut call = Box::pin(storage.pair_summary(pair, 5));
+        let mut ended = false;
+        for _ in 0..polls {
+            if call.as_mut().now_or_never().is_some() {
+                ended = true;
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        drop(call);
+        // The pool's one connection, once the dropped call gave it back,
+        // runs this statement in a transaction of its own, which began just
+        // now (one left open began before the pause).
+        let mut conn = storage.pool().acquire().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let own: bool = sqlx::query_scalar("SELECT clock_timestamp() - now() < interval '3 ms'")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        assert!(
+            own,
+            "a call dropped after {polls} polls (sweep {sweep}) left a transaction open"
+        );
+        drop(conn);
+        if ended {
+            break;
+        }
+    }
+}
