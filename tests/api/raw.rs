@@ -345,7 +345,9 @@ async fn a_stream_that_always_has_records_ready_ends_at_the_deadline() {
     let app = spawn_app().await;
     let report = app
         .import(
-            crate::helpers::many(2_000)
+            // Enough that a reader pausing 20 ms a chunk needs several
+            // times the deadline for them all, however fast the machine.
+            crate::helpers::many(8_000)
                 .into_iter()
                 .map(|m| meetings::pb::ImportMeetingsRequest {
                     meeting: Some(m),
@@ -355,7 +357,7 @@ async fn a_stream_that_always_has_records_ready_ends_at_the_deadline() {
                 .collect(),
         )
         .await;
-    assert_eq!(report.created_count, 2_000);
+    assert_eq!(report.created_count, 8_000);
     let body = meetings::pb::StreamMeetingsByCountryPairRequest {
         country_a: "AZ".into(),
         country_b: "JP".into(),
