@@ -208,9 +208,9 @@ pub(super) async fn store_matching(
             .copied()
             .chain(earlier_in_batch)
             .collect();
-        // The first match, for REJECT; for MERGE the first whose merge
-        // keeps the rules (one whose days and the report's would span more
-        // than MAX_SPAN_DAYS is not the same meeting).
+        // The first match, for REJECT; for MERGE the first whose merged
+        // record keeps every rule of a meeting (limits on topics, sources
+        // and participants; a match never spans more than MAX_SPAN_DAYS).
         let mut found = None;
         for t in order {
             if same_meeting(report, &targets[t].report).is_none() {

@@ -195,7 +195,13 @@ pub fn same_meeting(report: &Report, stored: &Report) -> Option<Vec<NameMatch>> 
     let one_day = Days::new(1);
     let overlap = report.first <= stored.last.checked_add_days(one_day)?
         && stored.first <= report.last.checked_add_days(one_day)?;
-    if !overlap {
+    // One meeting lasts at most MAX_SPAN_DAYS: reports whose days together
+    // would span more describe two meetings (a MERGE could not hold them
+    // in one, so REJECT and FindDuplicateMeetings must not match them
+    // either).
+    let span = report.last.max(stored.last) - report.first.min(stored.first);
+    let too_long = u64::try_from(span.num_days()).is_ok_and(|d| d > super::limits::MAX_SPAN_DAYS);
+    if !overlap || too_long {
         return None;
     }
     let mut matches = Vec::new();

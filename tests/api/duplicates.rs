@@ -300,6 +300,7 @@ async fn a_report_that_matches_a_meeting_widened_by_its_batch_merges_into_it() {
 
 #[tokio::test]
 async fn a_report_that_would_span_more_than_90_days_with_its_match_is_a_meeting_of_its_own() {
+    // MERGE, REJECT and FindDuplicateMeetings alike.
     let app = spawn_app().await;
     let long = pb::Meeting {
         date: "2000-01-01".into(),
@@ -313,10 +314,28 @@ async fn a_report_that_would_span_more_than_90_days_with_its_match_is_a_meeting_
         date: "2000-04-01".into(),
         ..mofa()
     };
+    // Every way of matching agrees: not found, not a duplicate to refuse.
+    let found = app
+        .client
+        .clone()
+        .find_duplicate_meetings(pb::FindDuplicateMeetingsRequest {
+            meeting: Some(after.clone()),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(found.matches.is_empty(), "{found:?}");
+    let before = pb::Meeting {
+        date: "1999-12-31".into(),
+        ..mofa()
+    };
+    let refused_not = create(&app, before, Policy::Reject).await.unwrap();
     let answer = create(&app, after, Policy::Merge).await.unwrap();
     assert_eq!(answer.merged_into, "");
-    assert_ne!(answer.meeting.unwrap().id, stored.meeting.unwrap().id);
-    assert_eq!(app.count_meetings().await, 2);
+    let stored = stored.meeting.unwrap().id;
+    assert_ne!(answer.meeting.unwrap().id, stored);
+    assert_ne!(refused_not.meeting.unwrap().id, stored);
+    assert_eq!(app.count_meetings().await, 3);
 }
 
 #[tokio::test]
