@@ -66,6 +66,48 @@ fn expiry_interval(retention: Duration) -> Duration {
     (retention / 4).clamp(Duration::from_millis(100), Duration::from_secs(60))
 }
 
+/// Change rows folded into the pair figures in one transaction: each is
+/// one write statement (up to an import batch of meetings).
+const FOLD_ROWS: i64 = 64;
+/// Shortest time between the starts of two folds, so that under a steady
+/// stream of writes one fold takes in many statements' changes.
+const FOLD_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Folds written changes into the pair figures (see storage::figures),
+/// after each step of the sequencer (any instance's) and once a second.
+/// Runs in every instance: an advisory lock makes one fold at a time.
+pub async fn run_figures(
+    storage: Storage,
+    mut wake: watch::Receiver<u64>,
+    stop: CancellationToken,
+) {
+    loop {
+        let step = tokio::time::Instant::now();
+        loop {
+            match storage.fold_pair_figures(FOLD_ROWS).await {
+                Ok(n) if n as i64 == FOLD_ROWS => {}
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "folding pair figures failed; retrying");
+                    break;
+                }
+            }
+            if stop.is_cancelled() {
+                return;
+            }
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep_until(step + FOLD_INTERVAL) => {}
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = wake.changed() => {}
+            () = tokio::time::sleep(POLL) => {}
+        }
+    }
+}
+
 /// Wakes this instance's watchers when the feed has moved on although no
 /// notification said so (NOTIFYs sent while the listener reconnects are
 /// lost): one query a second for the whole instance.

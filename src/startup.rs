@@ -141,6 +141,11 @@ impl Application {
             events_tx.clone(),
             stop.clone(),
         ));
+        let figures = tokio::spawn(crate::changefeed::run_figures(
+            storage.clone(),
+            events_rx.clone(),
+            stop.clone(),
+        ));
         let event_poller = tokio::spawn(crate::changefeed::run_poller(
             storage.clone(),
             events_tx,
@@ -207,6 +212,7 @@ impl Application {
         sequencer.abort();
         event_listener.abort();
         event_poller.abort();
+        figures.abort();
         storage.pool().close().await;
         if let Some(pg) = embedded {
             pg.stop().await;

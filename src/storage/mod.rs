@@ -3,13 +3,15 @@
 //! domain values, named rows or the stored record bytes.
 //!
 //! By concern: `meetings` (insert, get, list, update, delete, keys),
-//! `pairs` (pair pages, pair summary), `events` (the change feed's
+//! `pairs` (pair pages), `figures` (pair summaries, kept as meetings are
+//! written), `events` (the change feed's
 //! numbering, expiry and pages), `batch` (the columns of a multi-row
 //! insert), `model` (row types), `error` (PostgreSQL's error codes).
 
 mod batch;
 mod error;
 mod events;
+mod figures;
 mod meetings;
 mod model;
 mod pairs;
@@ -117,6 +119,7 @@ impl Storage {
         };
         storage.refresh_topic_keys().await?;
         storage.refresh_name_tokens().await?;
+        storage.build_pair_figures().await?;
         Ok(storage)
     }
 

@@ -7,19 +7,13 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::model::PairRow;
-use super::{
-    AnniversaryCount, FormatCount, IdRecord, PAGE_BYTES, PairCounts, PairPage, PairQuery,
-    PairSummary, RECORDS_BY_ID, RecordRow, Storage, TopicCount, YearCount, begin,
-};
-use crate::domain::PartyPair;
+use super::{IdRecord, PAGE_BYTES, PairPage, PairQuery, RECORDS_BY_ID, RecordRow, Storage, begin};
 use crate::error::Result;
 
 const PAIR_PAGE_ASC: &str = include_str!("queries/pair_page_asc.sql");
 const PAIR_PAGE_DESC: &str = include_str!("queries/pair_page_desc.sql");
-const PAIR_TOP_TOPICS: &str = include_str!("queries/pair_top_topics.sql");
-const PAIR_ANNIVERSARIES: &str = include_str!("queries/pair_anniversaries.sql");
 /// A read-only transaction whose statements all see one snapshot.
-const SNAPSHOT: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY";
+pub(super) const SNAPSHOT: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY";
 
 impl Storage {
     /// One bounded page of a pair lookup, in stream order. Bounded pages keep
@@ -66,60 +60,6 @@ impl Storage {
         drop(records);
         tx.commit().await?;
         Ok(page_of(rows, q, found))
-    }
-
-    /// Counts, dates, top topics and anniversaries of a pair's meetings.
-    #[tracing::instrument(name = "storage.pair_summary", skip(self))]
-    pub async fn pair_summary(&self, pair: PartyPair, top_topics: u32) -> Result<PairSummary> {
-        let (low, high) = (pair.low().key(), pair.high().key());
-        // One snapshot for every figure, so that they agree under writes.
-        let mut tx = begin(&self.pool, Some(SNAPSHOT)).await?;
-        let counts: PairCounts = sqlx::query_as(
-            "SELECT count(*) AS count, min(date) AS first, max(date) AS last \
-             FROM meeting_country_pairs WHERE country_low = $1 AND country_high = $2",
-        )
-        .bind(low)
-        .bind(high)
-        .fetch_one(&mut *tx)
-        .await?;
-        let topics: Vec<TopicCount> = sqlx::query_as(PAIR_TOP_TOPICS)
-            .bind(low)
-            .bind(high)
-            .bind(i64::from(top_topics))
-            .fetch_all(&mut *tx)
-            .await?;
-        let anniversaries: Vec<AnniversaryCount> = sqlx::query_as(PAIR_ANNIVERSARIES)
-            .bind(low)
-            .bind(high)
-            .fetch_all(&mut *tx)
-            .await?;
-        let years: Vec<YearCount> = sqlx::query_as(
-            "SELECT extract(year FROM date)::int4 AS year, count(*) AS meetings \
-             FROM meeting_country_pairs WHERE country_low = $1 AND country_high = $2 \
-             GROUP BY 1 ORDER BY 1",
-        )
-        .bind(low)
-        .bind(high)
-        .fetch_all(&mut *tx)
-        .await?;
-        let formats: Vec<FormatCount> = sqlx::query_as(
-            "SELECT m.format, count(*) AS meetings \
-             FROM meeting_country_pairs p JOIN meetings m ON m.id = p.meeting_id \
-             WHERE p.country_low = $1 AND p.country_high = $2 \
-             GROUP BY m.format ORDER BY m.format",
-        )
-        .bind(low)
-        .bind(high)
-        .fetch_all(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(PairSummary {
-            counts,
-            topics,
-            anniversaries,
-            years,
-            formats,
-        })
     }
 }
 

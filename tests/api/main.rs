@@ -20,6 +20,7 @@ mod raw;
 mod service;
 mod stalled;
 mod stream;
+mod summary;
 mod tls;
 mod validation;
 mod watch;

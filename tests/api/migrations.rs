@@ -191,8 +191,9 @@ async fn meetings_stored_before_parties_and_spans_read_unchanged_after_them() {
     // The schema as migration 0015 left it: the test database without 0016
     // and the migrations after it.
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "DROP TABLE meeting_redirects;
-         DELETE FROM derived_value_versions WHERE name IN ('name_tokens', 'match_keys');
+        "DROP TABLE meeting_redirects, pair_figure_changes, pair_figures;
+         DELETE FROM derived_value_versions
+         WHERE name IN ('name_tokens', 'match_keys', 'pair_figures');
          ALTER TABLE meetings DROP COLUMN match_keys;
          ALTER TABLE meeting_events DROP COLUMN merged_into;
          ALTER TABLE meetings DROP COLUMN name_tokens, DROP COLUMN participant_aliases;

@@ -351,6 +351,19 @@ impl Bench {
                 let chunk = archive.take((size - archive.made).min(50_000));
                 run_import_with(server.addr(), chunk, pb::DuplicatePolicy::Keep).await?;
             }
+            // The pair figures take in the import's last changes in the
+            // background; the reads below measure the settled archive.
+            let imported = Instant::now();
+            while sqlx::query_scalar::<_, bool>("SELECT EXISTS (SELECT FROM pair_figure_changes)")
+                .fetch_one(storage.pool())
+                .await?
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            println!(
+                "scale: pair figures folded {:.1} s after the import ended",
+                imported.elapsed().as_secs_f64()
+            );
             sqlx::query("VACUUM ANALYZE")
                 .execute(storage.pool())
                 .await?;

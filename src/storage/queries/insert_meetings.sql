@@ -57,7 +57,9 @@ WITH event AS (
          event
     WHERE m.request_id IS NULL OR m.id IN (SELECT meeting_id FROM keys)
     ON CONFLICT (request_id) WHERE request_id IS NOT NULL DO NOTHING
-    RETURNING id, date, end_date, country_codes, record, created_event_id AS event_id
+    RETURNING id, date, end_date, country_codes, record, created_event_id AS event_id,
+              format, create_time, anniversary_years, anniversary_occasion, topics,
+              topics_lower
 ), pairs AS (
     -- Every pair of the meeting's (sorted, distinct) countries, low and
     -- high in the byte order of their keys (as the service orders them,
@@ -82,6 +84,18 @@ WITH event AS (
     INSERT INTO meeting_events (event_id, kind, meeting_ids, meeting_codes, event_count)
     SELECT min(meeting.event_id), $22::int2, array_agg(meeting.id ORDER BY meeting.id),
            array_agg(array_to_string(meeting.country_codes, ',') ORDER BY meeting.id), count(*)
+    FROM meeting
+    HAVING count(*) > 0
+), figures AS (
+    -- The statement's meetings for the pair figures (see migration 0020).
+    INSERT INTO pair_figure_changes (ids, codes, dates, formats, created, anniversary_years,
+                                     anniversary_occasions, topic_keys, topics)
+    SELECT array_agg(meeting.id), array_agg(array_to_string(meeting.country_codes, ',')),
+           array_agg(meeting.date), array_agg(meeting.format), array_agg(meeting.create_time),
+           array_agg(meeting.anniversary_years), array_agg(meeting.anniversary_occasion),
+           array_agg(array_to_string(meeting.topics_lower, chr(31))),
+           array_agg(CASE WHEN meeting.topics <> meeting.topics_lower
+                          THEN array_to_string(meeting.topics, chr(31)) END)
     FROM meeting
     HAVING count(*) > 0
 )

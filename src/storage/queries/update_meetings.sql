@@ -21,8 +21,11 @@ WITH event AS (
                participant_names, participant_titles, participant_country_codes,
                topics_lower, end_date, format, name_tokens, participant_aliases, match_keys)
 ), previous AS (
-    -- The statement's snapshot: the meetings' parties before the rewrite.
-    SELECT id, country_codes FROM meetings WHERE id = ANY($1)
+    -- The statement's snapshot: the meetings before the rewrite (their
+    -- parties for the event, the rest for the pair figures).
+    SELECT id, country_codes, date, format, create_time, anniversary_years,
+           anniversary_occasion, topics, topics_lower
+    FROM meetings WHERE id = ANY($1)
 ), meeting AS (
     UPDATE meetings AS t
     SET date = u.date, location_city = coalesce(u.city, ''),
@@ -45,7 +48,13 @@ WITH event AS (
     FROM u, event, previous
     WHERE t.id = u.id AND previous.id = t.id
     RETURNING t.id, t.date, t.end_date, t.country_codes, t.record, event.id AS event_id,
-              previous.country_codes AS previous_codes
+              previous.country_codes AS previous_codes, t.format, t.create_time,
+              t.anniversary_years, t.anniversary_occasion, t.topics, t.topics_lower,
+              previous.id AS previous_id, previous.date AS previous_date,
+              previous.format AS previous_format, previous.create_time AS previous_create_time,
+              previous.anniversary_years AS previous_anniversary_years,
+              previous.anniversary_occasion AS previous_anniversary_occasion,
+              previous.topics AS previous_topics, previous.topics_lower AS previous_topics_lower
 ), pairs AS (
     INSERT INTO meeting_country_pairs (country_low, country_high, date, end_date, meeting_id,
                                        record)
@@ -67,5 +76,27 @@ WITH event AS (
 ), event_records AS (
     INSERT INTO meeting_event_records (event_id, meeting_id, record)
     SELECT meeting.event_id, meeting.id, meeting.record FROM meeting
+), figures AS (
+    -- The meetings after and before, for the pair figures (migration 0020).
+    INSERT INTO pair_figure_changes (ids, codes, dates, formats, created, anniversary_years,
+                                     anniversary_occasions, topic_keys, topics,
+                                     removed_ids, removed_codes, removed_dates, removed_formats,
+                                     removed_created, removed_anniversary_years,
+                                     removed_anniversary_occasions, removed_topic_keys,
+                                     removed_topics)
+    SELECT array_agg(meeting.id), array_agg(array_to_string(meeting.country_codes, ',')),
+           array_agg(meeting.date), array_agg(meeting.format), array_agg(meeting.create_time),
+           array_agg(meeting.anniversary_years), array_agg(meeting.anniversary_occasion),
+           array_agg(array_to_string(meeting.topics_lower, chr(31))),
+           array_agg(CASE WHEN meeting.topics <> meeting.topics_lower
+                          THEN array_to_string(meeting.topics, chr(31)) END),
+           array_agg(meeting.previous_id), array_agg(array_to_string(meeting.previous_codes, ',')),
+           array_agg(meeting.previous_date), array_agg(meeting.previous_format), array_agg(meeting.previous_create_time),
+           array_agg(meeting.previous_anniversary_years), array_agg(meeting.previous_anniversary_occasion),
+           array_agg(array_to_string(meeting.previous_topics_lower, chr(31))),
+           array_agg(CASE WHEN meeting.previous_topics <> meeting.previous_topics_lower
+                          THEN array_to_string(meeting.previous_topics, chr(31)) END)
+    FROM meeting
+    HAVING count(*) > 0
 )
 SELECT id FROM meeting;
