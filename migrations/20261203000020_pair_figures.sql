@@ -80,3 +80,4 @@ CREATE TABLE pair_figures (
     figures bytea NOT NULL,
     PRIMARY KEY (country_low, country_high)
 );
+

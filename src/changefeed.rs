@@ -70,8 +70,10 @@ fn expiry_interval(retention: Duration) -> Duration {
 /// one write statement (up to an import batch of meetings).
 const FOLD_ROWS: i64 = 64;
 /// Shortest time between the starts of two folds, so that under a steady
-/// stream of writes one fold takes in many statements' changes.
-const FOLD_INTERVAL: Duration = Duration::from_millis(250);
+/// stream of writes one fold takes in many statements' changes, and each
+/// pair's figures are rewritten at most once a second (a summary reads at
+/// most about a second of writes as pending changes).
+const FOLD_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Folds written changes into the pair figures (see storage::figures),
 /// after each step of the sequencer (any instance's) and once a second.

@@ -2,8 +2,9 @@
 //! every write statement lists the meetings it changed in a change row; a
 //! background fold adds change rows into each pair's stored figures and
 //! deletes them; a summary reads its pair's figures and adds the changes
-//! not yet folded, in one snapshot. A read costs one row and the pending
-//! changes, whatever the size of the pair.
+//! not yet folded, in one snapshot. A read costs one row, the parties of
+//! the pending changes and those changes that name the pair, whatever the
+//! size of the pair (and, rarely, a search for an earliest meeting).
 //!
 //! The earliest meeting of a topic or an anniversary is kept as meetings
 //! come; when that meeting goes (or loses the topic), the next one is found
@@ -39,7 +40,13 @@ const MEETING_INPUTS: &str = "\
            CASE WHEN topics <> topics_lower THEN array_to_string(topics, chr(31)) END \
     FROM meetings";
 /// The pending changes, oldest first.
-const PENDING_CHANGES: &str = "SELECT * FROM pair_figure_changes ORDER BY change_id";
+/// The parties of each pending change's meetings, after and before, which
+/// say whether it can touch a pair without reading the rest.
+const PENDING_PARTIES: &str =
+    "SELECT change_id, codes, removed_codes FROM pair_figure_changes ORDER BY change_id";
+/// The pending changes among $1, oldest first.
+const CHANGES_BY_ID: &str =
+    "SELECT * FROM pair_figure_changes WHERE change_id = ANY($1) ORDER BY change_id";
 /// The oldest $1 pending changes.
 const PENDING_CHANGES_LIMITED: &str =
     "SELECT * FROM pair_figure_changes ORDER BY change_id LIMIT $1";
@@ -150,25 +157,16 @@ struct Change {
 }
 
 impl Change {
-    fn of(row: &ChangeRow) -> Self {
+    fn of(row: &ChangeRow) -> Result<Self> {
         let mut before: HashMap<Uuid, MeetingInput> =
-            row.removed().into_iter().map(|m| (m.id, m)).collect();
+            row.removed()?.into_iter().map(|m| (m.id, m)).collect();
         let mut meetings: Vec<_> = row
-            .added()
+            .added()?
             .into_iter()
             .map(|m| (before.remove(&m.id), Some(m)))
             .collect();
         meetings.extend(before.into_values().map(|m| (Some(m), None)));
-        Self { meetings }
-    }
-
-    /// Whether the change can touch the pair: a meeting names both.
-    fn names(row: &ChangeRow, low: &str, high: &str) -> bool {
-        let has = |codes: &String| {
-            let mut parties = codes.split(',');
-            parties.clone().any(|p| p == low) && parties.any(|p| p == high)
-        };
-        row.codes.iter().any(has) || row.removed_codes.iter().any(has)
+        Ok(Self { meetings })
     }
 
     /// Applies the change to the figures of `pair` only.
@@ -204,6 +202,14 @@ impl Change {
     }
 }
 
+/// Whether a meeting among `codes` (each comma-joined) has both parties.
+fn names_pair(codes: &[String], low: &str, high: &str) -> bool {
+    codes.iter().any(|codes| {
+        let mut parties = codes.split(',');
+        parties.clone().any(|p| p == low) && parties.any(|p| p == high)
+    })
+}
+
 /// A row of pair_figure_changes: the meetings after the statement, and
 /// before it (`removed_`), as parallel arrays.
 #[derive(Debug, sqlx::FromRow)]
@@ -230,8 +236,31 @@ struct ChangeRow {
 }
 
 impl ChangeRow {
-    fn added(&self) -> Vec<MeetingInput> {
-        (0..self.ids.len())
+    /// The arrays of one side are parallel: written so by one statement.
+    fn check(&self, n: usize, lengths: &[usize]) -> Result<()> {
+        if lengths.iter().all(|l| *l == n) {
+            return Ok(());
+        }
+        Err(Error::internal(anyhow::anyhow!(
+            "pair figure change {} has arrays of different lengths",
+            self.change_id
+        )))
+    }
+
+    fn added(&self) -> Result<Vec<MeetingInput>> {
+        let n = self.ids.len();
+        let lengths = [
+            self.codes.len(),
+            self.dates.len(),
+            self.formats.len(),
+            self.created.len(),
+            self.anniversary_years.len(),
+            self.anniversary_occasions.len(),
+            self.topic_keys.len(),
+            self.topics.len(),
+        ];
+        self.check(n, &lengths)?;
+        Ok((0..n)
             .map(|i| {
                 MeetingInput::new(
                     self.ids[i],
@@ -245,11 +274,23 @@ impl ChangeRow {
                     self.topics[i].as_deref(),
                 )
             })
-            .collect()
+            .collect())
     }
 
-    fn removed(&self) -> Vec<MeetingInput> {
-        (0..self.removed_ids.len())
+    fn removed(&self) -> Result<Vec<MeetingInput>> {
+        let n = self.removed_ids.len();
+        let lengths = [
+            self.removed_codes.len(),
+            self.removed_dates.len(),
+            self.removed_formats.len(),
+            self.removed_created.len(),
+            self.removed_anniversary_years.len(),
+            self.removed_anniversary_occasions.len(),
+            self.removed_topic_keys.len(),
+            self.removed_topics.len(),
+        ];
+        self.check(n, &lengths)?;
+        Ok((0..n)
             .map(|i| {
                 MeetingInput::new(
                     self.removed_ids[i],
@@ -263,7 +304,7 @@ impl ChangeRow {
                     self.removed_topics[i].as_deref(),
                 )
             })
-            .collect()
+            .collect())
     }
 }
 
@@ -475,6 +516,9 @@ impl Figures {
                 .bind(key)
                 .fetch_optional(&mut *conn)
                 .await?;
+            if found.is_none() {
+                tracing::error!(topic = %key, "a counted topic has no meeting; figures drifted");
+            }
             e.first = found.map(|(order, id, spelling)| First {
                 order,
                 id,
@@ -495,6 +539,9 @@ impl Figures {
                 .bind(&key.1)
                 .fetch_optional(&mut *conn)
                 .await?;
+            if found.is_none() {
+                tracing::error!(occasion = %key.1, "a counted anniversary has no meeting; figures drifted");
+            }
             e.first = found.map(|(date, id)| First {
                 order: i64::from(date.num_days_from_ce()),
                 id,
@@ -690,7 +737,7 @@ impl Storage {
         if rows.is_empty() {
             return Ok(0);
         }
-        let changes: Vec<Change> = rows.iter().map(Change::of).collect();
+        let changes = rows.iter().map(Change::of).collect::<Result<Vec<_>>>()?;
         let touched: HashSet<PairKey> = changes.iter().flat_map(Change::pairs).collect();
         let (lows, highs): (Vec<&str>, Vec<&str>) = touched
             .iter()
@@ -769,6 +816,15 @@ impl Storage {
             .bind(FIGURES_LOCK)
             .execute(&mut *tx)
             .await?;
+        // Another instance may have counted them while this one waited.
+        let counted: Option<i32> =
+            sqlx::query_scalar("SELECT version FROM derived_value_versions WHERE name = $1")
+                .bind(NAME)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if counted == Some(version) {
+            return Ok(());
+        }
         sqlx::query("LOCK TABLE meetings IN SHARE MODE")
             .execute(&mut *tx)
             .await?;
@@ -859,12 +915,21 @@ impl Storage {
             None => Figures::default(),
         };
         // Only pending changes that name both parties are taken apart.
-        let mut pending = sqlx::query_as::<_, ChangeRow>(PENDING_CHANGES).fetch(&mut *tx);
+        let mut parties =
+            sqlx::query_as::<_, (i64, Vec<String>, Vec<String>)>(PENDING_PARTIES).fetch(&mut *tx);
+        let mut naming = Vec::new();
+        while let Some((id, codes, removed_codes)) = parties.try_next().await? {
+            if names_pair(&codes, low, high) || names_pair(&removed_codes, low, high) {
+                naming.push(id);
+            }
+        }
+        drop(parties);
+        let mut pending = sqlx::query_as::<_, ChangeRow>(CHANGES_BY_ID)
+            .bind(&naming)
+            .fetch(&mut *tx);
         let mut changes = Vec::new();
         while let Some(row) = pending.try_next().await? {
-            if Change::names(&row, low, high) {
-                changes.push(Change::of(&row));
-            }
+            changes.push(Change::of(&row)?);
         }
         drop(pending);
         for change in &changes {

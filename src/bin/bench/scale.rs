@@ -514,6 +514,14 @@ impl Bench {
         .fetch_all(storage.pool())
         .await?;
         let total: i64 = relations.iter().map(|(_, b)| b).sum();
+        let (pairs, live): (i64, Option<i64>) =
+            sqlx::query_as("SELECT count(*), sum(pg_column_size(figures))::int8 FROM pair_figures")
+                .fetch_one(storage.pool())
+                .await?;
+        println!(
+            "scale: {pairs} pairs with figures, {} bytes of live figures",
+            live.unwrap_or(0)
+        );
         self.report.add_figure(
             &format!("database bytes a meeting, {size} meetings"),
             total as f64 / size as f64,
