@@ -68,7 +68,9 @@ fn expiry_interval(retention: Duration) -> Duration {
 
 /// Change rows folded into the pair figures in one transaction: each is
 /// one write statement (up to an import batch of meetings).
-const FOLD_ROWS: i64 = 64;
+const FOLD_ROWS: i64 = 256;
+/// Rewritten pair figures after which the fold vacuums their table.
+const VACUUM_AFTER_REWRITES: usize = 5_000;
 /// Shortest time between the starts of two folds, so that under a steady
 /// stream of writes one fold takes in many statements' changes, and each
 /// pair's figures are rewritten at most once a second (a summary reads at
@@ -83,12 +85,17 @@ pub async fn run_figures(
     mut wake: watch::Receiver<u64>,
     stop: CancellationToken,
 ) {
+    let mut rewritten = 0;
     loop {
         let step = tokio::time::Instant::now();
         loop {
             match storage.fold_pair_figures(FOLD_ROWS).await {
-                Ok(n) if n as i64 == FOLD_ROWS => {}
-                Ok(_) => break,
+                Ok((rows, pairs)) => {
+                    rewritten += pairs;
+                    if rows as i64 != FOLD_ROWS {
+                        break;
+                    }
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "folding pair figures failed; retrying");
                     break;
@@ -96,6 +103,16 @@ pub async fn run_figures(
             }
             if stop.is_cancelled() {
                 return;
+            }
+        }
+        // A bulk import makes each fold rewrite most pairs' figures; vacuum
+        // reclaims their old versions only about once a minute, so the
+        // table would grow to many times its live size. A vacuum after
+        // every few thousand rewrites keeps it near twice that.
+        if rewritten >= VACUUM_AFTER_REWRITES {
+            rewritten = 0;
+            if let Err(e) = storage.vacuum_pair_figures().await {
+                tracing::warn!(error = %e, "vacuuming pair figures failed");
             }
         }
         tokio::select! {

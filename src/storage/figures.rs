@@ -719,23 +719,24 @@ struct StoredCounted {
 
 impl Storage {
     /// Folds up to `limit` pending change rows into the pairs' figures, in
-    /// one transaction (one instance at a time). How many rows it folded;
-    /// 0 also when another instance is folding.
-    pub async fn fold_pair_figures(&self, limit: i64) -> Result<usize> {
+    /// one transaction (one instance at a time). How many rows it folded
+    /// and how many pairs' figures it rewrote; 0 also when another
+    /// instance is folding.
+    pub async fn fold_pair_figures(&self, limit: i64) -> Result<(usize, usize)> {
         let mut tx = begin(&self.pool, None).await?;
         let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
             .bind(FIGURES_LOCK)
             .fetch_one(&mut *tx)
             .await?;
         if !locked {
-            return Ok(0);
+            return Ok((0, 0));
         }
         let rows: Vec<ChangeRow> = sqlx::query_as(PENDING_CHANGES_LIMITED)
             .bind(limit)
             .fetch_all(&mut *tx)
             .await?;
         if rows.is_empty() {
-            return Ok(0);
+            return Ok((0, 0));
         }
         let changes = rows.iter().map(Change::of).collect::<Result<Vec<_>>>()?;
         let touched: HashSet<PairKey> = changes.iter().flat_map(Change::pairs).collect();
@@ -796,7 +797,17 @@ impl Storage {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(rows.len())
+        Ok((rows.len(), write.0.len() + empty.0.len()))
+    }
+
+    /// Marks the space of rewritten figures reusable (a plain VACUUM, which
+    /// blocks no reader or writer), so that the next folds write into it
+    /// instead of growing the table.
+    pub async fn vacuum_pair_figures(&self) -> Result<()> {
+        sqlx::query("VACUUM pair_figures")
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Counts every stored meeting into the pair figures again, unless they
