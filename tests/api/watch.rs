@@ -754,3 +754,106 @@ async fn watchers_of_two_instances_under_concurrent_writers_miss_nothing() {
         assert_eq!(seen, created, "nothing missing");
     }
 }
+
+/// With a retention of a day or more, expiry drops whole day partitions of
+/// the change feed (migration 0021) instead of deleting rows: a day past
+/// the retention goes with its records, unless one of its events was
+/// numbered after a later day's (a long transaction's), which keeps it and
+/// every day after it; today's events and the next days' partitions stay.
+#[tokio::test]
+async fn expiry_drops_day_partitions_past_the_retention() {
+    let app = spawn_app().await;
+    let exists = |name: String| {
+        let pool = app.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, bool>("SELECT to_regclass($1) IS NOT NULL")
+                .bind(name)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    let today = chrono::Utc::now().date_naive();
+    for day in 0..3 {
+        let name = format!(
+            "meeting_events_{}",
+            (today + chrono::Days::new(day)).format("%Y%m%d")
+        );
+        assert!(exists(name).await, "the partition of today + {day} exists");
+    }
+    // Two old days: the first's event numbered before today's, the
+    // second's after them (a transaction that began that day and committed
+    // late), each with a stored record.
+    sqlx::raw_sql(
+        "CREATE TABLE meeting_events_20010101 PARTITION OF meeting_events
+             FOR VALUES FROM ('2001-01-01 00:00:00+00') TO ('2001-01-02 00:00:00+00');
+         CREATE TABLE meeting_events_20010102 PARTITION OF meeting_events
+             FOR VALUES FROM ('2001-01-02 00:00:00+00') TO ('2001-01-03 00:00:00+00');
+         INSERT INTO meeting_events (event_id, sequence, kind, meeting_ids, meeting_codes,
+                                     event_count, event_time)
+         VALUES (-2, nextval('meeting_event_sequence'), 3, ARRAY[gen_random_uuid()],
+                 ARRAY['AZ,JP'], 1, '2001-01-01 12:00:00+00');
+         INSERT INTO meeting_event_records (event_id, meeting_id, record)
+         VALUES (-2, gen_random_uuid(), 'x');",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let created = app.create(meeting("2022-05-05", &["AZ", "JP"])).await;
+    let numbered = || async {
+        sqlx::query_scalar::<_, bool>(
+            "SELECT NOT EXISTS (SELECT FROM meeting_events WHERE sequence IS NULL)",
+        )
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
+    };
+    assert!(crate::helpers::eventually(Duration::from_secs(10), numbered).await);
+    sqlx::raw_sql(
+        "INSERT INTO meeting_events (event_id, sequence, kind, meeting_ids, meeting_codes,
+                                     event_count, event_time)
+         VALUES (-1, nextval('meeting_event_sequence') + 1000, 3, ARRAY[gen_random_uuid()],
+                 ARRAY['AZ,JP'], 1, '2001-01-02 12:00:00+00');",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+
+    let storage = meetings::storage::Storage::connect(
+        (*app.pool.connect_options()).clone(),
+        &meetings::storage::PoolSettings {
+            max_connections: 1,
+            acquire_timeout: Duration::from_secs(10),
+        },
+    )
+    .await
+    .unwrap();
+    let week = Duration::from_secs(7 * 24 * 3600);
+    assert_eq!(storage.expire_events(week).await.unwrap(), 1);
+    assert!(!exists("meeting_events_20010101".into()).await, "dropped");
+    assert!(
+        exists("meeting_events_20010102".into()).await,
+        "an event numbered after a later day's keeps its day"
+    );
+    let records: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM meeting_event_records WHERE event_id = -2")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(records, 0, "the dropped event's record went with it");
+    let today_events: Vec<uuid::Uuid> = sqlx::query_scalar(
+        "SELECT unnest(meeting_ids) FROM meeting_events WHERE event_time > now() - interval '1 day'",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(today_events, [created.id.parse::<uuid::Uuid>().unwrap()]);
+
+    // Once the late event's successors are gone too, its day goes.
+    sqlx::query("DELETE FROM meeting_events WHERE event_id > 0")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(storage.expire_events(week).await.unwrap(), 1);
+    assert!(!exists("meeting_events_20010102".into()).await);
+}
