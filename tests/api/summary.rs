@@ -386,3 +386,84 @@ async fn figures_of_meetings_stored_before_them_are_counted_at_start() {
         .unwrap();
     assert!(stored > 0);
 }
+
+/// Writers of one round run at once, each a create, an update or a delete
+/// at a time with pauses, so that their changes commit in any order and the
+/// fold (running freely, once a second) takes some of them in mid-round.
+async fn concurrent_round(app: &TestApp, seed: u64, ids: &[String]) {
+    let writers = (0..4u64).map(|w| {
+        let app_client = app.client.clone();
+        let ids = ids.to_vec();
+        async move {
+            let mut rng = Lcg(seed * 31 + w);
+            let mut client = app_client;
+            for _ in 0..12 {
+                let id = ids[rng.next(ids.len())].clone();
+                match rng.next(3) {
+                    0 => {
+                        client
+                            .create_meeting(pb::CreateMeetingRequest {
+                                meeting: Some(random_meeting(&mut rng)),
+                                ..Default::default()
+                            })
+                            .await
+                            .unwrap();
+                    }
+                    1 => {
+                        let fresh = random_meeting(&mut rng);
+                        // Another writer may have deleted it: NOT_FOUND.
+                        let _ = client
+                            .update_meeting(pb::UpdateMeetingRequest {
+                                meeting: Some(pb::Meeting {
+                                    id,
+                                    topics: fresh.topics,
+                                    participants: fresh.participants,
+                                    date: fresh.date,
+                                    anniversary: fresh.anniversary,
+                                    ..Default::default()
+                                }),
+                                update_mask: Some(pbjson_types::FieldMask {
+                                    paths: ["topics", "participants", "date", "anniversary"]
+                                        .map(str::to_owned)
+                                        .to_vec(),
+                                }),
+                            })
+                            .await;
+                    }
+                    _ => {
+                        let _ = client
+                            .delete_meeting(pb::DeleteMeetingRequest {
+                                id,
+                                etag: String::new(),
+                            })
+                            .await;
+                    }
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(rng.next(150) as u64)).await;
+            }
+        }
+    });
+    futures_util::future::join_all(writers).await;
+}
+
+#[tokio::test]
+async fn pair_summaries_stay_exact_with_concurrent_writers_and_the_fold_running() {
+    let app = spawn_app().await;
+    let mut rng = Lcg(42);
+    for round in 0..4u64 {
+        let mut ids = Vec::new();
+        for _ in 0..20 {
+            ids.push(app.create(random_meeting(&mut rng)).await.id);
+        }
+        concurrent_round(&app, round, &ids).await;
+        // Writers stopped; the fold may be anywhere in its work.
+        assert_summaries_exact(&app, &format!("concurrent round {round}")).await;
+    }
+    assert!(
+        eventually(std::time::Duration::from_secs(20), || async {
+            pending_changes(&app.pool).await == 0
+        })
+        .await
+    );
+    assert_summaries_exact(&app, "all folded").await;
+}
