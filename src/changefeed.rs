@@ -89,7 +89,18 @@ pub async fn run_figures(
     loop {
         let step = tokio::time::Instant::now();
         loop {
-            match storage.fold_pair_figures(FOLD_ROWS).await {
+            // In a task of its own: a fold that panicked on data it could
+            // not read is logged and retried, rather than ending this loop
+            // (and with it every later fold) unseen.
+            let fold = tokio::spawn({
+                let storage = storage.clone();
+                async move { storage.fold_pair_figures(FOLD_ROWS).await }
+            });
+            let folded = match fold.await {
+                Ok(result) => result,
+                Err(e) => Err(crate::error::Error::internal(e)),
+            };
+            match folded {
                 Ok((rows, pairs)) => {
                     rewritten += pairs;
                     if rows as i64 != FOLD_ROWS {

@@ -50,14 +50,17 @@ const CHANGES_BY_ID: &str =
 /// The oldest $1 pending changes.
 const PENDING_CHANGES_LIMITED: &str =
     "SELECT * FROM pair_figure_changes ORDER BY change_id LIMIT $1";
-/// The earliest meeting of a pair with a topic key: its creation time
-/// (microseconds), id and spelling of the topic.
-const FIRST_OF_TOPIC: &str = "\
-    SELECT (extract(epoch FROM m.create_time) * 1000000)::int8, m.id, \
-           m.topics[array_position(m.topics_lower, $3)] \
+/// The earliest meeting of a pair with each of the topic keys $3: the key,
+/// the meeting's creation time (microseconds), id and spelling of the
+/// topic. One scan of the pair for all of them.
+const FIRSTS_OF_TOPICS: &str = "\
+    SELECT DISTINCT ON (t.key) t.key, \
+           (extract(epoch FROM m.create_time) * 1000000)::int8, m.id, m.topics[t.position] \
     FROM meeting_country_pairs p JOIN meetings m ON m.id = p.meeting_id \
-    WHERE p.country_low = $1 AND p.country_high = $2 AND m.topics_lower @> ARRAY[$3] \
-    ORDER BY m.create_time, m.id LIMIT 1";
+    CROSS JOIN LATERAL unnest(m.topics_lower) WITH ORDINALITY AS t (key, position) \
+    WHERE p.country_low = $1 AND p.country_high = $2 AND m.topics_lower && $3::text[] \
+      AND t.key = ANY($3::text[]) \
+    ORDER BY t.key, m.create_time, m.id";
 /// The earliest meeting (by date, then id) of a pair that marks an
 /// anniversary implying year $3 for occasion $4: the meeting's year is
 /// after $3, so the scan of the pair index starts there.
@@ -503,27 +506,32 @@ impl Figures {
         topics: &[String],
         anniversaries: &[(i32, String)],
     ) -> Result<()> {
-        for key in topics {
-            let Some(e) = self.topics.get_mut(key) else {
-                continue;
-            };
-            if e.first.is_some() {
-                continue;
-            }
-            let found: Option<(i64, Uuid, Option<String>)> = sqlx::query_as(FIRST_OF_TOPIC)
+        let missing: Vec<&String> = topics
+            .iter()
+            .filter(|k| self.topics.get(*k).is_some_and(|e| e.first.is_none()))
+            .collect();
+        if !missing.is_empty() {
+            let found: Vec<(String, i64, Uuid, Option<String>)> = sqlx::query_as(FIRSTS_OF_TOPICS)
                 .bind(pair.0)
                 .bind(pair.1)
-                .bind(key)
-                .fetch_optional(&mut *conn)
+                .bind(&missing)
+                .fetch_all(&mut *conn)
                 .await?;
-            if found.is_none() {
-                tracing::error!(topic = %key, "a counted topic has no meeting; figures drifted");
+            if found.len() < missing.len() {
+                tracing::error!(
+                    pair = ?pair,
+                    "a counted topic has no meeting; figures drifted"
+                );
             }
-            e.first = found.map(|(order, id, spelling)| First {
-                order,
-                id,
-                spelling: spelling.unwrap_or_else(|| key.clone()),
-            });
+            for (key, order, id, spelling) in found {
+                if let Some(e) = self.topics.get_mut(&key) {
+                    e.first = Some(First {
+                        order,
+                        id,
+                        spelling: spelling.unwrap_or_else(|| key.clone()),
+                    });
+                }
+            }
         }
         for key in anniversaries {
             let Some(e) = self.anniversaries.get_mut(key) else {
