@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use chrono::{NaiveDate, Utc};
+use chrono::Utc;
 
 use super::model::{NumberedEvents, PendingEvents};
 use super::{EventPage, EventRow, PAGE_BYTES, Storage};
@@ -12,8 +12,6 @@ use crate::error::Result;
 
 /// Advisory lock key of the event sequencer ("meetings" in ASCII).
 const SEQUENCER_LOCK: i64 = 0x6d65_6574_696e_6773;
-/// Advisory lock key of the partition maintenance ("events" in ASCII).
-const PARTITIONS_LOCK: i64 = 0x0000_6576_656e_7473;
 /// NOTIFY channel the sequencer wakes watchers on.
 const EVENTS_CHANNEL: &str = "meetings_events";
 
@@ -73,127 +71,16 @@ impl Storage {
         let _ = tokio::time::timeout(timeout, self.events_written.notified()).await;
     }
 
-    /// Expires the events older than `retention`, with their records. With
-    /// a retention of a day or more, whole days' partitions go (dropped,
-    /// not deleted row by row), so an event is kept up to a day longer
-    /// than the retention; a shorter retention deletes rows. Also makes
-    /// the partitions of the coming days. How many events went.
+    /// Deletes the events numbered before the first one within `retention`,
+    /// with their records.
     pub async fn expire_events(&self, retention: Duration) -> Result<u64> {
-        self.ensure_event_partitions().await?;
-        let retention = chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
-        let mut cutoff = Utc::now()
-            .checked_sub_signed(retention)
-            .unwrap_or(chrono::DateTime::<Utc>::MIN_UTC);
-        let mut expired = 0u64;
-        if retention >= chrono::Duration::days(1) {
-            let (dropped, kept_from) = self.drop_event_partitions(cutoff).await?;
-            expired += dropped;
-            // Rows older than the oldest day kept can only be in the
-            // default partition.
-            cutoff = kept_from.map_or(cutoff, |day| {
-                day.and_hms_opt(0, 0, 0)
-                    .map_or(cutoff, |t| t.and_utc().min(cutoff))
-            });
-        }
-        let deleted: i64 = sqlx::query_scalar(EXPIRE_EVENTS)
+        let cutoff =
+            Utc::now() - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
+        let expired: i64 = sqlx::query_scalar(EXPIRE_EVENTS)
             .bind(cutoff)
             .fetch_one(&self.pool)
             .await?;
-        Ok(expired + u64::try_from(deleted).unwrap_or(0))
-    }
-
-    /// Makes the partitions of today and the next two days (UTC) that do
-    /// not exist yet (migration 0021), one instance at a time.
-    pub async fn ensure_event_partitions(&self) -> Result<()> {
-        let mut tx = super::begin(&self.pool, None).await?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(PARTITIONS_LOCK)
-            .execute(&mut *tx)
-            .await?;
-        let existing = event_partitions(&mut tx).await?;
-        let today = Utc::now().date_naive();
-        for day in (0..3).filter_map(|i| today.checked_add_days(chrono::Days::new(i))) {
-            if existing.iter().any(|(d, _)| *d == day) {
-                continue;
-            }
-            let Some(next) = day.succ_opt() else { continue };
-            // Names and bounds are made here from dates: nothing a caller
-            // gave reaches this statement.
-            let sql = format!(
-                "CREATE TABLE IF NOT EXISTS {} PARTITION OF meeting_events \
-                 FOR VALUES FROM ('{day} 00:00:00+00') TO ('{next} 00:00:00+00')",
-                partition_name(day)
-            );
-            sqlx::query(sqlx::AssertSqlSafe(sql))
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// Drops, oldest first, the day partitions that ended before `cutoff`,
-    /// as long as each holds only numbered events all numbered before every
-    /// later event (a long transaction's event numbered after newer ones
-    /// waits, as in expire_events.sql). How many events went, and the first
-    /// day still kept.
-    async fn drop_event_partitions(
-        &self,
-        cutoff: chrono::DateTime<Utc>,
-    ) -> Result<(u64, Option<NaiveDate>)> {
-        let mut tx = super::begin(&self.pool, None).await?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(PARTITIONS_LOCK)
-            .execute(&mut *tx)
-            .await?;
-        // Dropping a partition locks the table briefly; never queue behind
-        // a long reader for it (the next expiry tries again).
-        sqlx::query("SET LOCAL lock_timeout = '2s'")
-            .execute(&mut *tx)
-            .await?;
-        let mut dropped = 0u64;
-        let mut kept_from = None;
-        for (day, name) in event_partitions(&mut tx).await? {
-            let Some(end) = day.succ_opt().and_then(|d| d.and_hms_opt(0, 0, 0)) else {
-                continue;
-            };
-            let end = end.and_utc();
-            let (unnumbered, last, events): (Option<bool>, Option<i64>, Option<i64>) =
-                sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                    "SELECT bool_or(sequence IS NULL), max(sequence), sum(event_count)::int8 \
-                     FROM {name}"
-                )))
-                .fetch_one(&mut *tx)
-                .await?;
-            let later: Option<i64> = sqlx::query_scalar(
-                "SELECT min(sequence) FROM meeting_events \
-                 WHERE event_time >= $1 AND sequence IS NOT NULL",
-            )
-            .bind(end)
-            .fetch_one(&mut *tx)
-            .await?;
-            let in_order = match (last, later) {
-                (Some(last), Some(later)) => last < later,
-                _ => true,
-            };
-            if end > cutoff || unnumbered == Some(true) || !in_order {
-                kept_from = Some(day);
-                break;
-            }
-            sqlx::query(sqlx::AssertSqlSafe(format!("DROP TABLE {name}")))
-                .execute(&mut *tx)
-                .await?;
-            dropped += u64::try_from(events.unwrap_or(0)).unwrap_or(0);
-        }
-        // The records of dropped events (below the oldest event left).
-        sqlx::query(
-            "DELETE FROM meeting_event_records \
-             WHERE event_id < (SELECT min(event_id) FROM meeting_events)",
-        )
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok((dropped, kept_from))
+        Ok(u64::try_from(expired).unwrap_or(0))
     }
 
     /// The next page of the change feed after the number `after`: the
@@ -267,29 +154,6 @@ impl Storage {
         listener.listen(EVENTS_CHANNEL).await?;
         Ok(listener)
     }
-}
-
-/// The day partitions of meeting_events, oldest first, with their names.
-async fn event_partitions(conn: &mut sqlx::PgConnection) -> Result<Vec<(NaiveDate, String)>> {
-    let names: Vec<String> = sqlx::query_scalar(
-        "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
-         WHERE i.inhparent = 'meeting_events'::regclass \
-           AND c.relname ~ '^meeting_events_[0-9]{8}$' ORDER BY 1",
-    )
-    .fetch_all(conn)
-    .await?;
-    Ok(names
-        .into_iter()
-        .filter_map(|name| {
-            let day = NaiveDate::parse_from_str(name.strip_prefix("meeting_events_")?, "%Y%m%d");
-            Some((day.ok()?, name))
-        })
-        .collect())
-}
-
-/// The name of a day's partition (as migration 0021 names them).
-fn partition_name(day: NaiveDate) -> String {
-    format!("meeting_events_{}", day.format("%Y%m%d"))
 }
 
 /// The event rows (ids) a page after the number `after` reads, and the

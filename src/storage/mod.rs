@@ -120,7 +120,6 @@ impl Storage {
         storage.refresh_topic_keys().await?;
         storage.refresh_name_tokens().await?;
         storage.build_pair_figures().await?;
-        storage.ensure_event_partitions().await?;
         Ok(storage)
     }
 

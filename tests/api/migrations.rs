@@ -191,17 +191,7 @@ async fn meetings_stored_before_parties_and_spans_read_unchanged_after_them() {
     // The schema as migration 0015 left it: the test database without 0016
     // and the migrations after it.
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "CREATE TABLE meeting_events_flat (LIKE meeting_events INCLUDING DEFAULTS);
-         INSERT INTO meeting_events_flat SELECT * FROM meeting_events;
-         ALTER SEQUENCE meeting_events_event_id_seq OWNED BY meeting_events_flat.event_id;
-         DROP TABLE meeting_events;
-         ALTER TABLE meeting_events_flat RENAME TO meeting_events;
-         ALTER TABLE meeting_events ADD PRIMARY KEY (event_id);
-         CREATE UNIQUE INDEX meeting_events_sequence_idx ON meeting_events (sequence)
-             WHERE sequence IS NOT NULL;
-         CREATE INDEX meeting_events_unsequenced_idx ON meeting_events (event_id)
-             WHERE sequence IS NULL;
-         DROP TABLE meeting_redirects, pair_figure_changes, pair_figures;
+        "DROP TABLE meeting_redirects, pair_figure_changes, pair_figures;
          DELETE FROM derived_value_versions
          WHERE name IN ('name_tokens', 'match_keys', 'pair_figures');
          ALTER TABLE meetings DROP COLUMN match_keys;
