@@ -19,6 +19,7 @@ use prost::Message;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use super::meetings::{derived_version_in, record_derived_version_in};
 use super::{
     AnniversaryCount, FormatCount, PairCounts, PairSummary, Storage, TopicCount, YearCount, begin,
 };
@@ -39,7 +40,6 @@ const MEETING_INPUTS: &str = "\
            anniversary_years, anniversary_occasion, array_to_string(topics_lower, chr(31)), \
            CASE WHEN topics <> topics_lower THEN array_to_string(topics, chr(31)) END \
     FROM meetings";
-/// The pending changes, oldest first.
 /// The parties of each pending change's meetings, after and before, which
 /// say whether it can touch a pair without reading the rest.
 const PENDING_PARTIES: &str =
@@ -238,19 +238,23 @@ struct ChangeRow {
     removed_topics: Vec<Option<String>>,
 }
 
-impl ChangeRow {
-    /// The arrays of one side are parallel: written so by one statement.
-    fn check(&self, n: usize, lengths: &[usize]) -> Result<()> {
-        if lengths.iter().all(|l| *l == n) {
-            return Ok(());
-        }
-        Err(Error::internal(anyhow::anyhow!(
-            "pair figure change {} has arrays of different lengths",
-            self.change_id
-        )))
-    }
+/// One side of a change row: its parallel arrays.
+struct Side<'a> {
+    ids: &'a [Uuid],
+    codes: &'a [String],
+    dates: &'a [NaiveDate],
+    formats: &'a [i16],
+    created: &'a [DateTime<Utc>],
+    anniversary_years: &'a [Option<i32>],
+    anniversary_occasions: &'a [Option<String>],
+    topic_keys: &'a [String],
+    topics: &'a [Option<String>],
+}
 
-    fn added(&self) -> Result<Vec<MeetingInput>> {
+impl Side<'_> {
+    /// The side's meetings; the arrays are parallel, written so by one
+    /// statement, and anything else is an internal error.
+    fn meetings(&self, change_id: i64) -> Result<Vec<MeetingInput>> {
         let n = self.ids.len();
         let lengths = [
             self.codes.len(),
@@ -262,7 +266,11 @@ impl ChangeRow {
             self.topic_keys.len(),
             self.topics.len(),
         ];
-        self.check(n, &lengths)?;
+        if lengths.iter().any(|l| *l != n) {
+            return Err(Error::internal(anyhow::anyhow!(
+                "pair figure change {change_id} has arrays of different lengths"
+            )));
+        }
         Ok((0..n)
             .map(|i| {
                 MeetingInput::new(
@@ -279,35 +287,37 @@ impl ChangeRow {
             })
             .collect())
     }
+}
+
+impl ChangeRow {
+    fn added(&self) -> Result<Vec<MeetingInput>> {
+        Side {
+            ids: &self.ids,
+            codes: &self.codes,
+            dates: &self.dates,
+            formats: &self.formats,
+            created: &self.created,
+            anniversary_years: &self.anniversary_years,
+            anniversary_occasions: &self.anniversary_occasions,
+            topic_keys: &self.topic_keys,
+            topics: &self.topics,
+        }
+        .meetings(self.change_id)
+    }
 
     fn removed(&self) -> Result<Vec<MeetingInput>> {
-        let n = self.removed_ids.len();
-        let lengths = [
-            self.removed_codes.len(),
-            self.removed_dates.len(),
-            self.removed_formats.len(),
-            self.removed_created.len(),
-            self.removed_anniversary_years.len(),
-            self.removed_anniversary_occasions.len(),
-            self.removed_topic_keys.len(),
-            self.removed_topics.len(),
-        ];
-        self.check(n, &lengths)?;
-        Ok((0..n)
-            .map(|i| {
-                MeetingInput::new(
-                    self.removed_ids[i],
-                    &self.removed_codes[i],
-                    self.removed_dates[i],
-                    self.removed_formats[i],
-                    self.removed_created[i],
-                    self.removed_anniversary_years[i],
-                    self.removed_anniversary_occasions[i].as_deref(),
-                    &self.removed_topic_keys[i],
-                    self.removed_topics[i].as_deref(),
-                )
-            })
-            .collect())
+        Side {
+            ids: &self.removed_ids,
+            codes: &self.removed_codes,
+            dates: &self.removed_dates,
+            formats: &self.removed_formats,
+            created: &self.removed_created,
+            anniversary_years: &self.removed_anniversary_years,
+            anniversary_occasions: &self.removed_anniversary_occasions,
+            topic_keys: &self.removed_topic_keys,
+            topics: &self.removed_topics,
+        }
+        .meetings(self.change_id)
     }
 }
 
@@ -365,25 +375,20 @@ struct Figures {
     meetings: i64,
     years: BTreeMap<i32, i64>,
     formats: BTreeMap<i16, i64>,
-    topics: HashMap<String, Counted>,
+    topics: BTreeMap<String, Counted>,
     anniversaries: BTreeMap<(i32, String), Counted>,
 }
 
-fn bump<K: Ord>(map: &mut BTreeMap<K, i64>, key: K, by: i64) {
+fn bump<K: Ord + Copy>(map: &mut BTreeMap<K, i64>, key: K, by: i64) {
     let n = map.entry(key).or_default();
     *n += by;
     if *n == 0 {
-        // Keys of no meetings are left out (BTreeMap::retain is cheap
-        // enough for tens of entries; a pair has at most ~80 years).
-        map.retain(|_, n| *n != 0);
+        // Keys of no meetings are left out.
+        map.remove(&key);
     }
 }
 
-fn counted_remove<K: std::hash::Hash + Eq + Clone>(
-    map: &mut HashMap<K, Counted>,
-    key: &K,
-    id: Uuid,
-) {
+fn counted_remove<K: Ord + Clone>(map: &mut BTreeMap<K, Counted>, key: &K, id: Uuid) {
     let e = map.entry(key.clone()).or_default();
     e.remove(id);
     if e.count == 0 {
@@ -391,11 +396,7 @@ fn counted_remove<K: std::hash::Hash + Eq + Clone>(
     }
 }
 
-fn counted_add<K: std::hash::Hash + Eq + Clone>(
-    map: &mut HashMap<K, Counted>,
-    key: &K,
-    first: First,
-) {
+fn counted_add<K: Ord + Clone>(map: &mut BTreeMap<K, Counted>, key: &K, first: First) {
     let e = map.entry(key.clone()).or_default();
     e.add(first);
     if e.count == 0 {
@@ -469,19 +470,11 @@ impl Figures {
             e.keep(first(n));
             return;
         }
-        if let (Some(o), Some(key)) = (old, old_key) {
-            let e = self.anniversaries.entry(key.clone()).or_default();
-            e.remove(o.id);
-            if e.count == 0 {
-                self.anniversaries.remove(&key);
-            }
+        if let (Some(o), Some(key)) = (old, &old_key) {
+            counted_remove(&mut self.anniversaries, key, o.id);
         }
-        if let (Some(n), Some(key)) = (new, new_key) {
-            let e = self.anniversaries.entry(key.clone()).or_default();
-            e.add(first(n));
-            if e.count == 0 {
-                self.anniversaries.remove(&key);
-            }
+        if let (Some(n), Some(key)) = (new, &new_key) {
+            counted_add(&mut self.anniversaries, key, first(n));
         }
     }
 
@@ -584,16 +577,15 @@ impl Figures {
             Some(f) => (f.order, f.id.as_bytes().to_vec(), f.spelling.clone()),
             None => (0, Vec::new(), String::new()),
         };
-        let mut topics: Vec<_> = self.topics.iter().collect();
-        topics.sort_by(|a, b| a.0.cmp(b.0));
         StoredFigures {
             meetings: self.meetings,
             years: self.years.keys().copied().collect(),
             year_counts: self.years.values().copied().collect(),
             formats: self.formats.keys().map(|f| i32::from(*f)).collect(),
             format_counts: self.formats.values().copied().collect(),
-            topics: topics
-                .into_iter()
+            topics: self
+                .topics
+                .iter()
                 .map(|(key, c)| {
                     let (order, id, spelling) = first(c);
                     StoredCounted {
@@ -836,12 +828,7 @@ impl Storage {
             .execute(&mut *tx)
             .await?;
         // Another instance may have counted them while this one waited.
-        let counted: Option<i32> =
-            sqlx::query_scalar("SELECT version FROM derived_value_versions WHERE name = $1")
-                .bind(NAME)
-                .fetch_optional(&mut *tx)
-                .await?;
-        if counted == Some(version) {
+        if derived_version_in(&mut *tx, NAME).await? == Some(version) {
             return Ok(());
         }
         sqlx::query("LOCK TABLE meetings IN SHARE MODE")
@@ -880,10 +867,9 @@ impl Storage {
                     &c.7,
                     c.8.as_deref(),
                 );
-                let change = Change {
-                    meetings: vec![(None, Some(m))],
-                };
-                change.apply_all(&mut all);
+                for pair in m.pairs() {
+                    all.entry(pair).or_default().change(None, Some(&m));
+                }
                 meetings += 1;
             }
         }
@@ -902,14 +888,7 @@ impl Storage {
             .execute(&mut *tx)
             .await?;
         }
-        sqlx::query(
-            "INSERT INTO derived_value_versions (name, version) VALUES ($1, $2) \
-             ON CONFLICT (name) DO UPDATE SET version = EXCLUDED.version",
-        )
-        .bind(NAME)
-        .bind(version)
-        .execute(&mut *tx)
-        .await?;
+        record_derived_version_in(&mut *tx, NAME, version).await?;
         tx.commit().await?;
         tracing::info!(meetings, pairs = all.len(), "pair figures counted");
         Ok(())
@@ -943,29 +922,29 @@ impl Storage {
             }
         }
         drop(parties);
-        let mut pending = sqlx::query_as::<_, ChangeRow>(CHANGES_BY_ID)
-            .bind(&naming)
-            .fetch(&mut *tx);
-        let mut changes = Vec::new();
-        while let Some(row) = pending.try_next().await? {
-            changes.push(Change::of(&row)?);
+        if !naming.is_empty() {
+            let rows: Vec<ChangeRow> = sqlx::query_as(CHANGES_BY_ID)
+                .bind(&naming)
+                .fetch_all(&mut *tx)
+                .await?;
+            for row in &rows {
+                Change::of(row)?.apply_to((low, high), &mut figures);
+            }
         }
-        drop(pending);
-        for change in &changes {
-            change.apply_to((low, high), &mut figures);
-        }
-        let counts: PairCounts = sqlx::query_as(
-            "SELECT $3::int8 AS count, \
-                    (SELECT min(date) FROM meeting_country_pairs \
-                     WHERE country_low = $1 AND country_high = $2) AS first, \
-                    (SELECT max(date) FROM meeting_country_pairs \
-                     WHERE country_low = $1 AND country_high = $2) AS last",
+        // The two ends of the pair index.
+        let (first, last): (Option<NaiveDate>, Option<NaiveDate>) = sqlx::query_as(
+            "SELECT min(date), max(date) FROM meeting_country_pairs \
+             WHERE country_low = $1 AND country_high = $2",
         )
         .bind(low)
         .bind(high)
-        .bind(figures.meetings)
         .fetch_one(&mut *tx)
         .await?;
+        let counts = PairCounts {
+            count: figures.meetings,
+            first,
+            last,
+        };
         let top: Vec<String> = figures
             .top_topics(top_topics as usize)
             .into_iter()

@@ -540,12 +540,7 @@ impl Storage {
     /// The version of the rule that made the stored derived values `name`
     /// (topic keys, name tokens); None before any was recorded.
     pub async fn derived_version(&self, name: &str) -> Result<Option<i32>, anyhow::Error> {
-        Ok(
-            sqlx::query_scalar("SELECT version FROM derived_value_versions WHERE name = $1")
-                .bind(name)
-                .fetch_optional(&self.pool)
-                .await?,
-        )
+        Ok(derived_version_in(&self.pool, name).await?)
     }
 
     /// Records that the stored derived values `name` are those of `version`.
@@ -554,15 +549,7 @@ impl Storage {
         name: &str,
         version: i32,
     ) -> Result<(), anyhow::Error> {
-        sqlx::query(
-            "INSERT INTO derived_value_versions (name, version) VALUES ($1, $2) \
-             ON CONFLICT (name) DO UPDATE SET version = EXCLUDED.version",
-        )
-        .bind(name)
-        .bind(version)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        Ok(record_derived_version_in(&self.pool, name, version).await?)
     }
 
     /// The name tokens of meetings stored before they existed, or made by
@@ -720,4 +707,34 @@ impl Storage {
         tracing::info!(changed, "stored topic keys recomputed");
         Ok(changed)
     }
+}
+
+/// `Storage::derived_version`, on a given connection or transaction.
+pub(super) async fn derived_version_in(
+    exec: impl sqlx::PgExecutor<'_>,
+    name: &str,
+) -> Result<Option<i32>> {
+    Ok(
+        sqlx::query_scalar("SELECT version FROM derived_value_versions WHERE name = $1")
+            .bind(name)
+            .fetch_optional(exec)
+            .await?,
+    )
+}
+
+/// `Storage::record_derived_version`, on a given connection or transaction.
+pub(super) async fn record_derived_version_in(
+    exec: impl sqlx::PgExecutor<'_>,
+    name: &str,
+    version: i32,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO derived_value_versions (name, version) VALUES ($1, $2) \
+         ON CONFLICT (name) DO UPDATE SET version = EXCLUDED.version",
+    )
+    .bind(name)
+    .bind(version)
+    .execute(exec)
+    .await?;
+    Ok(())
 }

@@ -358,6 +358,11 @@ impl Bench {
                 .fetch_one(storage.pool())
                 .await?
             {
+                // A fold that never catches up is a failure, not a hang.
+                anyhow::ensure!(
+                    imported.elapsed() < Duration::from_secs(600),
+                    "the pair figures' fold did not catch up within 10 minutes"
+                );
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             println!(
