@@ -25,7 +25,31 @@ pub struct Config {
     #[arg(long, env = "MEETINGS_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
 
-    /// Maximum number of database connections.
+    /// PostgreSQL streaming replica to serve reads (repeatable; in the
+    /// environment, comma-separated): GetMeeting, ListMeetings,
+    /// StreamMeetingsByCountryPair and GetCountryPairSummary go to a
+    /// replica that answers and lags at most --replica-max-lag-ms; writes,
+    /// WatchMeetings and FindDuplicateMeetings to the primary.
+    #[arg(
+        long = "replica-url",
+        env = "MEETINGS_REPLICA_URLS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub replica_urls: Vec<String>,
+
+    /// A replica further behind the primary than this, in milliseconds, is
+    /// skipped until it catches up.
+    #[arg(long, env = "MEETINGS_REPLICA_MAX_LAG_MS", default_value_t = 5_000)]
+    pub replica_max_lag_ms: u64,
+
+    /// How long a read whose x-meetings-min-lsn no replica has replayed yet
+    /// waits for one before the primary serves it, in milliseconds.
+    #[arg(long, env = "MEETINGS_REPLICA_WAIT_MS", default_value_t = 100)]
+    pub replica_wait_ms: u64,
+
+    /// Maximum number of database connections (to the primary, and to each
+    /// replica).
     #[arg(long, env = "MEETINGS_DB_POOL_SIZE", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub db_pool_size: u32,
 

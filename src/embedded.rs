@@ -160,6 +160,47 @@ impl EmbeddedPostgres {
         Ok(())
     }
 
+    /// Makes `data_dir` a streaming replica of this server
+    /// (`pg_basebackup -R -X stream`): `start` on it then runs a hot
+    /// standby that follows this server.
+    pub fn base_backup(&self, data_dir: &Path) -> anyhow::Result<()> {
+        let pgdata = data_dir.join("pgdata");
+        fs::create_dir_all(&pgdata)
+            .with_context(|| format!("cannot create {}", pgdata.display()))?;
+        fs::set_permissions(&pgdata, fs::Permissions::from_mode(0o700))?;
+        if let Some(user) = &self.owner {
+            chown(&pgdata, user)?;
+        }
+        // Beside the server binaries, else wherever PATH finds it (a
+        // directory of server wrappers may not hold the client tools).
+        let beside = self.bindir.join("pg_basebackup");
+        let program = if beside.is_file() {
+            beside
+        } else {
+            PathBuf::from("pg_basebackup")
+        };
+        let mut cmd = Command::new(program);
+        cmd.arg("-D")
+            .arg(&pgdata)
+            .args(["-R", "-X", "stream", "-c", "fast", "-U", SUPERUSER])
+            .arg("-h")
+            .arg(self.socket_dir.path())
+            .args(["-p", &self.port.to_string()])
+            .current_dir(&pgdata)
+            .stdin(Stdio::null());
+        as_user(&mut cmd, self.owner.as_ref());
+        let out = cmd.output().context("cannot run pg_basebackup")?;
+        if !out.status.success() {
+            bail!(
+                "pg_basebackup into {} failed ({}):\n{}",
+                pgdata.display(),
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(())
+    }
+
     /// How to reach the service's database in this server.
     pub fn connect_options(&self) -> PgConnectOptions {
         PgConnectOptions::new()

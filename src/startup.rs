@@ -21,7 +21,7 @@ use crate::auth::{AuthLayer, Tokens};
 use crate::config::Config;
 use crate::embedded::{EmbeddedPostgres, default_data_dir};
 use crate::pb::meeting_service_server::MeetingServiceServer;
-use crate::storage::{PoolSettings, Storage};
+use crate::storage::{PoolSettings, ReplicaSettings, Storage};
 
 /// A built service, bound to its address, not yet serving.
 pub struct Application {
@@ -55,7 +55,21 @@ impl Application {
             max_connections: config.db_pool_size,
             acquire_timeout: config.db_acquire_timeout(),
         };
-        let storage = Storage::connect(options, &settings)
+        let replicas = ReplicaSettings {
+            replicas: config
+                .replica_urls
+                .iter()
+                .enumerate()
+                .map(|(i, url)| {
+                    url.parse().with_context(|| {
+                        format!("replica URL {} is not a valid PostgreSQL URL", i + 1)
+                    })
+                })
+                .collect::<anyhow::Result<_>>()?,
+            max_lag: Duration::from_millis(config.replica_max_lag_ms),
+            wait: Duration::from_millis(config.replica_wait_ms),
+        };
+        let storage = Storage::connect(options, &settings, Some(&replicas))
             .await
             .context("cannot connect to the database")?;
         let keyed = crate::api::fill_match_keys(&storage)
@@ -146,6 +160,7 @@ impl Application {
             events_rx.clone(),
             stop.clone(),
         ));
+        let replica_checks = tokio::spawn(storage.clone().watch_replicas(stop.clone()));
         let event_poller = tokio::spawn(crate::changefeed::run_poller(
             storage.clone(),
             events_tx,
@@ -213,6 +228,7 @@ impl Application {
         event_listener.abort();
         event_poller.abort();
         figures.abort();
+        replica_checks.abort();
         storage.pool().close().await;
         if let Some(pg) = embedded {
             pg.stop().await;
@@ -276,6 +292,21 @@ async fn update_health(reporter: &HealthReporter, storage: &Storage) -> bool {
         ServingStatus::NotServing
     };
     set_status(reporter, status).await;
+    // Each replica under a name of its own, in the order configured: a
+    // skipped replica does not make the service NOT_SERVING, since the
+    // primary serves its reads.
+    if let Some(replicas) = storage.replicas() {
+        for (i, replica) in replicas.replicas().iter().enumerate() {
+            let status = if replica.state().serving() {
+                ServingStatus::Serving
+            } else {
+                ServingStatus::NotServing
+            };
+            reporter
+                .set_service_status(format!("replica/{}", i + 1), status)
+                .await;
+        }
+    }
     ok
 }
 

@@ -14,7 +14,7 @@ use crate::domain::{
 };
 use crate::error::{Error, Result};
 use crate::pb;
-use crate::storage::{Cursor, ListFilter};
+use crate::storage::{Cursor, ListFilter, Lsn};
 
 const DEFAULT_PAGE_SIZE: u32 = 50;
 /// Longest full-text `query`, in characters.
@@ -25,6 +25,7 @@ impl MeetingsApi {
     pub(super) async fn list(
         &self,
         req: pb::ListMeetingsRequest,
+        at: Option<Lsn>,
     ) -> Result<pb::ListMeetingsResponse> {
         let mut v = Violations::new();
         let page_size = match req.page_size {
@@ -101,7 +102,10 @@ impl MeetingsApi {
         let budget = self.limits.page_bytes();
         let mut rows = self
             .storage
-            .list_meetings(&filter, after, page_size + 1, budget)
+            .read_at(at, |s| {
+                let filter = &filter;
+                async move { s.list_meetings(filter, after, page_size + 1, budget).await }
+            })
             .await?;
         let mut keep = rows.len().min(page_size as usize);
         let mut bytes = 0;

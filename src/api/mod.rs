@@ -48,7 +48,7 @@ pub use convert::{etag, meeting_to_pb, stored_record, timestamp, without_output_
 
 use crate::error::{Error, Result};
 use crate::pb::{self, meeting_service_server::MeetingService};
-use crate::storage::{Inserted, NewRow, Storage};
+use crate::storage::{Inserted, Lsn, NewRow, Storage};
 use coalesce::Coalescer;
 
 /// Implementation of `meetings.v1.MeetingService`.
@@ -61,6 +61,9 @@ pub struct MeetingsApi {
     limits: Limits,
     /// Concurrent GetMeeting calls, one statement per batch.
     lookups: Coalescer<Uuid, Option<Vec<u8>>>,
+    /// WAL positions for write responses: one statement for concurrent
+    /// writes (any position read after a commit is at or past it).
+    positions: Coalescer<(), Lsn>,
     /// Concurrent CreateMeeting calls, one statement (one commit) per batch.
     creates: Coalescer<NewRow, Result<(NewRow, Inserted)>>,
     /// Page reads of streams (pair streams and watchers) running at once:
@@ -79,6 +82,13 @@ const LOOKUPS_IN_FLIGHT: usize = 1;
 /// the disk; PostgreSQL flushes the commits of concurrent statements
 /// together, so several in flight share each flush.
 const CREATES_IN_FLIGHT: usize = 4;
+
+/// Response metadata of every successful write: the primary's WAL position
+/// after its commit.
+pub const WRITE_POSITION: &str = "x-meetings-lsn";
+/// Request metadata of a read: a position from `WRITE_POSITION` that the
+/// database serving the read must have replayed (read-your-writes).
+pub const MIN_POSITION: &str = "x-meetings-min-lsn";
 
 impl MeetingsApi {
     /// `shutdown` ends open streams when cancelled.
@@ -99,7 +109,10 @@ impl MeetingsApi {
                     let storage = storage.clone();
                     async move {
                         let found: HashMap<Uuid, Vec<u8>> = storage
-                            .get_meetings(&ids)
+                            .read_at(None, |s| {
+                                let ids = &ids;
+                                async move { s.get_meetings(ids).await }
+                            })
                             .await?
                             .into_iter()
                             .map(|r| (r.id, r.record))
@@ -118,6 +131,13 @@ impl MeetingsApi {
                 move |rows: Vec<NewRow>| create::insert_coalesced(storage.clone(), rows),
             )
         };
+        let positions = {
+            let storage = storage.clone();
+            Coalescer::new("write_position", MAX_COALESCED, 1, move |calls: Vec<()>| {
+                let storage = storage.clone();
+                async move { Ok(vec![storage.write_position().await?; calls.len()]) }
+            })
+        };
         let pool_size = storage.pool().options().get_max_connections() as usize;
         Self {
             storage,
@@ -125,6 +145,7 @@ impl MeetingsApi {
             events,
             limits,
             lookups,
+            positions,
             creates,
             page_reads: Arc::new(Semaphore::new((pool_size / 2).max(1))),
         }
@@ -143,6 +164,23 @@ impl MeetingsApi {
         self.limits
             .within_deadline(call(request.into_inner()))
             .await
+    }
+
+    /// `response` with the WAL position of the write it answers. A write
+    /// that committed is not failed for want of its position: the header
+    /// is then left out (a client reads from the primary without it).
+    async fn with_position<T>(&self, mut response: Response<T>) -> Response<T> {
+        match self.positions.call(()).await {
+            Ok(lsn) => {
+                if let Ok(value) = lsn.to_string().parse() {
+                    response.metadata_mut().insert(WRITE_POSITION, value);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "no WAL position for a write response");
+            }
+        }
+        response
     }
 
     /// `unary` for a call that holds a pool connection of its own: it also
@@ -178,10 +216,12 @@ impl MeetingService for MeetingsApi {
         } else {
             tracing::info!(id = %meeting.id, "report merged into a stored meeting");
         }
-        Ok(Response::new(pb::CreateMeetingResponse {
-            meeting: Some(meeting),
-            merged_into,
-        }))
+        Ok(self
+            .with_position(Response::new(pb::CreateMeetingResponse {
+                meeting: Some(meeting),
+                merged_into,
+            }))
+            .await)
     }
 
     async fn get_meeting(
@@ -190,7 +230,8 @@ impl MeetingService for MeetingsApi {
     ) -> Result<Response<pb::GetMeetingResponse>, Status> {
         // Served by MeetingServiceRouter from the stored bytes; this decoded
         // form answers only if the generated server is used on its own.
-        let record = self.unary(request, |req| self.get_record(req)).await?;
+        let at = request::read_position(&request)?;
+        let record = self.unary(request, |req| self.get_record(req, at)).await?;
         Ok(Response::new(pb::GetMeetingResponse {
             meeting: Some(request::decode_record(&record)?),
         }))
@@ -201,18 +242,19 @@ impl MeetingService for MeetingsApi {
         request: Request<Streaming<pb::ImportMeetingsRequest>>,
     ) -> Result<Response<pb::ImportMeetingsResponse>, Status> {
         let admission = self.limits.admit(&Origin::of(&request))?;
-        Ok(Response::new(
-            self.import(request.into_inner(), admission.database())
-                .await?,
-        ))
+        let response = self
+            .import(request.into_inner(), admission.database())
+            .await?;
+        Ok(self.with_position(Response::new(response)).await)
     }
 
     async fn list_meetings(
         &self,
         request: Request<pb::ListMeetingsRequest>,
     ) -> Result<Response<pb::ListMeetingsResponse>, Status> {
+        let at = request::read_position(&request)?;
         Ok(Response::new(
-            self.unary_with_database(request, |req| self.list(req))
+            self.unary_with_database(request, |req| self.list(req, at))
                 .await?,
         ))
     }
@@ -225,9 +267,11 @@ impl MeetingService for MeetingsApi {
             .unary_with_database(request, |req| self.update(req))
             .await?;
         tracing::info!(id = %meeting.id, etag = %meeting.etag, "meeting updated");
-        Ok(Response::new(pb::UpdateMeetingResponse {
-            meeting: Some(meeting),
-        }))
+        Ok(self
+            .with_position(Response::new(pb::UpdateMeetingResponse {
+                meeting: Some(meeting),
+            }))
+            .await)
     }
 
     async fn delete_meeting(
@@ -238,7 +282,9 @@ impl MeetingService for MeetingsApi {
         self.unary_with_database(request, |req| self.delete(req))
             .await?;
         tracing::info!(id = %id, "meeting deleted");
-        Ok(Response::new(pb::DeleteMeetingResponse {}))
+        Ok(self
+            .with_position(Response::new(pb::DeleteMeetingResponse {}))
+            .await)
     }
 
     type WatchMeetingsStream =
@@ -255,8 +301,9 @@ impl MeetingService for MeetingsApi {
         &self,
         request: Request<pb::GetCountryPairSummaryRequest>,
     ) -> Result<Response<pb::GetCountryPairSummaryResponse>, Status> {
+        let at = request::read_position(&request)?;
         Ok(Response::new(
-            self.unary_with_database(request, |req| self.summary(req))
+            self.unary_with_database(request, |req| self.summary(req, at))
                 .await?,
         ))
     }
@@ -279,9 +326,11 @@ impl MeetingService for MeetingsApi {
             .unary_with_database(request, |req| self.merge_meetings(req))
             .await?;
         tracing::info!(id = %meeting.id, merged = meeting.merged_ids.len(), "meetings merged");
-        Ok(Response::new(pb::MergeMeetingsResponse {
-            meeting: Some(meeting),
-        }))
+        Ok(self
+            .with_position(Response::new(pb::MergeMeetingsResponse {
+                meeting: Some(meeting),
+            }))
+            .await)
     }
 
     type StreamMeetingsByCountryPairStream =

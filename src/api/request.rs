@@ -10,6 +10,7 @@ use crate::domain::{
 };
 use crate::error::{Error, Result};
 use crate::pb;
+use crate::storage::Lsn;
 
 /// The fields of a request that name a pair: each side a country or an
 /// organisation.
@@ -124,4 +125,21 @@ pub(super) fn decode_record(bytes: &[u8]) -> Result<pb::Meeting> {
     pb::Meeting::decode(bytes).map_err(|e| {
         Error::internal(anyhow::Error::new(e).context("stored record does not decode"))
     })
+}
+
+/// The WAL position a read's request metadata asks its database to have
+/// replayed (`x-meetings-min-lsn`, from a write's `x-meetings-lsn`).
+pub(super) fn read_position<M>(request: &tonic::Request<M>) -> Result<Option<Lsn>> {
+    let Some(value) = request.metadata().get(super::MIN_POSITION) else {
+        return Ok(None);
+    };
+    let mut v = Violations::new();
+    match value.to_str().map_err(|_| "is not text".to_owned()) {
+        Ok(raw) => match raw.parse::<Lsn>() {
+            Ok(lsn) => return Ok(Some(lsn)),
+            Err(e) => v.add(super::MIN_POSITION, e),
+        },
+        Err(e) => v.add(super::MIN_POSITION, e),
+    }
+    Err(Error::invalid_request(v))
 }

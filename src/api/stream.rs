@@ -8,13 +8,13 @@ use tokio_stream::Stream;
 use tonic::{Request, Status};
 
 use super::paged::{PageSource, paged};
-use super::request::{PairFields, decode_record, parse_id, parse_pair};
+use super::request::{PairFields, decode_record, parse_id, parse_pair, read_position};
 use super::{DatabaseShare, MeetingsApi, read_page};
 use super::{Origin, holding};
 use crate::domain::{Violations, parse_date};
 use crate::error::{Error, Result};
 use crate::pb;
-use crate::storage::{Cursor, PairQuery, RecordRow, Storage};
+use crate::storage::{Cursor, Lsn, PairQuery, RecordRow, Storage};
 
 /// Rows in the first page of a stream: small, so the first record leaves
 /// quickly.
@@ -33,9 +33,11 @@ impl MeetingsApi {
         Status,
     > {
         let admission = self.limits.admit(&Origin::of(&request))?;
-        let query = self.stream_start(request.get_ref()).await?;
+        let at = read_position(&request)?;
+        let query = self.stream_start(request.get_ref(), at).await?;
         let pages = PairPages {
             storage: self.storage.clone(),
+            at,
             reads: self.page_reads.clone(),
             share: admission.database().clone(),
             query,
@@ -48,6 +50,7 @@ impl MeetingsApi {
     async fn stream_start(
         &self,
         req: &pb::StreamMeetingsByCountryPairRequest,
+        at: Option<Lsn>,
     ) -> Result<PairQuery> {
         let mut v = Violations::new();
         let pair = parse_pair(
@@ -84,7 +87,7 @@ impl MeetingsApi {
         if let Some(id) = start_after {
             let row = self
                 .storage
-                .get_meeting(id)
+                .read_at(at, |s| async move { s.get_meeting(id).await })
                 .await?
                 .ok_or(Error::MeetingNotFound(id))?;
             let resume = Cursor { date: row.date, id };
@@ -104,6 +107,8 @@ impl MeetingsApi {
 /// sent.
 pub(super) struct PairPages {
     pub(super) storage: Storage,
+    /// The WAL position every page's database must have replayed.
+    pub(super) at: Option<Lsn>,
     pub(super) reads: Arc<Semaphore>,
     pub(super) share: DatabaseShare,
     pub(super) query: PairQuery,
@@ -123,9 +128,11 @@ impl PageSource for PairPages {
         if self.exhausted {
             return Ok(None);
         }
-        let (storage, query) = (self.storage.clone(), self.query);
+        let (storage, query, at) = (self.storage.clone(), self.query, self.at);
         let page = read_page(&self.reads, &self.share, async move {
-            storage.pair_page(&query).await
+            storage
+                .read_at(at, |s| async move { s.pair_page(&query).await })
+                .await
         })
         .await?;
         self.exhausted = !page.more;

@@ -6,6 +6,7 @@ use super::request::{PairFields, parse_pair};
 use crate::domain::{Party, Violations};
 use crate::error::{Error, Result};
 use crate::pb;
+use crate::storage::Lsn;
 
 const DEFAULT_TOP_TOPICS: u32 = 10;
 const MAX_TOP_TOPICS: u32 = 100;
@@ -14,6 +15,7 @@ impl MeetingsApi {
     pub(super) async fn summary(
         &self,
         req: pb::GetCountryPairSummaryRequest,
+        at: Option<Lsn>,
     ) -> Result<pb::GetCountryPairSummaryResponse> {
         let mut v = Violations::new();
         let pair = parse_pair(
@@ -39,7 +41,10 @@ impl MeetingsApi {
         } else {
             req.top_topics
         };
-        let s = self.storage.pair_summary(pair, top).await?;
+        let s = self
+            .storage
+            .read_at(at, |s| async move { s.pair_summary(pair, top).await })
+            .await?;
         // Each side in its country or organisation field.
         let side = |p: Party| match p {
             Party::Country(c) => (c.to_string(), String::new()),

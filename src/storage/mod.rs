@@ -15,6 +15,7 @@ mod figures;
 mod meetings;
 mod model;
 mod pairs;
+mod replicas;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +33,7 @@ pub use model::{
     IdRecord, Inserted, ListFilter, LockedCandidate, LockedMeeting, NewRow, PairCounts, PairPage,
     PairQuery, PairSummary, RecordRow, StoredKey, TopicCount, UpdatedRow, YearCount,
 };
+pub use replicas::{Lsn, Replica, ReplicaSettings, ReplicaState, Replicas};
 
 /// Meetings of at most this many countries keep a copy of their record in
 /// each pair row (at most 6 copies); larger ones' pair rows point to the
@@ -68,6 +70,17 @@ async fn begin(
     Ok(began?)
 }
 
+/// Settings of every session the service opens, on the primary or a
+/// replica.
+fn session_options(options: PgConnectOptions) -> PgConnectOptions {
+    // NOTICEs (a search word too long to index, say) are not ours to log:
+    // they would reach the log at INFO, once per call. The application name
+    // tells an operator (pg_stat_activity) which sessions are the service's.
+    options
+        .options([("client_min_messages", "warning")])
+        .application_name("meetings")
+}
+
 /// Key material, never printed.
 #[derive(Clone)]
 struct Secret(Arc<[u8]>);
@@ -87,6 +100,9 @@ pub struct Storage {
     page_token_key: Secret,
     /// Wakes this instance's event sequencer when a write added events.
     events_written: Arc<Notify>,
+    /// Streaming replicas that serve reads (see `read_at`); None on a
+    /// handle that reads a replica itself.
+    replicas: Option<Arc<Replicas>>,
 }
 
 /// Pool settings.
@@ -98,13 +114,13 @@ pub struct PoolSettings {
 
 impl Storage {
     /// Connects and applies pending migrations (embedded in the binary).
+    /// With `replicas`, reads may be served by them (see `read_at`).
     pub async fn connect(
         options: PgConnectOptions,
         settings: &PoolSettings,
+        replicas: Option<&ReplicaSettings>,
     ) -> Result<Self, anyhow::Error> {
-        // NOTICEs (a search word too long to index, say) are not ours to
-        // log: they would reach the log at INFO, once per call.
-        let options = options.options([("client_min_messages", "warning")]);
+        let options = session_options(options);
         let pool = PgPoolOptions::new()
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.acquire_timeout)
@@ -116,6 +132,13 @@ impl Storage {
             pool,
             page_token_key,
             events_written: Arc::new(Notify::new()),
+            replicas: replicas.filter(|r| !r.replicas.is_empty()).map(|r| {
+                let r = ReplicaSettings {
+                    replicas: r.replicas.iter().cloned().map(session_options).collect(),
+                    ..r.clone()
+                };
+                Arc::new(Replicas::new(&r, settings.max_connections))
+            }),
         };
         storage.refresh_topic_keys().await?;
         storage.refresh_name_tokens().await?;

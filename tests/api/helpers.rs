@@ -64,6 +64,10 @@ pub struct Settings {
     pub request_timeout_ms: u64,
     pub event_retention_hours: f64,
     pub tokens_file: Option<std::path::PathBuf>,
+    /// Streaming replicas that serve reads.
+    pub replica_urls: Vec<String>,
+    pub replica_max_lag_ms: u64,
+    pub replica_wait_ms: u64,
     /// Certificate, key and, for mTLS, the client CA.
     pub tls: Option<(
         std::path::PathBuf,
@@ -84,6 +88,9 @@ impl Default for Settings {
             request_timeout_ms: 30_000,
             event_retention_hours: 168.0,
             tokens_file: None,
+            replica_urls: Vec::new(),
+            replica_max_lag_ms: 5_000,
+            replica_wait_ms: 100,
             tls: None,
         }
     }
@@ -95,6 +102,11 @@ pub async fn spawn_app() -> TestApp {
 
 pub async fn spawn_app_with(settings: Settings) -> TestApp {
     spawn(settings, None).await
+}
+
+/// A server on the database at `url`, which the test owns.
+pub async fn spawn_app_on(url: String, settings: Settings) -> TestApp {
+    spawn(settings, Some(url)).await
 }
 
 impl TestApp {
@@ -120,6 +132,9 @@ async fn spawn(settings: Settings, shared_url: Option<String>) -> TestApp {
     config.request_timeout_ms = settings.request_timeout_ms;
     config.event_retention_hours = settings.event_retention_hours;
     config.tokens_file = settings.tokens_file.clone();
+    config.replica_urls = settings.replica_urls.clone();
+    config.replica_max_lag_ms = settings.replica_max_lag_ms;
+    config.replica_wait_ms = settings.replica_wait_ms;
     if let Some((cert, key, ca)) = settings.tls.clone() {
         config.tls_cert = Some(cert);
         config.tls_key = Some(key);

@@ -17,6 +17,7 @@ mod merges;
 mod migrations;
 mod parties;
 mod raw;
+mod replicas;
 mod service;
 mod stalled;
 mod stream;

@@ -366,6 +366,7 @@ async fn a_call_dropped_while_its_transaction_begins_leaves_none_open() {
             max_connections: 1,
             acquire_timeout: Duration::from_secs(10),
         },
+        None,
     )
     .await
     .unwrap();

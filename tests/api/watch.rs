@@ -389,6 +389,7 @@ async fn expiry_deletes_events_before_the_first_retained_one_with_their_records(
             max_connections: 1,
             acquire_timeout: Duration::from_secs(10),
         },
+        None,
     )
     .await
     .unwrap();

@@ -161,6 +161,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             max_connections: CLIENTS as u32,
             acquire_timeout: Duration::from_secs(30),
         },
+        None,
     )
     .await?;
     let server = match &args.addr {

@@ -333,6 +333,7 @@ impl Bench {
                 max_connections: 4,
                 acquire_timeout: Duration::from_secs(60),
             },
+            None,
         )
         .await?;
         let server = Server::spawn(&db.options).await?;

@@ -1,0 +1,336 @@
+//! Reads on a real streaming replica: a primary and a `pg_basebackup -R`
+//! copy of it, each an embedded PostgreSQL server of the test's own.
+//! Pausing the replica's replay makes it visibly stale, which tells which
+//! server answered a read.
+
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+use meetings::embedded::EmbeddedPostgres;
+use meetings::pb;
+use sqlx::{ConnectOptions, Connection, PgConnection};
+use tonic::Code;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+
+use crate::helpers::{Settings, TestApp, assert_error, eventually, meeting, spawn_app_on};
+
+struct Cluster {
+    primary: EmbeddedPostgres,
+    replica: EmbeddedPostgres,
+    _dirs: [tempfile::TempDir; 2],
+}
+
+fn server_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    // The servers may run as another user: let them reach their directories.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir
+}
+
+/// A primary with the service's database, and a hot standby following it.
+async fn cluster() -> Cluster {
+    let (primary_dir, replica_dir) = (server_dir(), server_dir());
+    let primary = EmbeddedPostgres::start(primary_dir.path(), &[])
+        .await
+        .unwrap();
+    primary.base_backup(replica_dir.path()).unwrap();
+    let replica = EmbeddedPostgres::start(replica_dir.path(), &[])
+        .await
+        .unwrap();
+    Cluster {
+        primary,
+        replica,
+        _dirs: [primary_dir, replica_dir],
+    }
+}
+
+fn url(server: &EmbeddedPostgres) -> String {
+    server.connect_options().to_url_lossy().to_string()
+}
+
+async fn serve(cluster: &Cluster, max_lag_ms: u64) -> TestApp {
+    spawn_app_on(
+        url(&cluster.primary),
+        Settings {
+            replica_urls: vec![url(&cluster.replica)],
+            replica_max_lag_ms: max_lag_ms,
+            replica_wait_ms: 100,
+            ..Settings::default()
+        },
+    )
+    .await
+}
+
+async fn replica_health(app: &TestApp) -> i32 {
+    let mut health = HealthClient::new(app.channel().await);
+    health
+        .check(HealthCheckRequest {
+            service: "replica/1".into(),
+        })
+        .await
+        .map(|r| r.into_inner().status)
+        .unwrap_or(-1)
+}
+
+async fn until_replica(app: &TestApp, status: ServingStatus) {
+    assert!(
+        eventually(Duration::from_secs(30), || async {
+            replica_health(app).await == status as i32
+        })
+        .await,
+        "replica/1 never became {status:?}"
+    );
+}
+
+/// Pauses or resumes the replica's replay, and waits until it has.
+async fn replay(replica: &EmbeddedPostgres, on: bool) {
+    let mut conn = PgConnection::connect_with(&replica.connect_options())
+        .await
+        .unwrap();
+    let call = if on {
+        "SELECT pg_wal_replay_resume()"
+    } else {
+        "SELECT pg_wal_replay_pause()"
+    };
+    sqlx::query(call).execute(&mut conn).await.unwrap();
+    let want = if on { "not paused" } else { "paused" };
+    for _ in 0..1000 {
+        let state: String = sqlx::query_scalar("SELECT pg_get_wal_replay_pause_state()")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        if state == want {
+            conn.close().await.ok();
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("replay never became {want}");
+}
+
+/// CreateMeeting; the meeting and the response's `x-meetings-lsn`.
+async fn create(app: &TestApp, date: &str, pair: [&str; 2]) -> (pb::Meeting, String) {
+    let response = app
+        .client
+        .clone()
+        .create_meeting(pb::CreateMeetingRequest {
+            meeting: Some(meeting(date, &pair)),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let lsn = response
+        .metadata()
+        .get("x-meetings-lsn")
+        .expect("a write response carries its WAL position")
+        .to_str()
+        .unwrap()
+        .to_owned();
+    (response.into_inner().meeting.unwrap(), lsn)
+}
+
+fn at<T>(message: T, lsn: Option<&str>) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    if let Some(lsn) = lsn {
+        request
+            .metadata_mut()
+            .insert("x-meetings-min-lsn", lsn.parse().unwrap());
+    }
+    request
+}
+
+/// What each of the four reads sees of one meeting of `pair`: whether
+/// GetMeeting finds it, and how many meetings ListMeetings (by country),
+/// the pair stream and the summary count.
+async fn reads(app: &TestApp, id: &str, pair: [&str; 2], lsn: Option<&str>) -> (bool, [usize; 3]) {
+    let mut client = app.client.clone();
+    let found = match client
+        .get_meeting(at(pb::GetMeetingRequest { id: id.into() }, lsn))
+        .await
+    {
+        Ok(_) => true,
+        Err(status) if status.code() == Code::NotFound => false,
+        Err(status) => panic!("GetMeeting failed: {status:?}"),
+    };
+    let listed = client
+        .list_meetings(at(
+            pb::ListMeetingsRequest {
+                country_code: pair[0].into(),
+                ..Default::default()
+            },
+            lsn,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .meetings
+        .len();
+    let mut stream = client
+        .stream_meetings_by_country_pair(at(
+            pb::StreamMeetingsByCountryPairRequest {
+                country_a: pair[0].into(),
+                country_b: pair[1].into(),
+                ..Default::default()
+            },
+            lsn,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut streamed = 0;
+    while stream.message().await.unwrap().is_some() {
+        streamed += 1;
+    }
+    let summarised = client
+        .get_country_pair_summary(at(
+            pb::GetCountryPairSummaryRequest {
+                country_a: pair[0].into(),
+                country_b: pair[1].into(),
+                ..Default::default()
+            },
+            lsn,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .meeting_count as usize;
+    (found, [listed, streamed, summarised])
+}
+
+#[tokio::test]
+async fn reads_go_to_the_replica_and_see_the_callers_own_writes() {
+    let mut cluster = cluster().await;
+    let app = serve(&cluster, 60_000).await;
+    until_replica(&app, ServingStatus::Serving).await;
+
+    // The replica, its replay paused, misses a new meeting: a read without
+    // a position is answered by it, one with the write's position by the
+    // primary once the wait is over.
+    replay(&cluster.replica, false).await;
+    let (m, lsn) = create(&app, "2022-05-05", ["AZ", "JP"]).await;
+    assert_eq!(
+        reads(&app, &m.id, ["AZ", "JP"], None).await,
+        (false, [0, 0, 0])
+    );
+    assert_eq!(
+        reads(&app, &m.id, ["AZ", "JP"], Some(&lsn)).await,
+        (true, [1, 1, 1])
+    );
+    let on_replica: i64 = {
+        let mut conn = PgConnection::connect_with(&cluster.replica.connect_options())
+            .await
+            .unwrap();
+        sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'meetings'",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .unwrap()
+    };
+    assert!(
+        on_replica > 0,
+        "the service holds no session on the replica"
+    );
+
+    // Replaying again, the replica catches up and serves the meeting.
+    replay(&cluster.replica, true).await;
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            reads(&app, &m.id, ["AZ", "JP"], None).await == (true, [1, 1, 1])
+        })
+        .await
+    );
+
+    // Writers that read their own writes at once, each on a pair of its own.
+    let writers = ["FR", "DE", "IT", "ES"].map(|country| {
+        let app = &app;
+        async move {
+            for n in 1..=12 {
+                let (m, lsn) = create(app, &format!("2001-01-{n:02}"), ["US", country]).await;
+                // ListMeetings by "US" sees every writer's meetings: only
+                // the pair's own counts are exact.
+                let (found, [_, streamed, summarised]) =
+                    reads(app, &m.id, ["US", country], Some(&lsn)).await;
+                assert_eq!(
+                    (found, streamed, summarised),
+                    (true, n, n),
+                    "{country} #{n}"
+                );
+            }
+        }
+    });
+    futures_util::future::join_all(writers).await;
+
+    // A stopped replica: reads go on, from the primary, from the first one.
+    cluster.replica.kill_immediately().await;
+    let (m2, _) = create(&app, "2023-01-01", ["AZ", "TR"]).await;
+    assert_eq!(
+        reads(&app, &m2.id, ["AZ", "TR"], None).await,
+        (true, [2, 1, 1])
+    );
+    until_replica(&app, ServingStatus::NotServing).await;
+    assert_eq!(
+        reads(&app, &m2.id, ["AZ", "TR"], None).await,
+        (true, [2, 1, 1])
+    );
+
+    // Restarted, it takes reads back: paused again, it misses what is new.
+    cluster.replica.restart().await.unwrap();
+    until_replica(&app, ServingStatus::Serving).await;
+    replay(&cluster.replica, false).await;
+    let (m3, lsn3) = create(&app, "2024-01-01", ["GE", "AM"]).await;
+    assert_eq!(
+        reads(&app, &m3.id, ["GE", "AM"], None).await,
+        (false, [0, 0, 0])
+    );
+    assert_eq!(
+        reads(&app, &m3.id, ["GE", "AM"], Some(&lsn3)).await,
+        (true, [1, 1, 1])
+    );
+    replay(&cluster.replica, true).await;
+}
+
+#[tokio::test]
+async fn a_replica_that_falls_behind_is_skipped_until_it_catches_up() {
+    let cluster = cluster().await;
+    let app = serve(&cluster, 300).await;
+    until_replica(&app, ServingStatus::Serving).await;
+
+    replay(&cluster.replica, false).await;
+    let (m, _) = create(&app, "2022-05-05", ["AZ", "JP"]).await;
+    // Past the bound, the primary answers: the new meeting is seen.
+    until_replica(&app, ServingStatus::NotServing).await;
+    assert_eq!(
+        reads(&app, &m.id, ["AZ", "JP"], None).await,
+        (true, [1, 1, 1])
+    );
+
+    replay(&cluster.replica, true).await;
+    until_replica(&app, ServingStatus::Serving).await;
+    assert_eq!(
+        reads(&app, &m.id, ["AZ", "JP"], None).await,
+        (true, [1, 1, 1])
+    );
+}
+
+#[tokio::test]
+async fn a_malformed_read_position_is_refused_and_named() {
+    let app = crate::helpers::spawn_app().await;
+    let status = app
+        .client
+        .clone()
+        .get_meeting(at(
+            pb::GetMeetingRequest {
+                id: "0190c0a8-0000-7000-8000-000000000001".into(),
+            },
+            Some("yesterday"),
+        ))
+        .await
+        .unwrap_err();
+    let details = assert_error(&status, Code::InvalidArgument, "INVALID_REQUEST");
+    assert_eq!(
+        crate::helpers::violated_fields(&details),
+        ["x-meetings-min-lsn"]
+    );
+}
