@@ -83,8 +83,8 @@ const LOOKUPS_IN_FLIGHT: usize = 1;
 /// together, so several in flight share each flush.
 const CREATES_IN_FLIGHT: usize = 4;
 
-/// Response metadata of every successful write: the primary's WAL position
-/// after its commit.
+/// Response metadata of every successful write when replicas are
+/// configured: the primary's WAL position after its commit.
 pub const WRITE_POSITION: &str = "x-meetings-lsn";
 /// Request metadata of a read: a position from `WRITE_POSITION` that the
 /// database serving the read must have replayed (read-your-writes).
@@ -169,7 +169,14 @@ impl MeetingsApi {
     /// `response` with the WAL position of the write it answers. A write
     /// that committed is not failed for want of its position: the header
     /// is then left out (a client reads from the primary without it).
+    /// Sent only with replicas configured: without them every read is the
+    /// primary's, and the query would cost each write a round trip for
+    /// nothing (a fifth of a one-client CreateMeeting's rate, measured in
+    /// docs/scaling.md).
     async fn with_position<T>(&self, mut response: Response<T>) -> Response<T> {
+        if self.storage.replicas().is_none() {
+            return response;
+        }
         match self.positions.call(()).await {
             Ok(lsn) => {
                 if let Ok(value) = lsn.to_string().parse() {

@@ -334,3 +334,83 @@ async fn a_malformed_read_position_is_refused_and_named() {
         ["x-meetings-min-lsn"]
     );
 }
+
+/// Every write answers with its position, and a read at that position
+/// sees the write (here from the primary: the replica's replay is paused).
+#[tokio::test]
+async fn every_write_answers_with_its_position() {
+    let cluster = cluster().await;
+    let app = serve(&cluster, 60_000).await;
+    until_replica(&app, ServingStatus::Serving).await;
+    replay(&cluster.replica, false).await;
+    let position = |metadata: &tonic::metadata::MetadataMap| {
+        metadata
+            .get("x-meetings-lsn")
+            .expect("a write response carries its WAL position")
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+    let mut client = app.client.clone();
+    let (a, _) = create(&app, "2022-05-05", ["AZ", "JP"]).await;
+    let (b, _) = create(&app, "2022-05-06", ["AZ", "JP"]).await;
+
+    let imported = client
+        .import_meetings(tokio_stream::iter([pb::ImportMeetingsRequest {
+            meeting: Some(meeting("2022-05-07", &["AZ", "JP"])),
+            ..Default::default()
+        }]))
+        .await
+        .unwrap();
+    let lsn = position(imported.metadata());
+    assert_eq!(
+        reads(&app, &a.id, ["AZ", "JP"], Some(&lsn)).await.1,
+        [3, 3, 3]
+    );
+
+    let mut changed = a.clone();
+    changed.summary = "Talks on energy.".into();
+    let updated = client
+        .update_meeting(pb::UpdateMeetingRequest {
+            meeting: Some(changed),
+            update_mask: None,
+        })
+        .await
+        .unwrap();
+    let lsn = position(updated.metadata());
+    let seen = client
+        .get_meeting(at(pb::GetMeetingRequest { id: a.id.clone() }, Some(&lsn)))
+        .await
+        .unwrap()
+        .into_inner()
+        .meeting
+        .unwrap();
+    assert_eq!(seen.summary, "Talks on energy.");
+
+    let merged = client
+        .merge_meetings(pb::MergeMeetingsRequest {
+            target_id: a.id.clone(),
+            source_ids: vec![b.id.clone()],
+        })
+        .await
+        .unwrap();
+    let lsn = position(merged.metadata());
+    assert_eq!(
+        reads(&app, &a.id, ["AZ", "JP"], Some(&lsn)).await.1,
+        [2, 2, 2]
+    );
+
+    let deleted = client
+        .delete_meeting(pb::DeleteMeetingRequest {
+            id: a.id.clone(),
+            etag: String::new(),
+        })
+        .await
+        .unwrap();
+    let lsn = position(deleted.metadata());
+    assert_eq!(
+        reads(&app, &a.id, ["AZ", "JP"], Some(&lsn)).await,
+        (false, [1, 1, 1])
+    );
+    replay(&cluster.replica, true).await;
+}
