@@ -86,6 +86,9 @@ const CREATES_IN_FLIGHT: usize = 4;
 /// Response metadata of every successful write when replicas are
 /// configured: the primary's WAL position after its commit.
 pub const WRITE_POSITION: &str = "x-meetings-lsn";
+/// Longest wait for a write's position; past it the response goes
+/// without one.
+const POSITION_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(250);
 /// Request metadata of a read: a position from `WRITE_POSITION` that the
 /// database serving the read must have replayed (read-your-writes).
 pub const MIN_POSITION: &str = "x-meetings-min-lsn";
@@ -177,7 +180,10 @@ impl MeetingsApi {
         if self.storage.replicas().is_none() {
             return response;
         }
-        match self.positions.call(()).await {
+        // Bounded: a committed write must not miss its deadline waiting
+        // for its position.
+        let position = tokio::time::timeout(POSITION_TIMEOUT, self.positions.call(())).await;
+        match position.unwrap_or(Err(Error::DeadlineExceeded)) {
             Ok(lsn) => {
                 if let Ok(value) = lsn.to_string().parse() {
                     response.metadata_mut().insert(WRITE_POSITION, value);

@@ -38,6 +38,12 @@ const CHECK_INTERVAL: Duration = Duration::from_millis(200);
 const WAITING_CHECK_INTERVAL: Duration = Duration::from_millis(2);
 /// A check that takes longer counts as failed: the replica is skipped.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(1);
+/// A read on a replica that takes longer is given up and served by the
+/// primary, and the replica is skipped until a check passes: a replica
+/// that stops answering (a partition, a paused host) must not hold reads
+/// until the TCP connection gives up. Every read the service sends a
+/// replica (a page, a summary, a lookup) takes milliseconds.
+const READ_TIMEOUT: Duration = Duration::from_secs(2);
 /// Connections a replica's pool keeps for the checks and for reads that
 /// could not find one free in time fall back to the primary.
 const REPLICA_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -45,9 +51,15 @@ const REPLICA_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(1);
 const REPLICA_POSITION: &str =
     "SELECT pg_is_in_recovery(), (pg_last_wal_replay_lsn() - '0/0'::pg_lsn)::bigint";
 /// The end of the WAL inserted so far: at or past the commit record of
-/// every transaction committed before it is read (pg_current_wal_lsn, the
-/// written position, may still be behind an asynchronous commit).
-const PRIMARY_POSITION: &str = "SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::bigint";
+/// every transaction committed before it is read, even an asynchronous
+/// commit whose record is not written yet. A write's position.
+const WRITE_POSITION: &str = "SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::bigint";
+/// The end of the WAL flushed so far, the most a replica can have
+/// replayed, and measured as replay positions are (the end of a record,
+/// where the insert position at a page boundary points past the page's
+/// header): a replica that has replayed everything reaches it exactly.
+/// The lag samples.
+const FLUSHED_POSITION: &str = "SELECT (pg_current_wal_flush_lsn() - '0/0'::pg_lsn)::bigint";
 
 /// A position in PostgreSQL's write-ahead log, written as PostgreSQL
 /// writes it (`16/B374D848`).
@@ -258,34 +270,45 @@ impl Replicas {
         }
     }
 
-    /// Checks every replica, then reads the primary's position, and sets
-    /// each replica's state.
-    async fn check(&self, primary: &PgPool) {
+    /// Checks every replica and, with `sample`, reads the primary's
+    /// position at the same time; sets each replica's state.
+    async fn check(&self, primary: &PgPool, sample: bool) {
+        // A commit made before `asked` is in the position read after it.
+        let asked = Instant::now();
+        let sampled = async {
+            if !sample {
+                return None;
+            }
+            tokio::time::timeout(
+                CHECK_TIMEOUT,
+                sqlx::query_scalar::<_, i64>(FLUSHED_POSITION).fetch_one(primary),
+            )
+            .await
+            .ok()?
+            .ok()
+        };
         let positions = join_all(self.set.iter().map(|r| async {
             tokio::time::timeout(
                 CHECK_TIMEOUT,
                 sqlx::query_as::<_, (bool, Option<i64>)>(REPLICA_POSITION).fetch_one(&r.pool),
             )
             .await
-        }))
-        .await;
+        }));
+        let (sampled, positions) = tokio::join!(sampled, positions);
         let now = Instant::now();
-        let sampled = tokio::time::timeout(
-            CHECK_TIMEOUT,
-            sqlx::query_scalar::<_, i64>(PRIMARY_POSITION).fetch_one(primary),
-        )
-        .await;
         let mut samples = self.primary.lock().unwrap_or_else(|p| p.into_inner());
-        // When the primary does not answer, nothing new is committed: the
-        // positions already seen still bound each replica's lag.
-        if let Ok(Ok(position)) = sampled {
-            samples.push_back((now, position as u64));
+        if let Some(position) = sampled {
+            samples.push_back((asked, position as u64));
         }
-        // Older positions could only show lags past the bound.
+        // Older positions could only show lags past the bound; the newest
+        // is kept whatever its age. While the primary does not answer,
+        // nothing new is committed, and it still bounds each replica's
+        // lag.
         let keep = self.max_lag + Duration::from_secs(1);
-        while samples
-            .front()
-            .is_some_and(|(at, _)| now.duration_since(*at) > keep)
+        while samples.len() > 1
+            && samples
+                .front()
+                .is_some_and(|(at, _)| now.duration_since(*at) > keep)
         {
             samples.pop_front();
         }
@@ -294,7 +317,7 @@ impl Replicas {
             let (state, replayed) = match position {
                 Ok(Ok((true, Some(replayed)))) => {
                     let replayed = replayed as u64;
-                    let lag = if newest.is_none_or(|p| replayed >= p) {
+                    let lag = if newest.is_some_and(|p| replayed >= p) {
                         Some(Duration::ZERO)
                     } else {
                         // The newest position it has replayed: it holds
@@ -311,7 +334,8 @@ impl Replicas {
                     };
                     (state, Some(replayed))
                 }
-                Ok(Ok(_)) => (ReplicaState::NotReplica, None),
+                Ok(Ok((true, None))) => (ReplicaState::Lagging { lag: None }, None),
+                Ok(Ok((false, _))) => (ReplicaState::NotReplica, None),
                 Ok(Err(_)) | Err(_) => (ReplicaState::Unreachable, None),
             };
             replica.set(state, replayed);
@@ -354,15 +378,22 @@ impl Storage {
                 replicas: None,
                 ..self.clone()
             };
-            match read(on_replica).await {
-                Err(e @ (Error::Unavailable(_) | Error::Internal(_))) => {
-                    // Handled here: the primary answers instead.
-                    tracing::warn!(replica = %replica.name, error = ?e, "read failed on a replica; the primary serves it");
-                    if matches!(e, Error::Unavailable(_)) {
-                        replica.set(ReplicaState::Unreachable, None);
-                    }
+            // Handled here, logged once: the primary answers instead.
+            match tokio::time::timeout(READ_TIMEOUT, read(on_replica)).await {
+                Err(_) => {
+                    tracing::warn!(replica = %replica.name, timeout_ms = READ_TIMEOUT.as_millis() as u64, "read on a replica timed out; the primary serves it");
+                    replica.set(ReplicaState::Unreachable, None);
                 }
-                outcome => return outcome,
+                Ok(Err(Error::Unavailable(cause))) => {
+                    tracing::warn!(replica = %replica.name, error = %cause, "replica unavailable; the primary serves the read");
+                    replica.set(ReplicaState::Unreachable, None);
+                }
+                Ok(Err(Error::Internal(cause))) => {
+                    // A hot standby cancels a query whose rows replay must
+                    // remove (a recovery conflict, SQLSTATE 40001).
+                    tracing::warn!(replica = %replica.name, error = format!("{cause:#}"), "read failed on a replica; the primary serves it");
+                }
+                Ok(outcome) => return outcome,
             }
         }
         read(self.clone()).await
@@ -371,7 +402,7 @@ impl Storage {
     /// The primary's WAL position now: at or past the commit of every write
     /// that has returned.
     pub async fn write_position(&self) -> Result<Lsn> {
-        let position: i64 = sqlx::query_scalar(PRIMARY_POSITION)
+        let position: i64 = sqlx::query_scalar(WRITE_POSITION)
             .fetch_one(&self.pool)
             .await?;
         Ok(Lsn(position as u64))
@@ -388,21 +419,25 @@ impl Storage {
         let Some(replicas) = self.replicas.clone() else {
             return;
         };
+        let mut sampled: Option<Instant> = None;
         loop {
-            replicas.check(&self.pool).await;
+            // While reads wait, only the replicas are asked every time: a
+            // waiting read compares replay positions, not lags.
+            let sample = sampled.is_none_or(|at| at.elapsed() >= CHECK_INTERVAL);
+            if sample {
+                sampled = Some(Instant::now());
+            }
+            replicas.check(&self.pool, sample).await;
             let interval = if replicas.waiting.load(Ordering::SeqCst) > 0 {
                 WAITING_CHECK_INTERVAL
             } else {
                 CHECK_INTERVAL
             };
             tokio::select! {
-                () = stop.cancelled() => break,
+                () = stop.cancelled() => return,
                 () = tokio::time::sleep(interval) => {}
                 () = replicas.wake.notified() => {}
             }
-        }
-        for replica in &replicas.set {
-            replica.pool.close().await;
         }
     }
 }
