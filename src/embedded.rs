@@ -150,6 +150,40 @@ impl EmbeddedPostgres {
         }
     }
 
+    /// Stops (`frozen`) or resumes every process of the server with
+    /// SIGSTOP/SIGCONT: a server that keeps its connections open and
+    /// answers nothing, as behind a network partition, for fault tests.
+    pub fn freeze(&self, frozen: bool) {
+        let Some(child) = &self.child else { return };
+        let sig = if frozen {
+            Signal::SIGSTOP
+        } else {
+            Signal::SIGCONT
+        };
+        let postmaster = child.id();
+        // The postmaster's children are its backends and helpers.
+        let children = fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|pid| {
+                fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .ok()
+                    .and_then(|stat| {
+                        // Fields after the command name, which is in parentheses.
+                        let rest = &stat[stat.rfind(')')? + 1..];
+                        rest.split_whitespace().nth(1)?.parse::<u32>().ok()
+                    })
+                    == Some(postmaster)
+            });
+        for pid in std::iter::once(postmaster).chain(children) {
+            if let Ok(pid) = i32::try_from(pid) {
+                let _ = kill(Pid::from_raw(pid), sig);
+            }
+        }
+    }
+
     /// Starts the server again, where it was (same socket and port), after
     /// `kill_immediately`; it recovers from its write-ahead log.
     pub async fn restart(&mut self) -> anyhow::Result<()> {

@@ -209,8 +209,12 @@ impl Replicas {
                 );
                 // Lazy: a replica that is down when the service starts is
                 // skipped until it answers, not a reason not to start.
+                // No ping before each use: it would cost every read a
+                // round trip, and a connection broken since (a replica
+                // restarted) fails its read, which the primary then serves.
                 let pool = PgPoolOptions::new()
                     .max_connections(max_connections)
+                    .test_before_acquire(false)
                     .acquire_timeout(REPLICA_ACQUIRE_TIMEOUT)
                     .connect_lazy_with(options.clone());
                 Replica {

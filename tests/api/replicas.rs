@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use meetings::embedded::EmbeddedPostgres;
 use meetings::pb;
+use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection, PgConnection};
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -398,4 +399,48 @@ async fn every_write_answers_with_its_position() {
         (false, [1, 1, 1])
     );
     replay(&cluster.replica, true).await;
+}
+
+/// A replica that stops answering without closing its connections (as
+/// behind a network partition): reads are given up on it and served by the
+/// primary, within a bounded time, and it serves again once it answers.
+#[tokio::test]
+async fn a_replica_that_stops_answering_does_not_hold_reads() {
+    let cluster = cluster().await;
+    let app = serve(&cluster, 60_000).await;
+    until_replica(&app, ServingStatus::Serving).await;
+    let (m, _) = create(&app, "2022-05-05", ["AZ", "JP"]).await;
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            reads(&app, &m.id, ["AZ", "JP"], None).await == (true, [1, 1, 1])
+        })
+        .await
+    );
+
+    cluster.replica.freeze(true);
+    let mut probe = PgConnectOptions::clone(&cluster.replica.connect_options());
+    probe = probe.database("postgres");
+    assert!(
+        tokio::time::timeout(
+            Duration::from_millis(500),
+            PgConnection::connect_with(&probe)
+        )
+        .await
+        .is_err(),
+        "a frozen server answered"
+    );
+    let started = std::time::Instant::now();
+    let seen = tokio::time::timeout(
+        Duration::from_secs(20),
+        reads(&app, &m.id, ["AZ", "JP"], None),
+    )
+    .await;
+    let waited = started.elapsed();
+    cluster.replica.freeze(false);
+    assert_eq!(
+        seen.expect("reads are not held by a frozen replica"),
+        (true, [1, 1, 1]),
+        "answered after {waited:?}"
+    );
+    until_replica(&app, ServingStatus::Serving).await;
 }
