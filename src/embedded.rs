@@ -315,7 +315,9 @@ impl EmbeddedPostgres {
 
 impl Drop for EmbeddedPostgres {
     fn drop(&mut self) {
-        // Reached without `stop` (a panic, a test ending): stop synchronously.
+        // Reached without `stop` (a panic, a test ending): stop synchronously,
+        // frozen or not (a stopped process would not see the signal).
+        self.freeze(false);
         if let Some(mut child) = self.child.take() {
             signal(&child, Signal::SIGINT);
             let deadline = Instant::now() + STOP_TIMEOUT;

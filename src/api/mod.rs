@@ -170,12 +170,12 @@ impl MeetingsApi {
     }
 
     /// `response` with the WAL position of the write it answers. A write
-    /// that committed is not failed for want of its position: the header
-    /// is then left out (a client reads from the primary without it).
-    /// Sent only with replicas configured: without them every read is the
-    /// primary's, and the query would cost each write a round trip for
-    /// nothing (a fifth of a one-client CreateMeeting's rate, measured in
-    /// docs/scaling.md).
+    /// that committed is not failed for want of its position: it then
+    /// answers `Lsn::PRIMARY`, which sends the caller's reads at it to the
+    /// primary. Sent only with replicas configured: without them every read
+    /// is the primary's, and the query would cost each write a round trip
+    /// for nothing (a fifth of a one-client CreateMeeting's rate, measured
+    /// in docs/scaling.md).
     async fn with_position<T>(&self, mut response: Response<T>) -> Response<T> {
         if self.storage.replicas().is_none() {
             return response;
@@ -183,15 +183,15 @@ impl MeetingsApi {
         // Bounded: a committed write must not miss its deadline waiting
         // for its position.
         let position = tokio::time::timeout(POSITION_TIMEOUT, self.positions.call(())).await;
-        match position.unwrap_or(Err(Error::DeadlineExceeded)) {
-            Ok(lsn) => {
-                if let Ok(value) = lsn.to_string().parse() {
-                    response.metadata_mut().insert(WRITE_POSITION, value);
-                }
-            }
+        let lsn = match position.unwrap_or(Err(Error::DeadlineExceeded)) {
+            Ok(lsn) => lsn,
             Err(e) => {
-                tracing::warn!(error = %e, "no WAL position for a write response");
+                tracing::warn!(error = %e, "no WAL position for a write response; its reads go to the primary");
+                Lsn::PRIMARY
             }
+        };
+        if let Ok(value) = lsn.to_string().parse() {
+            response.metadata_mut().insert(WRITE_POSITION, value);
         }
         response
     }

@@ -66,6 +66,13 @@ const FLUSHED_POSITION: &str = "SELECT (pg_current_wal_flush_lsn() - '0/0'::pg_l
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Lsn(pub u64);
 
+impl Lsn {
+    /// A position no replica reaches: sent by a write that committed but
+    /// could not read its position, it sends the caller's reads to the
+    /// primary at once.
+    pub const PRIMARY: Self = Self(u64::MAX);
+}
+
 impl fmt::Display for Lsn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:X}/{:X}", self.0 >> 32, self.0 & 0xFFFF_FFFF)
@@ -244,6 +251,9 @@ impl Replicas {
     /// it), waiting up to the configured time for one to reach `at`; None
     /// when the primary must serve the read.
     async fn pick(&self, at: Option<Lsn>) -> Option<&Replica> {
+        if at == Some(Lsn::PRIMARY) {
+            return None;
+        }
         let deadline = tokio::time::Instant::now() + self.wait;
         let mut checked = self.checked.subscribe();
         let mut waiting = None;
@@ -316,13 +326,19 @@ impl Replicas {
         {
             samples.pop_front();
         }
-        let newest = samples.back().map(|(_, p)| *p);
+        let newest = samples.back().copied();
         for (replica, position) in self.set.iter().zip(positions) {
             let (state, replayed) = match position {
                 Ok(Ok((true, Some(replayed)))) => {
                     let replayed = replayed as u64;
-                    let lag = if newest.is_some_and(|p| replayed >= p) {
-                        Some(Duration::ZERO)
+                    let lag = if let Some((at, p)) = newest
+                        && replayed >= p
+                    {
+                        // Caught up with the newest sample: as fresh as
+                        // that sample is old. A sample that keeps failing
+                        // (the primary overloaded or down) lets the bound
+                        // grow rather than vouch for a stale replica.
+                        Some(now.duration_since(at))
                     } else {
                         // The newest position it has replayed: it holds
                         // every commit made before that position was seen.
