@@ -177,9 +177,16 @@ impl MeetingsApi {
     /// for nothing (a fifth of a one-client CreateMeeting's rate, measured
     /// in docs/scaling.md).
     async fn with_position<T>(&self, mut response: Response<T>) -> Response<T> {
-        if self.storage.replicas().is_none() {
-            return response;
+        if let Some(position) = self.write_position().await {
+            response.metadata_mut().insert(WRITE_POSITION, position);
         }
+        response
+    }
+
+    /// The value of `WRITE_POSITION` for a write that committed; None
+    /// without replicas.
+    async fn write_position(&self) -> Option<tonic::metadata::AsciiMetadataValue> {
+        self.storage.replicas()?;
         // Bounded: a committed write must not miss its deadline waiting
         // for its position.
         let position = tokio::time::timeout(POSITION_TIMEOUT, self.positions.call(())).await;
@@ -190,10 +197,7 @@ impl MeetingsApi {
                 Lsn::PRIMARY
             }
         };
-        if let Ok(value) = lsn.to_string().parse() {
-            response.metadata_mut().insert(WRITE_POSITION, value);
-        }
-        response
+        lsn.to_string().parse().ok()
     }
 
     /// `unary` for a call that holds a pool connection of its own: it also
@@ -255,10 +259,24 @@ impl MeetingService for MeetingsApi {
         request: Request<Streaming<pb::ImportMeetingsRequest>>,
     ) -> Result<Response<pb::ImportMeetingsResponse>, Status> {
         let admission = self.limits.admit(&Origin::of(&request))?;
-        let response = self
+        match self
             .import(request.into_inner(), admission.database())
-            .await?;
-        Ok(self.with_position(Response::new(response)).await)
+            .await
+        {
+            Ok(response) => Ok(self.with_position(Response::new(response)).await),
+            Err(mut status) => {
+                // An import that stopped part-way (its ErrorInfo says where
+                // to resume) stored what came before: its position lets the
+                // caller read that.
+                let stopped = tonic_types::StatusExt::get_error_details(&status)
+                    .error_info()
+                    .is_some_and(|info| info.metadata.contains_key("resume_index"));
+                if stopped && let Some(position) = self.write_position().await {
+                    status.metadata_mut().insert(WRITE_POSITION, position);
+                }
+                Err(status)
+            }
+        }
     }
 
     async fn list_meetings(

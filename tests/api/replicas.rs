@@ -14,7 +14,7 @@ use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
-use crate::helpers::{Settings, TestApp, assert_error, eventually, meeting, spawn_app_on};
+use crate::helpers::{Settings, TestApp, assert_error, eventually, many, meeting, spawn_app_on};
 
 struct Cluster {
     primary: EmbeddedPostgres,
@@ -51,13 +51,17 @@ fn url(server: &EmbeddedPostgres) -> String {
 }
 
 async fn serve(cluster: &Cluster, max_lag_ms: u64) -> TestApp {
+    serve_with(cluster, max_lag_ms, Settings::default()).await
+}
+
+async fn serve_with(cluster: &Cluster, max_lag_ms: u64, settings: Settings) -> TestApp {
     spawn_app_on(
         url(&cluster.primary),
         Settings {
             replica_urls: vec![url(&cluster.replica)],
             replica_max_lag_ms: max_lag_ms,
             replica_wait_ms: 100,
-            ..Settings::default()
+            ..settings
         },
     )
     .await
@@ -443,4 +447,66 @@ async fn a_replica_that_stops_answering_does_not_hold_reads() {
         "answered after {waited:?}"
     );
     until_replica(&app, ServingStatus::Serving).await;
+}
+
+/// An import stopped part-way (here by a message over the size limit) has
+/// stored the batches before it: its status carries the position to read
+/// them at.
+#[tokio::test]
+async fn a_stopped_import_answers_with_the_position_of_what_it_stored() {
+    let cluster = cluster().await;
+    let settings = Settings {
+        max_request_bytes: 64 * 1024,
+        ..Settings::default()
+    };
+    let app = serve_with(&cluster, 60_000, settings).await;
+    until_replica(&app, ServingStatus::Serving).await;
+    replay(&cluster.replica, false).await;
+    let batch = meetings::api::IMPORT_BATCH;
+    let mut requests: Vec<pb::ImportMeetingsRequest> = many(batch + 1)
+        .into_iter()
+        .map(|m| pb::ImportMeetingsRequest {
+            meeting: Some(m),
+            ..Default::default()
+        })
+        .collect();
+    let mut oversized = meeting("2022-05-06", &["AZ", "JP"]);
+    oversized.summary = "x".repeat(100 * 1024);
+    requests.push(pb::ImportMeetingsRequest {
+        meeting: Some(oversized),
+        ..Default::default()
+    });
+    let status = app
+        .client
+        .clone()
+        .import_meetings(tokio_stream::iter(requests))
+        .await
+        .unwrap_err();
+    let lsn = status
+        .metadata()
+        .get("x-meetings-lsn")
+        .unwrap_or_else(|| panic!("a stopped import carries its position: {status:?}"))
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let summary = app
+        .client
+        .clone()
+        .get_country_pair_summary(at(
+            pb::GetCountryPairSummaryRequest {
+                country_a: "AZ".into(),
+                country_b: "JP".into(),
+                ..Default::default()
+            },
+            Some(&lsn),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        summary.meeting_count >= batch as u64,
+        "{} meetings seen at the stop's position",
+        summary.meeting_count
+    );
+    replay(&cluster.replica, true).await;
 }
