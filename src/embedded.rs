@@ -143,7 +143,7 @@ impl EmbeddedPostgres {
     /// a crash), for fault tests. `restart` brings it back.
     pub async fn kill_immediately(&mut self) {
         if let Some(mut child) = self.child.take() {
-            signal(&child, Signal::SIGQUIT);
+            signal(child.id(), Signal::SIGQUIT);
             while matches!(child.try_wait(), Ok(None)) {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
@@ -178,9 +178,7 @@ impl EmbeddedPostgres {
                     == Some(postmaster)
             });
         for pid in std::iter::once(postmaster).chain(children) {
-            if let Ok(pid) = i32::try_from(pid) {
-                let _ = kill(Pid::from_raw(pid), sig);
-            }
+            signal(pid, sig);
         }
     }
 
@@ -199,12 +197,7 @@ impl EmbeddedPostgres {
     /// standby that follows this server.
     pub fn base_backup(&self, data_dir: &Path) -> anyhow::Result<()> {
         let pgdata = data_dir.join("pgdata");
-        fs::create_dir_all(&pgdata)
-            .with_context(|| format!("cannot create {}", pgdata.display()))?;
-        fs::set_permissions(&pgdata, fs::Permissions::from_mode(0o700))?;
-        if let Some(user) = &self.owner {
-            chown(&pgdata, user)?;
-        }
+        private_dir(&pgdata, self.owner.as_ref())?;
         // Beside the server binaries, else wherever PATH finds it (a
         // directory of server wrappers may not hold the client tools).
         let beside = self.bindir.join("pg_basebackup");
@@ -220,19 +213,8 @@ impl EmbeddedPostgres {
             .arg("-h")
             .arg(self.socket_dir.path())
             .args(["-p", &self.port.to_string()])
-            .current_dir(&pgdata)
-            .stdin(Stdio::null());
-        as_user(&mut cmd, self.owner.as_ref());
-        let out = cmd.output().context("cannot run pg_basebackup")?;
-        if !out.status.success() {
-            bail!(
-                "pg_basebackup into {} failed ({}):\n{}",
-                pgdata.display(),
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        Ok(())
+            .current_dir(&pgdata);
+        run_as(cmd, self.owner.as_ref(), "pg_basebackup", &pgdata)
     }
 
     /// How to reach the service's database in this server.
@@ -297,7 +279,7 @@ impl EmbeddedPostgres {
     /// checkpointed) and waits for it to exit.
     pub async fn stop(mut self) {
         if let Some(mut child) = self.child.take() {
-            signal(&child, Signal::SIGINT);
+            signal(child.id(), Signal::SIGINT);
             let deadline = Instant::now() + STOP_TIMEOUT;
             while matches!(child.try_wait(), Ok(None)) {
                 if Instant::now() > deadline {
@@ -319,7 +301,7 @@ impl Drop for EmbeddedPostgres {
         // frozen or not (a stopped process would not see the signal).
         self.freeze(false);
         if let Some(mut child) = self.child.take() {
-            signal(&child, Signal::SIGINT);
+            signal(child.id(), Signal::SIGINT);
             let deadline = Instant::now() + STOP_TIMEOUT;
             while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(10));
@@ -330,30 +312,43 @@ impl Drop for EmbeddedPostgres {
     }
 }
 
-fn signal(child: &Child, sig: Signal) {
-    if let Ok(pid) = i32::try_from(child.id()) {
+fn signal(pid: u32, sig: Signal) {
+    if let Ok(pid) = i32::try_from(pid) {
         let _ = kill(Pid::from_raw(pid), sig);
     }
 }
 
 fn initdb(bindir: &Path, pgdata: &Path, owner: Option<&User>) -> anyhow::Result<()> {
-    fs::create_dir_all(pgdata)?;
-    fs::set_permissions(pgdata, fs::Permissions::from_mode(0o700))?;
-    if let Some(user) = owner {
-        chown(pgdata, user)?;
-    }
+    private_dir(pgdata, owner)?;
     tracing::info!(pgdata = %pgdata.display(), "initialising the embedded PostgreSQL data directory");
     let mut cmd = Command::new(bindir.join("initdb"));
     cmd.arg("-D")
         .arg(pgdata)
         .args(["-U", SUPERUSER, "-A", "trust", "-E", "UTF8", "--no-locale"])
-        .current_dir(pgdata)
-        .stdin(Stdio::null());
+        .current_dir(pgdata);
+    run_as(cmd, owner, "initdb", pgdata)
+}
+
+/// A data directory only the server's user may enter, as PostgreSQL
+/// requires.
+fn private_dir(pgdata: &Path, owner: Option<&User>) -> anyhow::Result<()> {
+    fs::create_dir_all(pgdata).with_context(|| format!("cannot create {}", pgdata.display()))?;
+    fs::set_permissions(pgdata, fs::Permissions::from_mode(0o700))?;
+    if let Some(user) = owner {
+        chown(pgdata, user)?;
+    }
+    Ok(())
+}
+
+/// Runs a PostgreSQL tool (`name`) on `pgdata` as the server's user; its
+/// error output becomes the error.
+fn run_as(mut cmd: Command, owner: Option<&User>, name: &str, pgdata: &Path) -> anyhow::Result<()> {
+    cmd.stdin(Stdio::null());
     as_user(&mut cmd, owner);
-    let out = cmd.output().context("cannot run initdb")?;
+    let out = cmd.output().with_context(|| format!("cannot run {name}"))?;
     if !out.status.success() {
         bail!(
-            "initdb failed for {} ({}):\n{}",
+            "{name} failed for {} ({}):\n{}",
             pgdata.display(),
             out.status,
             String::from_utf8_lossy(&out.stderr)

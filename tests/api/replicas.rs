@@ -114,6 +114,16 @@ async fn replay(replica: &EmbeddedPostgres, on: bool) {
     panic!("replay never became {want}");
 }
 
+/// The `x-meetings-lsn` of a write's response (or status).
+fn position(metadata: &tonic::metadata::MetadataMap) -> String {
+    metadata
+        .get("x-meetings-lsn")
+        .expect("a write answers with its WAL position")
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
 /// CreateMeeting; the meeting and the response's `x-meetings-lsn`.
 async fn create(app: &TestApp, date: &str, pair: [&str; 2]) -> (pb::Meeting, String) {
     let response = app
@@ -125,13 +135,7 @@ async fn create(app: &TestApp, date: &str, pair: [&str; 2]) -> (pb::Meeting, Str
         })
         .await
         .unwrap();
-    let lsn = response
-        .metadata()
-        .get("x-meetings-lsn")
-        .expect("a write response carries its WAL position")
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let lsn = position(response.metadata());
     (response.into_inner().meeting.unwrap(), lsn)
 }
 
@@ -203,25 +207,36 @@ async fn reads(app: &TestApp, id: &str, pair: [&str; 2], lsn: Option<&str>) -> (
     (found, [listed, streamed, summarised])
 }
 
+/// With the replica's replay paused, a new meeting of `pair` is missed by
+/// every read without a position (the replica answered) and seen by every
+/// read at the write's (the primary answered, after the wait). Replay is
+/// left paused.
+async fn a_new_meeting_is_missed_by_the_paused_replica(
+    app: &TestApp,
+    replica: &EmbeddedPostgres,
+    date: &str,
+    pair: [&str; 2],
+) -> pb::Meeting {
+    replay(replica, false).await;
+    let (m, lsn) = create(app, date, pair).await;
+    assert_eq!(reads(app, &m.id, pair, None).await, (false, [0, 0, 0]));
+    assert_eq!(reads(app, &m.id, pair, Some(&lsn)).await, (true, [1, 1, 1]));
+    m
+}
+
 #[tokio::test]
 async fn reads_go_to_the_replica_and_see_the_callers_own_writes() {
     let mut cluster = cluster().await;
     let app = serve(&cluster, 60_000).await;
     until_replica(&app, ServingStatus::Serving).await;
 
-    // The replica, its replay paused, misses a new meeting: a read without
-    // a position is answered by it, one with the write's position by the
-    // primary once the wait is over.
-    replay(&cluster.replica, false).await;
-    let (m, lsn) = create(&app, "2022-05-05", ["AZ", "JP"]).await;
-    assert_eq!(
-        reads(&app, &m.id, ["AZ", "JP"], None).await,
-        (false, [0, 0, 0])
-    );
-    assert_eq!(
-        reads(&app, &m.id, ["AZ", "JP"], Some(&lsn)).await,
-        (true, [1, 1, 1])
-    );
+    let m = a_new_meeting_is_missed_by_the_paused_replica(
+        &app,
+        &cluster.replica,
+        "2022-05-05",
+        ["AZ", "JP"],
+    )
+    .await;
 
     // Replaying again, the replica catches up and serves the meeting.
     replay(&cluster.replica, true).await;
@@ -268,16 +283,13 @@ async fn reads_go_to_the_replica_and_see_the_callers_own_writes() {
     // Restarted, it takes reads back: paused again, it misses what is new.
     cluster.replica.restart().await.unwrap();
     until_replica(&app, ServingStatus::Serving).await;
-    replay(&cluster.replica, false).await;
-    let (m3, lsn3) = create(&app, "2024-01-01", ["GE", "AM"]).await;
-    assert_eq!(
-        reads(&app, &m3.id, ["GE", "AM"], None).await,
-        (false, [0, 0, 0])
-    );
-    assert_eq!(
-        reads(&app, &m3.id, ["GE", "AM"], Some(&lsn3)).await,
-        (true, [1, 1, 1])
-    );
+    a_new_meeting_is_missed_by_the_paused_replica(
+        &app,
+        &cluster.replica,
+        "2024-01-01",
+        ["GE", "AM"],
+    )
+    .await;
     replay(&cluster.replica, true).await;
 }
 
@@ -333,14 +345,6 @@ async fn every_write_answers_with_its_position() {
     let app = serve(&cluster, 60_000).await;
     until_replica(&app, ServingStatus::Serving).await;
     replay(&cluster.replica, false).await;
-    let position = |metadata: &tonic::metadata::MetadataMap| {
-        metadata
-            .get("x-meetings-lsn")
-            .expect("a write response carries its WAL position")
-            .to_str()
-            .unwrap()
-            .to_owned()
-    };
     let mut client = app.client.clone();
     let (a, _) = create(&app, "2022-05-05", ["AZ", "JP"]).await;
     let (b, _) = create(&app, "2022-05-06", ["AZ", "JP"]).await;
@@ -482,13 +486,7 @@ async fn a_stopped_import_answers_with_the_position_of_what_it_stored() {
         .import_meetings(tokio_stream::iter(requests))
         .await
         .unwrap_err();
-    let lsn = status
-        .metadata()
-        .get("x-meetings-lsn")
-        .unwrap_or_else(|| panic!("a stopped import carries its position: {status:?}"))
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let lsn = position(status.metadata());
     let summary = app
         .client
         .clone()
