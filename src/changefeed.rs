@@ -29,8 +29,14 @@ pub async fn run_sequencer(
     retention: Duration,
     stop: CancellationToken,
 ) {
-    let mut last_expiry = tokio::time::Instant::now();
+    let span = crate::storage::partition_span(retention);
+    // The first round makes the partitions the first numbering needs.
+    let mut next_maintenance = tokio::time::Instant::now();
     loop {
+        if tokio::time::Instant::now() >= next_maintenance {
+            next_maintenance = tokio::time::Instant::now() + expiry_interval(retention);
+            maintain_partitions(&storage, span, retention).await;
+        }
         tokio::select! {
             () = stop.cancelled() => return,
             () = storage.events_written(Duration::from_millis(100)) => {}
@@ -47,21 +53,44 @@ pub async fn run_sequencer(
                     () = tokio::time::sleep_until(step + SEQUENCE_INTERVAL) => {}
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "event sequencer failed; retrying"),
-        }
-        if last_expiry.elapsed() > expiry_interval(retention) {
-            last_expiry = tokio::time::Instant::now();
-            match storage.expire_events(retention).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(expired = n, "old change-feed events deleted"),
-                Err(e) => tracing::warn!(error = %e, "expiring events failed"),
-            }
+            Err(e) => tracing::warn!(error = e.detail(), "event sequencer failed; retrying"),
         }
     }
 }
 
-/// How often old events are expired: every minute, or four times within a
-/// shorter retention (so that a watcher behind it learns soon).
+/// Makes the change feed's partitions for now and the next span, if
+/// missing, before the service starts; failing (logged), the sequencer's
+/// rounds make them.
+pub async fn prepare_partitions(storage: &Storage, retention: Duration) {
+    let span = crate::storage::partition_span(retention);
+    match tokio::time::timeout(
+        Duration::from_secs(5),
+        storage.prepare_event_partitions(span),
+    )
+    .await
+    {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = e.detail(), "making change-feed partitions failed"),
+        Err(_) => tracing::warn!("making change-feed partitions took more than 5 s"),
+    }
+}
+
+/// Makes the change feed's partitions ahead of time and drops the expired
+/// ones (storage::partitions). A failure is logged and tried again at the
+/// next round: partitions are made a whole span ahead.
+async fn maintain_partitions(storage: &Storage, span: Duration, retention: Duration) {
+    if let Err(e) = storage.prepare_event_partitions(span).await {
+        tracing::warn!(error = e.detail(), "making change-feed partitions failed");
+    }
+    match storage.expire_events(retention).await {
+        Ok(0) => {}
+        Ok(n) => tracing::debug!(partitions = n, "expired change-feed partitions dropped"),
+        Err(e) => tracing::warn!(error = e.detail(), "expiring change-feed partitions failed"),
+    }
+}
+
+/// How often partitions are made and expired: every minute, or four times
+/// within a shorter retention (so that a watcher behind it learns soon).
 fn expiry_interval(retention: Duration) -> Duration {
     (retention / 4).clamp(Duration::from_millis(100), Duration::from_secs(60))
 }
@@ -108,7 +137,7 @@ pub async fn run_figures(
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "folding pair figures failed; retrying");
+                    tracing::warn!(error = e.detail(), "folding pair figures failed; retrying");
                     break;
                 }
             }
@@ -123,7 +152,7 @@ pub async fn run_figures(
         if rewritten >= VACUUM_AFTER_REWRITES {
             rewritten = 0;
             if let Err(e) = storage.vacuum_pair_figures().await {
-                tracing::warn!(error = %e, "vacuuming pair figures failed");
+                tracing::warn!(error = e.detail(), "vacuuming pair figures failed");
             }
         }
         tokio::select! {
@@ -154,7 +183,7 @@ pub async fn run_poller(storage: Storage, wake: watch::Sender<u64>, stop: Cancel
                 wake.send_modify(|n| *n += 1);
             }
             Ok(_) => {}
-            Err(e) => tracing::debug!(error = %e, "cannot look for new events yet"),
+            Err(e) => tracing::debug!(error = e.detail(), "cannot look for new events yet"),
         }
     }
 }
@@ -169,7 +198,7 @@ pub async fn run_listener(storage: Storage, wake: watch::Sender<u64>, stop: Canc
             l = storage.listen_events() => match l {
                 Ok(l) => l,
                 Err(e) => {
-                    tracing::debug!(error = %e, "cannot listen for events yet");
+                    tracing::debug!(error = e.detail(), "cannot listen for events yet");
                     tokio::time::sleep(Duration::from_secs(1)).await;
                     continue;
                 }

@@ -141,6 +141,16 @@ impl Error {
         }
     }
 
+    /// The error with its cause, for the log of a background task, which
+    /// handles its own errors (callers of an RPC see a status without it).
+    pub fn detail(&self) -> String {
+        match self {
+            Self::Unavailable(cause) => format!("database unavailable: {cause}"),
+            Self::Internal(cause) => format!("internal error: {cause:#}"),
+            other => other.to_string(),
+        }
+    }
+
     /// Logs an internal cause (the only place one is logged); callers see
     /// a status without it.
     pub fn log_cause(&self) {

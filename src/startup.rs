@@ -143,6 +143,9 @@ impl Application {
         let reflection_v1 = reflection().build_v1()?;
 
         // Change feed: number events and wake watchers (see changefeed).
+        // Its partitions for now are made before the first call is served,
+        // so that the first writes' records go to them.
+        crate::changefeed::prepare_partitions(&storage, config.event_retention()).await;
         let (events_tx, events_rx) = tokio::sync::watch::channel(0u64);
         let sequencer = tokio::spawn(crate::changefeed::run_sequencer(
             storage.clone(),

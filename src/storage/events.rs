@@ -1,9 +1,7 @@
-//! The change feed: numbering the events of committed writes, expiring
-//! old ones, and the pages watchers read.
+//! The change feed: numbering the events of committed writes and the
+//! pages watchers read (expiry: `partitions`).
 
 use std::time::Duration;
-
-use chrono::Utc;
 
 use super::model::{NumberedEvents, PendingEvents};
 use super::{EventPage, EventRow, PAGE_BYTES, Storage};
@@ -17,7 +15,6 @@ const EVENTS_CHANNEL: &str = "meetings_events";
 
 const PENDING_EVENTS: &str = include_str!("queries/pending_events.sql");
 const NUMBER_EVENTS: &str = include_str!("queries/number_events.sql");
-const EXPIRE_EVENTS: &str = include_str!("queries/expire_events.sql");
 const EVENT_ROWS_AFTER: &str = include_str!("queries/event_rows_after.sql");
 const EVENTS_IN: &str = include_str!("queries/events_in.sql");
 
@@ -69,18 +66,6 @@ impl Storage {
     /// Waits until this instance wrote events (or `timeout` passes).
     pub async fn events_written(&self, timeout: Duration) {
         let _ = tokio::time::timeout(timeout, self.events_written.notified()).await;
-    }
-
-    /// Deletes the events numbered before the first one within `retention`,
-    /// with their records.
-    pub async fn expire_events(&self, retention: Duration) -> Result<u64> {
-        let cutoff =
-            Utc::now() - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
-        let expired: i64 = sqlx::query_scalar(EXPIRE_EVENTS)
-            .bind(cutoff)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(u64::try_from(expired).unwrap_or(0))
     }
 
     /// The next page of the change feed after the number `after`: the

@@ -4,8 +4,8 @@
 //!
 //! By concern: `meetings` (insert, get, list, update, delete, keys),
 //! `pairs` (pair pages), `figures` (pair summaries, kept as meetings are
-//! written), `events` (the change feed's
-//! numbering, expiry and pages), `batch` (the columns of a multi-row
+//! written), `events` (the change feed's numbering and pages),
+//! `partitions` (the change feed's time partitions, made and dropped), `batch` (the columns of a multi-row
 //! insert), `model` (row types), `error` (PostgreSQL's error codes).
 
 mod batch;
@@ -15,6 +15,7 @@ mod figures;
 mod meetings;
 mod model;
 mod pairs;
+mod partitions;
 mod replicas;
 
 use std::sync::Arc;
@@ -33,6 +34,7 @@ pub use model::{
     IdRecord, Inserted, ListFilter, LockedCandidate, LockedMeeting, NewRow, PairCounts, PairPage,
     PairQuery, PairSummary, RecordRow, StoredKey, TopicCount, UpdatedRow, YearCount,
 };
+pub use partitions::partition_span;
 pub use replicas::{Lsn, Replica, ReplicaSettings, ReplicaState, Replicas};
 
 /// Meetings of at most this many countries keep a copy of their record in

@@ -192,6 +192,19 @@ async fn meetings_stored_before_parties_and_spans_read_unchanged_after_them() {
     // and the migrations after it.
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
         "DROP TABLE meeting_redirects, pair_figure_changes, pair_figures;
+         DROP TABLE meeting_events, meeting_event_records;
+         CREATE TABLE meeting_events (
+             event_id bigserial PRIMARY KEY, sequence bigint, kind smallint NOT NULL,
+             event_time timestamptz NOT NULL DEFAULT now(), meeting_ids uuid[] NOT NULL,
+             meeting_codes text[] NOT NULL, event_count integer NOT NULL,
+             previous_codes text[], merged_into uuid);
+         CREATE UNIQUE INDEX meeting_events_sequence_idx ON meeting_events (sequence)
+             WHERE sequence IS NOT NULL;
+         CREATE INDEX meeting_events_unsequenced_idx ON meeting_events (event_id)
+             WHERE sequence IS NULL;
+         CREATE TABLE meeting_event_records (
+             event_id bigint NOT NULL, record bytea NOT NULL, meeting_id uuid NOT NULL,
+             PRIMARY KEY (event_id, meeting_id));
          DELETE FROM derived_value_versions
          WHERE name IN ('name_tokens', 'match_keys', 'pair_figures');
          ALTER TABLE meetings DROP COLUMN match_keys;

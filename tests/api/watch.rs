@@ -240,8 +240,8 @@ async fn an_event_whose_notification_never_arrives_is_still_delivered() {
     let id = uuid::Uuid::now_v7();
     sqlx::query(
         "INSERT INTO meeting_events (kind, meeting_ids, meeting_codes, event_count, \
-         sequence) VALUES (3, ARRAY[$1::uuid], ARRAY['AZ,JP'], 1, \
-         nextval('meeting_event_sequence'))",
+         sequence, numbered_at) VALUES (3, ARRAY[$1::uuid], ARRAY['AZ,JP'], 1, \
+         nextval('meeting_event_sequence'), now())",
     )
     .bind(id)
     .execute(&app.pool)
@@ -317,102 +317,128 @@ async fn a_replay_shows_each_meeting_as_it_was_at_each_event() {
     assert_eq!(events[4].meeting.as_ref(), Some(&updated));
 }
 
-/// Expiry deletes the numbered events before the first one within the
-/// retention, with their stored records (including a CREATED event's record
-/// copied by a later update) and records left without an event; an older
-/// event numbered after a retained one waits for a later expiry.
+/// Expiry drops whole partitions (never deletes rows): events numbered
+/// longer ago than the retention go with their partition, and so do their
+/// stored records (an update's, and a CREATED event's copied by the
+/// update) once every event they belong to is gone. Records written to the
+/// DEFAULT partition are deleted once their event is gone. The server's own
+/// maintenance, with a retention of 2 s (partitions of 1 s).
 #[tokio::test]
-async fn expiry_deletes_events_before_the_first_retained_one_with_their_records() {
-    let app = spawn_app().await;
+async fn expiry_drops_partitions_of_events_and_their_records() {
+    let app = crate::helpers::spawn_app_with(crate::helpers::Settings {
+        event_retention_hours: 2.0 / 3600.0,
+        ..Default::default()
+    })
+    .await;
     let a = app.create(meeting("2022-01-01", &["AZ", "JP"])).await;
-    let b = app.create(meeting("2022-01-02", &["AZ", "JP"])).await;
-    let c = app.create(meeting("2022-01-03", &["AZ", "JP"])).await;
     set_summary(&app, &a.id, "second version").await;
+    let b = app.create(meeting("2022-01-02", &["AZ", "JP"])).await;
     let mut all = watch(&app, pb::WatchMeetingsRequest::default()).await;
-    let events = next_events(&mut all, 4).await;
+    let events = next_events(&mut all, 3).await;
     assert_eq!(
         kinds(&events),
         [
             (Kind::Created, a.id.clone()),
-            (Kind::Created, b.id.clone()),
-            (Kind::Created, c.id.clone()),
             (Kind::Updated, a.id.clone()),
+            (Kind::Created, b.id.clone()),
         ]
     );
     let sequences: Vec<i64> = events.iter().map(|e| e.sequence as i64).collect();
-    let event_ids: Vec<i64> = sqlx::query_scalar(
-        "SELECT event_id FROM meeting_events WHERE sequence = ANY($1) ORDER BY sequence",
+    let (event_ids, mut partitions): (Vec<i64>, Vec<String>) = sqlx::query_as::<_, (i64, String)>(
+        "SELECT event_id, tableoid::regclass::text FROM meeting_events \
+         WHERE sequence = ANY($1) ORDER BY sequence",
     )
     .bind(&sequences)
     .fetch_all(&app.pool)
     .await
-    .unwrap();
-    // Events 0, 1 and 3 are two hours old; event 2 is recent. A record
-    // without an event sits below every event.
-    sqlx::query(
-        "UPDATE meeting_events SET event_time = now() - interval '2 hours' \
-         WHERE sequence = ANY($1)",
+    .unwrap()
+    .into_iter()
+    .unzip();
+    let records: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT event_id, tableoid::regclass::text FROM meeting_event_records \
+         WHERE event_id = ANY($1) ORDER BY event_id",
     )
-    .bind([sequences[0], sequences[1], sequences[3]])
+    .bind(&event_ids)
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        records.iter().map(|r| r.0).collect::<Vec<_>>(),
+        [event_ids[0], event_ids[1]],
+        "a's first version (copied by the update) and its update"
+    );
+    for (_, partition) in &records {
+        assert!(
+            partition.starts_with("meeting_event_records_p"),
+            "records go to partitions made ahead, not the default: {partition}"
+        );
+    }
+    for partition in partitions.iter().chain(records.iter().map(|r| &r.1)) {
+        assert!(partition.starts_with("meeting_event"), "{partition}");
+    }
+    partitions.extend(records.into_iter().map(|r| r.1));
+    // A record without an event, written before its partition was made.
+    sqlx::query(
+        "INSERT INTO meeting_event_records_default (event_id, meeting_id, record, written_at) \
+         VALUES (0, gen_random_uuid(), '', now() - interval '1 hour')",
+    )
     .execute(&app.pool)
     .await
     .unwrap();
-    sqlx::query(
-        "INSERT INTO meeting_event_records (event_id, meeting_id, record) \
-         VALUES (0, gen_random_uuid(), '')",
-    )
-    .execute(&app.pool)
-    .await
-    .unwrap();
-    let records = |ids: Vec<i64>| {
+
+    // Past the retention and a partition's span: a new event, and the old
+    // ones expire.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let c = app.create(meeting("2022-01-03", &["AZ", "JP"])).await;
+    // Partitions still there, and the oldest retained number.
+    let state = || {
         let pool = app.pool.clone();
+        let partitions = partitions.clone();
         async move {
-            sqlx::query_scalar::<_, i64>(
-                "SELECT event_id FROM meeting_event_records WHERE event_id = ANY($1) \
-                 ORDER BY event_id",
+            let kept: Vec<String> = sqlx::query_scalar(
+                "SELECT p FROM unnest($1::text[]) AS p WHERE to_regclass(p) IS NOT NULL",
             )
-            .bind(ids)
+            .bind(&partitions)
             .fetch_all(&pool)
             .await
-            .unwrap()
+            .unwrap();
+            let oldest: Option<i64> =
+                sqlx::query_scalar("SELECT min(sequence) FROM meeting_events")
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+            (kept, oldest)
         }
     };
+    let mut now = state().await;
+    for _ in 0..100 {
+        if now.0.is_empty() && now.1.is_some_and(|s| s > sequences[2]) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        now = state().await;
+    }
+    let (kept, oldest) = now;
     assert_eq!(
-        records(vec![0, event_ids[0], event_ids[3]]).await,
-        [0, event_ids[0], event_ids[3]],
-        "the orphan, a's first version (copied by the update) and its update"
+        kept,
+        Vec::<String>::new(),
+        "the old partitions were dropped"
     );
-
-    let storage = meetings::storage::Storage::connect(
-        (*app.pool.connect_options()).clone(),
-        &meetings::storage::PoolSettings {
-            max_connections: 1,
-            acquire_timeout: Duration::from_secs(10),
-        },
-        None,
+    assert!(
+        oldest.is_some_and(|s| s > sequences[2]),
+        "the old events expired"
+    );
+    let records: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM meeting_event_records WHERE event_id = ANY($1) OR event_id = 0",
     )
+    .bind(&event_ids)
+    .fetch_one(&app.pool)
     .await
     .unwrap();
-    let expired = storage
-        .expire_events(Duration::from_secs(3600))
-        .await
-        .unwrap();
-    assert_eq!(expired, 2);
-    let left: Vec<i64> =
-        sqlx::query_scalar("SELECT sequence FROM meeting_events ORDER BY sequence")
-            .fetch_all(&app.pool)
-            .await
-            .unwrap();
-    assert_eq!(left, [sequences[2], sequences[3]]);
-    assert_eq!(
-        records(vec![0, event_ids[0], event_ids[3]]).await,
-        [event_ids[3]]
-    );
+    assert_eq!(records, 0, "the records went with their events");
 
-    let replayed = resume_after_expiry(&app, events[0].sequence, events[1].sequence, 2).await;
-    assert_eq!(kinds(&replayed), kinds(&events[2..]));
+    let replayed = resume_after_expiry(&app, events[0].sequence, events[2].sequence, 1).await;
     assert_eq!(replayed[0].meeting.as_ref(), Some(&c));
-    assert_eq!(replayed[1].meeting, events[3].meeting);
 }
 
 /// An import stores its records in batches, each written with one

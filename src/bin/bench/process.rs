@@ -19,6 +19,7 @@ impl Database {
             sqlx::query(sqlx::AssertSqlSafe(format!(r#"CREATE DATABASE "{name}""#)))
                 .execute(&mut conn)
                 .await?;
+            println!("bench: database {name}");
             return Ok(Self {
                 options: admin.clone().database(&name),
                 embedded: None,
@@ -50,7 +51,10 @@ impl Database {
         if let Some((pg, _dir)) = self.embedded {
             pg.stop().await;
         }
+        // BENCH_KEEP_DATABASE leaves a database on DATABASE_URL's server
+        // for inspection (sizes of columns, plans) after the run.
         if let Some((admin, name)) = self.shared
+            && std::env::var_os("BENCH_KEEP_DATABASE").is_none()
             && let Ok(mut conn) = sqlx::PgConnection::connect_with(&admin).await
         {
             let _ = sqlx::query(sqlx::AssertSqlSafe(format!(

@@ -7,7 +7,8 @@ WITH created_records AS (
     SELECT m.created_event_id, m.id, m.record
     FROM meetings m JOIN meeting_events e ON e.event_id = m.created_event_id
     WHERE m.id = ANY($1) AND m.version = 1
-    ON CONFLICT (event_id, meeting_id) DO NOTHING
+      AND NOT EXISTS (SELECT FROM meeting_event_records r
+                      WHERE r.event_id = m.created_event_id AND r.meeting_id = m.id)
 )
 DELETE FROM meeting_country_pairs p
 USING meetings m

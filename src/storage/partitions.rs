@@ -1,0 +1,338 @@
+//! The change feed's time partitions (migration 0021): made ahead of the
+//! time they cover, and dropped whole once expired, so that retention never
+//! deletes rows.
+//!
+//! - `meeting_events` is partitioned by `numbered_at`, the time the
+//!   sequencer numbered the event. An events partition is dropped once its
+//!   end is older than the retention. Numbers rise with numbering times,
+//!   so the retained events are always a contiguous run of numbers.
+//! - `meeting_event_records` is partitioned by `written_at`. A records
+//!   partition is dropped once its end is older than the retention and
+//!   every record in it belongs to an event that is gone (its largest
+//!   event_id is below the oldest retained event's).
+//!
+//! Partition spans come from the retention (`partition_span`), aligned to
+//! the Unix epoch, so every instance with the same retention makes the
+//! same partitions. Instances with different retentions still agree: a
+//! new partition is narrowed to the gap between existing ones, and the
+//! bounds read back from the catalog are what count.
+//!
+//! Every instance runs this maintenance (from the sequencer's loop); an
+//! advisory lock makes one change the partitions at a time. Dropping a
+//! partition takes an ACCESS EXCLUSIVE lock on its table for the short
+//! transaction of the DROP, with a lock timeout so that it never holds up
+//! writers for long: a DROP that times out is tried again at the next
+//! round.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::AssertSqlSafe;
+
+use super::Storage;
+use crate::error::Result;
+
+/// Advisory lock key of partition maintenance ("mtgparts" in ASCII).
+const PARTITIONS_LOCK: i64 = 0x6d74_6770_6172_7473;
+
+/// The partitioned tables, and the name prefix of their partitions.
+#[derive(Clone, Copy)]
+struct Table {
+    parent: &'static str,
+    prefix: &'static str,
+}
+
+const EVENTS: Table = Table {
+    parent: "meeting_events",
+    prefix: "meeting_events_p",
+};
+const RECORDS: Table = Table {
+    parent: "meeting_event_records",
+    prefix: "meeting_event_records_p",
+};
+
+/// The time partitions of a table, with their bounds in microseconds since
+/// the Unix epoch (None for MINVALUE or MAXVALUE). The pending partition
+/// ([infinity, MAXVALUE)) and a DEFAULT partition are not listed.
+const PARTITIONS: &str = r"
+SELECT c.relname::text AS name,
+       CASE WHEN b[1] = 'MINVALUE' THEN NULL
+            ELSE (extract(epoch FROM btrim(b[1], '''')::timestamptz) * 1000000)::int8 END AS lower,
+       CASE WHEN b[2] = 'MAXVALUE' THEN NULL
+            ELSE (extract(epoch FROM btrim(b[2], '''')::timestamptz) * 1000000)::int8 END AS upper
+FROM pg_inherits i
+JOIN pg_class c ON c.oid = i.inhrelid
+CROSS JOIN LATERAL regexp_match(pg_get_expr(c.relpartbound, c.oid),
+                                '^FOR VALUES FROM \((.+)\) TO \((.+)\)$') AS b
+WHERE i.inhparent = $1::regclass AND b IS NOT NULL AND b[1] <> '''infinity'''
+";
+
+/// One time partition: [lower, upper) in microseconds since the epoch.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+struct Partition {
+    name: String,
+    lower: Option<i64>,
+    upper: Option<i64>,
+}
+
+impl Partition {
+    fn covers(&self, t: i64) -> bool {
+        self.lower.is_none_or(|l| l <= t) && self.upper.is_none_or(|u| t < u)
+    }
+}
+
+/// Spans a partition may have, longest first; each divides the one before
+/// it, and a day.
+const SPANS: [Duration; 7] = [
+    Duration::from_secs(86_400),
+    Duration::from_secs(6 * 3_600),
+    Duration::from_secs(3_600),
+    Duration::from_secs(600),
+    Duration::from_secs(60),
+    Duration::from_secs(10),
+    Duration::from_secs(1),
+];
+
+/// The span of the partitions for `retention`: the longest of `SPANS` at
+/// most a quarter of it (a day for the default week), so that about four
+/// to a few dozen partitions are retained and an event is dropped at most
+/// a quarter of the retention after it expires.
+pub fn partition_span(retention: Duration) -> Duration {
+    SPANS
+        .into_iter()
+        .find(|span| *span <= retention / 4)
+        .unwrap_or(Duration::from_secs(1))
+}
+
+/// The partition to make for the instant `t` (not covered by any of
+/// `existing`): its span's slot, narrowed to the gap between the existing
+/// partitions around `t`.
+fn slot(t: i64, span: i64, existing: &[Partition]) -> (i64, i64) {
+    let start = t.div_euclid(span) * span;
+    let lower = existing
+        .iter()
+        .filter_map(|p| p.upper.filter(|u| *u <= t))
+        .fold(start, i64::max);
+    let upper = existing
+        .iter()
+        .filter_map(|p| p.lower.filter(|l| *l > t))
+        .fold(start + span, i64::min);
+    (lower, upper)
+}
+
+fn timestamp(micros: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(micros).unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// A bound as a SQL literal, in UTC.
+fn literal(micros: i64) -> String {
+    format!("'{}'", timestamp(micros).format("%Y-%m-%d %H:%M:%S%.6f+00"))
+}
+
+/// Whether `e` is PostgreSQL's lock_not_available (a lock timeout).
+fn is_lock_timeout(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .and_then(|e| e.code())
+        .is_some_and(|code| code == "55P03")
+}
+
+impl Storage {
+    /// Makes the partitions that cover now and the next `span` in both
+    /// change-feed tables, where missing.
+    pub async fn prepare_event_partitions(&self, span: Duration) -> Result<()> {
+        let span = i64::try_from(span.as_micros()).unwrap_or(i64::MAX).max(1);
+        for table in [EVENTS, RECORDS] {
+            self.prepare_partitions(table, span).await?;
+        }
+        Ok(())
+    }
+
+    async fn prepare_partitions(&self, table: Table, span: i64) -> Result<()> {
+        let mut tx = super::begin(&self.pool, None).await?;
+        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+            .bind(PARTITIONS_LOCK)
+            .fetch_one(&mut *tx)
+            .await?;
+        if !locked {
+            return Ok(());
+        }
+        // Attaching waits for a lock on a DEFAULT partition, if any, which
+        // holds up writers into it meanwhile.
+        sqlx::query("SET LOCAL lock_timeout = '1s'")
+            .execute(&mut *tx)
+            .await?;
+        let now: DateTime<Utc> = sqlx::query_scalar("SELECT now()")
+            .fetch_one(&mut *tx)
+            .await?;
+        let mut existing: Vec<Partition> = sqlx::query_as(PARTITIONS)
+            .bind(table.parent)
+            .fetch_all(&mut *tx)
+            .await?;
+        let now = now.timestamp_micros();
+        for t in [now, now.saturating_add(span)] {
+            if existing.iter().any(|p| p.covers(t)) {
+                continue;
+            }
+            let (lower, upper) = slot(t, span, &existing);
+            let name = format!(
+                "{}{}",
+                table.prefix,
+                timestamp(lower).format("%Y%m%dt%H%M%S%6f")
+            );
+            // Made apart and attached, as attaching takes a weaker lock on
+            // the table than CREATE TABLE ... PARTITION OF; the indexes of
+            // the table are made on the (empty) partition as it attaches.
+            sqlx::query(AssertSqlSafe(format!(
+                "CREATE TABLE {name} (LIKE {} INCLUDING DEFAULTS INCLUDING STORAGE \
+                 INCLUDING COMPRESSION)",
+                table.parent
+            )))
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(AssertSqlSafe(format!(
+                "ALTER TABLE {} ATTACH PARTITION {name} FOR VALUES FROM ({}) TO ({})",
+                table.parent,
+                literal(lower),
+                literal(upper)
+            )))
+            .execute(&mut *tx)
+            .await?;
+            tracing::debug!(partition = %name, "change-feed partition made");
+            existing.push(Partition {
+                name,
+                lower: Some(lower),
+                upper: Some(upper),
+            });
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Drops the change-feed partitions that `retention` no longer keeps;
+    /// returns how many it dropped. Records that went to the DEFAULT
+    /// partition (written before their partition was made) are deleted
+    /// once their events are gone.
+    pub async fn expire_events(&self, retention: Duration) -> Result<u64> {
+        let now: DateTime<Utc> = sqlx::query_scalar("SELECT now()")
+            .fetch_one(&self.pool)
+            .await?;
+        let retention = i64::try_from(retention.as_micros()).unwrap_or(i64::MAX);
+        let cutoff = now.timestamp_micros().saturating_sub(retention);
+        let expired = |p: &Partition| p.upper.is_some_and(|u| u <= cutoff);
+        let mut dropped = 0;
+        let events: Vec<Partition> = sqlx::query_as(PARTITIONS)
+            .bind(EVENTS.parent)
+            .fetch_all(&self.pool)
+            .await?;
+        for partition in events.iter().filter(|p| expired(p)) {
+            dropped += u64::from(self.drop_partition(&partition.name).await?);
+        }
+        // After the events: a record is dropped only once its event is.
+        let oldest: Option<i64> = sqlx::query_scalar("SELECT min(event_id) FROM meeting_events")
+            .fetch_one(&self.pool)
+            .await?;
+        let records: Vec<Partition> = sqlx::query_as(PARTITIONS)
+            .bind(RECORDS.parent)
+            .fetch_all(&self.pool)
+            .await?;
+        for partition in records.iter().filter(|p| expired(p)) {
+            let newest: Option<i64> = sqlx::query_scalar(AssertSqlSafe(format!(
+                "SELECT max(event_id) FROM {}",
+                partition.name
+            )))
+            .fetch_one(&self.pool)
+            .await?;
+            let orphans = match (newest, oldest) {
+                (None, _) | (Some(_), None) => true,
+                (Some(newest), Some(oldest)) => newest < oldest,
+            };
+            if orphans {
+                dropped += u64::from(self.drop_partition(&partition.name).await?);
+            }
+        }
+        // One statement, so that it sees a new event and its records
+        // together or neither.
+        sqlx::query(
+            "DELETE FROM meeting_event_records_default \
+             WHERE event_id < (SELECT min(event_id) FROM meeting_events)",
+        )
+        .execute(&self.pool)
+        .await?;
+        Ok(dropped)
+    }
+
+    /// Drops a partition in a short transaction of its own; false if the
+    /// lock did not come within the timeout (tried again next round) or
+    /// another instance holds the maintenance lock.
+    async fn drop_partition(&self, name: &str) -> Result<bool> {
+        let mut tx = super::begin(&self.pool, None).await?;
+        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+            .bind(PARTITIONS_LOCK)
+            .fetch_one(&mut *tx)
+            .await?;
+        if !locked {
+            return Ok(false);
+        }
+        sqlx::query("SET LOCAL lock_timeout = '100ms'")
+            .execute(&mut *tx)
+            .await?;
+        match sqlx::query(AssertSqlSafe(format!("DROP TABLE IF EXISTS {name}")))
+            .execute(&mut *tx)
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if is_lock_timeout(&e) => {
+                tracing::debug!(partition = %name, "dropping a change-feed partition waited too long; retrying later");
+                return Ok(false);
+            }
+            Err(e) => return Err(e.into()),
+        }
+        tx.commit().await?;
+        tracing::info!(partition = %name, "expired change-feed partition dropped");
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn partition(lower: Option<i64>, upper: Option<i64>) -> Partition {
+        Partition {
+            name: String::new(),
+            lower,
+            upper,
+        }
+    }
+
+    #[test]
+    fn spans_follow_the_retention() {
+        let hours = |h: u64| Duration::from_secs(h * 3_600);
+        assert_eq!(partition_span(hours(168)), hours(24));
+        assert_eq!(partition_span(hours(24)), hours(6));
+        assert_eq!(partition_span(hours(2)), Duration::from_secs(600));
+        assert_eq!(
+            partition_span(Duration::from_secs(2)),
+            Duration::from_secs(1)
+        );
+        for span in SPANS {
+            assert_eq!(86_400 % span.as_secs(), 0);
+        }
+    }
+
+    #[test]
+    fn a_new_partition_fills_the_gap_around_its_instant() {
+        // Nothing yet: the span's slot.
+        assert_eq!(slot(1_250, 1_000, &[]), (1_000, 2_000));
+        assert_eq!(slot(-1, 1_000, &[]), (-1_000, 0));
+        // After the legacy partition (MINVALUE to 1_100) and before one
+        // made by an instance with a shorter span.
+        let existing = [
+            partition(None, Some(1_100)),
+            partition(Some(1_500), Some(1_600)),
+        ];
+        assert_eq!(slot(1_250, 1_000, &existing), (1_100, 1_500));
+        assert_eq!(slot(1_700, 1_000, &existing), (1_600, 2_000));
+        assert!(existing[0].covers(1_099) && !existing[0].covers(1_100));
+    }
+}
