@@ -24,8 +24,12 @@
 -- its time has not been made yet.
 --
 -- The service makes partitions ahead of time and drops expired ones
--- (storage/partitions.rs). Rows already stored go to a partition ending at
--- the start of the current UTC day, dropped one retention after it.
+-- (storage/partitions.rs). Rows already stored go to a partition ending
+-- now, dropped one retention from now.
+--
+-- Instances of an earlier version must be stopped before this one starts:
+-- their sequencer would number events without moving them out of the
+-- pending partition (and they would be numbered again).
 --
 -- Neither table has a unique index: one would have to include the
 -- partition key. event_id comes from a sequence; sequence numbers from the
@@ -59,26 +63,34 @@ CREATE TABLE meeting_event_records (
     meeting_id uuid NOT NULL,
     written_at timestamptz NOT NULL DEFAULT now()
 ) PARTITION BY RANGE (written_at);
+-- Before its partitions are made: they take the setting from the table.
+DO $$
+BEGIN
+    ALTER TABLE meeting_event_records ALTER COLUMN record SET COMPRESSION lz4;
+EXCEPTION WHEN feature_not_supported THEN
+    RAISE NOTICE 'lz4 is not available: large event records stay pglz-compressed';
+END
+$$;
 CREATE TABLE meeting_event_records_default PARTITION OF meeting_event_records DEFAULT;
 
 DO $$
 DECLARE
-    -- Every partition span the service uses divides a day, so a day's
-    -- start is a bound of every span.
-    today timestamptz := date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC';
+    -- The rows already stored are kept for a retention from now; the
+    -- service's first partition starts where this one ends.
+    migrated timestamptz := now();
 BEGIN
     EXECUTE format('CREATE TABLE meeting_events_legacy PARTITION OF meeting_events '
-                   'FOR VALUES FROM (MINVALUE) TO (%L)', today);
+                   'FOR VALUES FROM (MINVALUE) TO (%L)', migrated);
     EXECUTE format('CREATE TABLE meeting_event_records_legacy PARTITION OF meeting_event_records '
-                   'FOR VALUES FROM (MINVALUE) TO (%L)', today);
+                   'FOR VALUES FROM (MINVALUE) TO (%L)', migrated);
     INSERT INTO meeting_events (event_id, sequence, kind, event_time, meeting_ids, meeting_codes,
                                 event_count, previous_codes, merged_into, numbered_at)
     SELECT event_id, sequence, kind, event_time, meeting_ids, meeting_codes, event_count,
            previous_codes, merged_into,
-           CASE WHEN sequence IS NULL THEN 'infinity' ELSE today - interval '1 microsecond' END
+           CASE WHEN sequence IS NULL THEN 'infinity' ELSE migrated - interval '1 microsecond' END
     FROM meeting_events_unpartitioned;
     INSERT INTO meeting_event_records (event_id, record, meeting_id, written_at)
-    SELECT event_id, record, meeting_id, today - interval '1 microsecond'
+    SELECT event_id, record, meeting_id, migrated - interval '1 microsecond'
     FROM meeting_event_records_unpartitioned;
 END
 $$;
@@ -91,11 +103,3 @@ DROP TABLE meeting_event_records_unpartitioned;
 CREATE INDEX meeting_events_event_id_idx ON meeting_events (event_id);
 CREATE INDEX meeting_events_sequence_idx ON meeting_events (sequence) WHERE sequence IS NOT NULL;
 CREATE INDEX meeting_event_records_event_idx ON meeting_event_records (event_id, meeting_id);
-
-DO $$
-BEGIN
-    ALTER TABLE meeting_event_records ALTER COLUMN record SET COMPRESSION lz4;
-EXCEPTION WHEN feature_not_supported THEN
-    RAISE NOTICE 'lz4 is not available: large event records stay pglz-compressed';
-END
-$$;

@@ -90,9 +90,14 @@ async fn maintain_partitions(storage: &Storage, span: Duration, retention: Durat
 }
 
 /// How often partitions are made and expired: every minute, or four times
-/// within a shorter retention (so that a watcher behind it learns soon).
+/// within a shorter retention (so that a watcher behind it learns soon),
+/// and at least twice a partition's span (partitions are made two spans
+/// ahead, so a late round still finds the next one made).
 fn expiry_interval(retention: Duration) -> Duration {
-    (retention / 4).clamp(Duration::from_millis(100), Duration::from_secs(60))
+    let span = crate::storage::partition_span(retention);
+    (retention / 4)
+        .min(span / 2)
+        .clamp(Duration::from_millis(100), Duration::from_secs(60))
 }
 
 /// Change rows folded into the pair figures in one transaction: each is

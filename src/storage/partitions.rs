@@ -40,15 +40,19 @@ const PARTITIONS_LOCK: i64 = 0x6d74_6770_6172_7473;
 struct Table {
     parent: &'static str,
     prefix: &'static str,
+    /// Its DEFAULT partition, if any.
+    default: Option<&'static str>,
 }
 
 const EVENTS: Table = Table {
     parent: "meeting_events",
     prefix: "meeting_events_p",
+    default: None,
 };
 const RECORDS: Table = Table {
     parent: "meeting_event_records",
     prefix: "meeting_event_records_p",
+    default: Some("meeting_event_records_default"),
 };
 
 /// The time partitions of a table, with their bounds in microseconds since
@@ -137,105 +141,133 @@ fn is_lock_timeout(e: &sqlx::Error) -> bool {
 }
 
 impl Storage {
-    /// Makes the partitions that cover now and the next `span` in both
+    /// Makes the partitions that cover now and the next two spans in both
     /// change-feed tables, where missing.
     pub async fn prepare_event_partitions(&self, span: Duration) -> Result<()> {
         let span = i64::try_from(span.as_micros()).unwrap_or(i64::MAX).max(1);
         for table in [EVENTS, RECORDS] {
-            self.prepare_partitions(table, span).await?;
+            for ahead in 0..=2 {
+                self.prepare_partition(table, span, ahead).await?;
+            }
         }
         Ok(())
     }
 
-    async fn prepare_partitions(&self, table: Table, span: i64) -> Result<()> {
+    /// Makes the partition for the instant `ahead` spans from now, if none
+    /// covers it, in a transaction of its own.
+    async fn prepare_partition(&self, table: Table, span: i64, ahead: i64) -> Result<()> {
+        let Some(mut tx) = self.maintenance().await? else {
+            return Ok(());
+        };
+        let now: DateTime<Utc> = sqlx::query_scalar("SELECT now()")
+            .fetch_one(&mut *tx)
+            .await?;
+        let existing: Vec<Partition> = sqlx::query_as(PARTITIONS)
+            .bind(table.parent)
+            .fetch_all(&mut *tx)
+            .await?;
+        let t = now
+            .timestamp_micros()
+            .saturating_add(span.saturating_mul(ahead));
+        if existing.iter().any(|p| p.covers(t)) {
+            return Ok(());
+        }
+        let (lower, upper) = slot(t, span, &existing);
+        let name = format!(
+            "{}{}",
+            table.prefix,
+            timestamp(lower).format("%Y%m%dt%H%M%S%6f")
+        );
+        // Made apart and attached, as attaching takes a weaker lock on the
+        // table than CREATE TABLE ... PARTITION OF; the table's indexes are
+        // made on the partition as it attaches.
+        sqlx::query(AssertSqlSafe(format!(
+            "CREATE TABLE {name} (LIKE {} INCLUDING DEFAULTS INCLUDING STORAGE \
+             INCLUDING COMPRESSION)",
+            table.parent
+        )))
+        .execute(&mut *tx)
+        .await?;
+        if let Some(default) = table.default {
+            // Records written in the slot before it had a partition are in
+            // the DEFAULT partition, where they would make the ATTACH fail:
+            // they move to the new partition first, under a lock that keeps
+            // others from writing there until the ATTACH is done.
+            sqlx::query(AssertSqlSafe(format!(
+                "LOCK TABLE {default} IN ACCESS EXCLUSIVE MODE"
+            )))
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(AssertSqlSafe(format!(
+                "WITH moved AS (DELETE FROM {default} WHERE written_at >= {lower} \
+                 AND written_at < {upper} RETURNING *) INSERT INTO {name} SELECT * FROM moved",
+                lower = literal(lower),
+                upper = literal(upper)
+            )))
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query(AssertSqlSafe(format!(
+            "ALTER TABLE {} ATTACH PARTITION {name} FOR VALUES FROM ({}) TO ({})",
+            table.parent,
+            literal(lower),
+            literal(upper)
+        )))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        tracing::debug!(partition = %name, "change-feed partition made");
+        Ok(())
+    }
+
+    /// A maintenance transaction (None if another instance holds the
+    /// maintenance lock): waits for table locks bounded (a writer queued
+    /// behind a DDL statement waits at most that long), and partition bounds
+    /// printed and read back in UTC and ISO style whatever the session's
+    /// settings (pg_get_expr prints them in the session's).
+    async fn maintenance(&self) -> Result<Option<sqlx::Transaction<'static, sqlx::Postgres>>> {
         let mut tx = super::begin(&self.pool, None).await?;
         let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
             .bind(PARTITIONS_LOCK)
             .fetch_one(&mut *tx)
             .await?;
         if !locked {
-            return Ok(());
+            return Ok(None);
         }
-        // Attaching waits for a lock on a DEFAULT partition, if any, which
-        // holds up writers into it meanwhile.
-        sqlx::query("SET LOCAL lock_timeout = '1s'")
-            .execute(&mut *tx)
-            .await?;
-        let now: DateTime<Utc> = sqlx::query_scalar("SELECT now()")
-            .fetch_one(&mut *tx)
-            .await?;
-        let mut existing: Vec<Partition> = sqlx::query_as(PARTITIONS)
-            .bind(table.parent)
-            .fetch_all(&mut *tx)
-            .await?;
-        let now = now.timestamp_micros();
-        for t in [now, now.saturating_add(span)] {
-            if existing.iter().any(|p| p.covers(t)) {
-                continue;
-            }
-            let (lower, upper) = slot(t, span, &existing);
-            let name = format!(
-                "{}{}",
-                table.prefix,
-                timestamp(lower).format("%Y%m%dt%H%M%S%6f")
-            );
-            // Made apart and attached, as attaching takes a weaker lock on
-            // the table than CREATE TABLE ... PARTITION OF; the indexes of
-            // the table are made on the (empty) partition as it attaches.
-            sqlx::query(AssertSqlSafe(format!(
-                "CREATE TABLE {name} (LIKE {} INCLUDING DEFAULTS INCLUDING STORAGE \
-                 INCLUDING COMPRESSION)",
-                table.parent
-            )))
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(AssertSqlSafe(format!(
-                "ALTER TABLE {} ATTACH PARTITION {name} FOR VALUES FROM ({}) TO ({})",
-                table.parent,
-                literal(lower),
-                literal(upper)
-            )))
-            .execute(&mut *tx)
-            .await?;
-            tracing::debug!(partition = %name, "change-feed partition made");
-            existing.push(Partition {
-                name,
-                lower: Some(lower),
-                upper: Some(upper),
-            });
-        }
-        tx.commit().await?;
-        Ok(())
+        sqlx::raw_sql(
+            "SET LOCAL lock_timeout = '100ms'; SET LOCAL TimeZone = 'UTC'; \
+             SET LOCAL DateStyle = 'ISO, YMD'",
+        )
+        .execute(&mut *tx)
+        .await?;
+        Ok(Some(tx))
     }
 
-    /// Drops the change-feed partitions that `retention` no longer keeps;
-    /// returns how many it dropped. Records that went to the DEFAULT
-    /// partition (written before their partition was made) are deleted
-    /// once their events are gone.
+    /// Drops the change-feed partitions that `retention` no longer keeps,
+    /// oldest first, and stops at the first that cannot go yet, so that
+    /// the kept events are always a contiguous run of numbers; returns how
+    /// many it dropped. Records that went to the DEFAULT partition are
+    /// deleted once their events are gone.
     pub async fn expire_events(&self, retention: Duration) -> Result<u64> {
-        let now: DateTime<Utc> = sqlx::query_scalar("SELECT now()")
-            .fetch_one(&self.pool)
-            .await?;
         let retention = i64::try_from(retention.as_micros()).unwrap_or(i64::MAX);
-        let cutoff = now.timestamp_micros().saturating_sub(retention);
-        let expired = |p: &Partition| p.upper.is_some_and(|u| u <= cutoff);
         let mut dropped = 0;
-        let events: Vec<Partition> = sqlx::query_as(PARTITIONS)
-            .bind(EVENTS.parent)
-            .fetch_all(&self.pool)
-            .await?;
-        for partition in events.iter().filter(|p| expired(p)) {
-            dropped += u64::from(self.drop_partition(&partition.name).await?);
+        let (now, mut events) = self.partitions_now(EVENTS).await?;
+        let cutoff = now.saturating_sub(retention);
+        let expired = |p: &Partition| p.upper.is_some_and(|u| u <= cutoff);
+        events.sort_by_key(|p| p.lower);
+        for partition in events.iter().take_while(|p| expired(p)) {
+            if !self.drop_partition(&partition.name).await? {
+                break;
+            }
+            dropped += 1;
         }
-        // After the events: a record is dropped only once its event is.
+        // After the events: a record goes only once its event has.
         let oldest: Option<i64> = sqlx::query_scalar("SELECT min(event_id) FROM meeting_events")
             .fetch_one(&self.pool)
             .await?;
-        let records: Vec<Partition> = sqlx::query_as(PARTITIONS)
-            .bind(RECORDS.parent)
-            .fetch_all(&self.pool)
-            .await?;
-        for partition in records.iter().filter(|p| expired(p)) {
+        let (_, mut records) = self.partitions_now(RECORDS).await?;
+        records.sort_by_key(|p| p.lower);
+        for partition in records.iter().take_while(|p| expired(p)) {
             let newest: Option<i64> = sqlx::query_scalar(AssertSqlSafe(format!(
                 "SELECT max(event_id) FROM {}",
                 partition.name
@@ -246,9 +278,10 @@ impl Storage {
                 (None, _) | (Some(_), None) => true,
                 (Some(newest), Some(oldest)) => newest < oldest,
             };
-            if orphans {
-                dropped += u64::from(self.drop_partition(&partition.name).await?);
+            if !orphans || !self.drop_partition(&partition.name).await? {
+                break;
             }
+            dropped += 1;
         }
         // One statement, so that it sees a new event and its records
         // together or neither.
@@ -261,21 +294,31 @@ impl Storage {
         Ok(dropped)
     }
 
+    /// The database's time and a table's time partitions, read with the
+    /// settings of `maintenance` (no lock needed to read them).
+    async fn partitions_now(&self, table: Table) -> Result<(i64, Vec<Partition>)> {
+        let mut tx = super::begin(&self.pool, None).await?;
+        sqlx::raw_sql("SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, YMD'")
+            .execute(&mut *tx)
+            .await?;
+        let now: DateTime<Utc> = sqlx::query_scalar("SELECT now()")
+            .fetch_one(&mut *tx)
+            .await?;
+        let partitions = sqlx::query_as(PARTITIONS)
+            .bind(table.parent)
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok((now.timestamp_micros(), partitions))
+    }
+
     /// Drops a partition in a short transaction of its own; false if the
     /// lock did not come within the timeout (tried again next round) or
     /// another instance holds the maintenance lock.
     async fn drop_partition(&self, name: &str) -> Result<bool> {
-        let mut tx = super::begin(&self.pool, None).await?;
-        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
-            .bind(PARTITIONS_LOCK)
-            .fetch_one(&mut *tx)
-            .await?;
-        if !locked {
+        let Some(mut tx) = self.maintenance().await? else {
             return Ok(false);
-        }
-        sqlx::query("SET LOCAL lock_timeout = '100ms'")
-            .execute(&mut *tx)
-            .await?;
+        };
         match sqlx::query(AssertSqlSafe(format!("DROP TABLE IF EXISTS {name}")))
             .execute(&mut *tx)
             .await
