@@ -24,14 +24,12 @@ pub(super) struct MeetingColumns<'a> {
     location_codes: Vec<Option<String>>,
     anniversary_years: Vec<Option<i32>>,
     anniversary_occasions: Vec<Option<&'a str>>,
-    summaries: Vec<&'a str>,
     topics: Vec<String>,
-    source_names: Vec<String>,
-    source_urls: Vec<String>,
     /// The meeting's party keys (`Party::key`), joined by commas.
     party_keys: Vec<String>,
     request_ids: Vec<Option<&'a str>>,
-    records: Vec<&'a [u8]>,
+    /// Packed (`record::pack`).
+    records: Vec<Vec<u8>>,
     create_times: Vec<DateTime<Utc>>,
     update_times: Vec<DateTime<Utc>>,
     versions: Vec<i64>,
@@ -67,12 +65,7 @@ impl<'a> MeetingColumns<'a> {
             );
             c.anniversary_occasions
                 .push(m.anniversary().map(|a| a.occasion()));
-            c.summaries.push(m.summary());
             c.topics.push(joined(m.topics()));
-            c.source_names
-                .push(joined(m.sources().iter().map(|s| s.name())));
-            c.source_urls
-                .push(joined(m.sources().iter().map(|s| s.url())));
             c.party_keys.push(
                 m.parties()
                     .iter()
@@ -82,7 +75,7 @@ impl<'a> MeetingColumns<'a> {
             );
             c.request_ids
                 .push(row.request_id.as_ref().map(|k| k.as_str()));
-            c.records.push(&row.record);
+            c.records.push(super::record::pack(&row.record));
             c.create_times.push(row.create_time);
             c.update_times.push(row.update_time);
             c.versions.push(row.version);
@@ -129,10 +122,7 @@ impl<'a> MeetingColumns<'a> {
             .bind(self.location_codes)
             .bind(self.anniversary_years)
             .bind(self.anniversary_occasions)
-            .bind(self.summaries)
             .bind(self.topics)
-            .bind(self.source_names)
-            .bind(self.source_urls)
             .bind(self.party_keys)
             .bind(self.request_ids)
             .bind(self.records)

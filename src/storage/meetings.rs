@@ -9,6 +9,7 @@ use uuid::Uuid;
 use super::batch::{MeetingColumns, joined};
 use super::error::{DEADLOCK_DETECTED, has_code};
 use super::model::{NameColumns, TopicKeys};
+use super::record::Stored;
 use super::{
     Asked, Candidate, Cursor, EventKind, IdRecord, Inserted, ListFilter, LockedCandidate,
     LockedMeeting, NewRow, RECORDS_BY_ID, RecordRow, Storage, StoredKey, UpdatedRow,
@@ -619,14 +620,18 @@ impl Storage {
         after: Uuid,
         limit: i64,
     ) -> Result<Vec<(Uuid, i64, Vec<u8>, Option<Vec<String>>)>> {
-        Ok(sqlx::query_as(
+        let rows: Vec<(Uuid, i64, Stored, Option<Vec<String>>)> = sqlx::query_as(
             "SELECT id, version, record, match_keys FROM meetings \
              WHERE id > $1 ORDER BY id LIMIT $2",
         )
         .bind(after)
         .bind(limit)
         .fetch_all(&self.pool)
-        .await?)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, version, record, keys)| (id, version, record.0, keys))
+            .collect())
     }
 
     /// Stores match keys of meetings (id, the version they were computed

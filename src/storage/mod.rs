@@ -16,6 +16,7 @@ mod meetings;
 mod model;
 mod pairs;
 mod partitions;
+mod record;
 mod replicas;
 
 use std::sync::Arc;

@@ -96,6 +96,7 @@ impl Asked {
 /// A stored meeting locked for a change.
 #[derive(Debug, sqlx::FromRow)]
 pub struct LockedMeeting {
+    #[sqlx(try_from = "super::record::Stored")]
     pub record: Vec<u8>,
     pub version: i64,
     pub create_time: DateTime<Utc>,
@@ -185,6 +186,7 @@ pub struct EventRow {
     pub kind: i16,
     pub meeting_id: Uuid,
     pub country_codes: Vec<String>,
+    #[sqlx(try_from = "super::record::MaybeStored")]
     pub record: Option<Vec<u8>>,
     pub event_time: DateTime<Utc>,
     /// For a MERGED event: the meeting it went into.
@@ -292,6 +294,7 @@ pub struct PairPage {
 pub struct RecordRow {
     pub date: NaiveDate,
     pub id: Uuid,
+    #[sqlx(try_from = "super::record::Stored")]
     pub record: Vec<u8>,
 }
 
@@ -301,6 +304,7 @@ pub struct RecordRow {
 pub(super) struct PairRow {
     pub date: NaiveDate,
     pub id: Uuid,
+    #[sqlx(try_from = "super::record::MaybeStored")]
     pub record: Option<Vec<u8>>,
 }
 
@@ -308,6 +312,7 @@ pub(super) struct PairRow {
 #[derive(Debug, sqlx::FromRow)]
 pub struct IdRecord {
     pub id: Uuid,
+    #[sqlx(try_from = "super::record::Stored")]
     pub record: Vec<u8>,
 }
 
@@ -317,6 +322,7 @@ pub struct StoredKey {
     pub request_id: String,
     pub meeting_id: Uuid,
     pub digest: Option<Vec<u8>>,
+    #[sqlx(try_from = "super::record::MaybeStored")]
     pub record: Option<Vec<u8>>,
     /// The key's report was merged into the meeting (by a MERGE create or
     /// import, or MergeMeetings since) rather than stored as it.
@@ -335,6 +341,7 @@ pub struct Candidate {
     pub country_codes: Vec<String>,
     pub match_keys: Option<Vec<String>>,
     /// Only where `match_keys` is NULL.
+    #[sqlx(try_from = "super::record::MaybeStored")]
     pub record: Option<Vec<u8>>,
 }
 
@@ -342,6 +349,7 @@ pub struct Candidate {
 #[derive(Debug, sqlx::FromRow)]
 pub struct LockedCandidate {
     pub id: Uuid,
+    #[sqlx(try_from = "super::record::Stored")]
     pub record: Vec<u8>,
     pub version: i64,
     pub create_time: DateTime<Utc>,

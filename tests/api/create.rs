@@ -225,7 +225,7 @@ async fn participants_topics_sources_and_pairs_are_stored_with_the_meeting() {
     };
     assert_eq!(count("meeting_country_pairs").await, 1);
     let row = sqlx::query(
-        "SELECT topics, source_names, participant_names, participant_titles, \
+        "SELECT topics, participant_names, participant_titles, \
          participant_country_codes FROM meetings WHERE id = $1",
     )
     .bind(id)
@@ -234,7 +234,6 @@ async fn participants_topics_sources_and_pairs_are_stored_with_the_meeting() {
     .unwrap();
     let list = |column: &str| -> Vec<String> { sqlx::Row::get(&row, column) };
     assert_eq!(list("topics"), created.topics);
-    assert_eq!(list("source_names"), ["AZERTAC"]);
     let field = |f: fn(&pb::Participant) -> &String| {
         created
             .participants
@@ -248,10 +247,10 @@ async fn participants_topics_sources_and_pairs_are_stored_with_the_meeting() {
     assert_eq!(list("participant_country_codes"), ["AZ", "JP"]);
 }
 
-/// The list columns (topics, source names, source URLs) keep their items
-/// and order, whatever the list: no sources, one source without a URL (an
-/// empty item), several with and without URLs, and text with commas,
-/// quotes, braces and non-ASCII characters.
+/// Lists keep their items and order, whatever the list, in the topics
+/// column and in the stored record (sources have no column): no sources,
+/// one source without a URL (an empty item), several with and without
+/// URLs, and text with commas, quotes, braces and non-ASCII characters.
 #[tokio::test]
 async fn list_columns_keep_every_item_in_order() {
     let app = spawn_app().await;
@@ -276,21 +275,16 @@ async fn list_columns_keep_every_item_in_order() {
         m.topics = topics.iter().map(|t| t.to_string()).collect();
         m.sources = sources.clone();
         let created = app.create(m).await;
-        let (stored_topics, names, urls): (Vec<String>, Vec<String>, Vec<String>) =
-            sqlx::query_as("SELECT topics, source_names, source_urls FROM meetings WHERE id = $1")
+        let stored_topics: Vec<String> =
+            sqlx::query_scalar("SELECT topics FROM meetings WHERE id = $1")
                 .bind(uuid::Uuid::parse_str(&created.id).unwrap())
                 .fetch_one(&app.pool)
                 .await
                 .unwrap();
         assert_eq!(stored_topics, topics);
-        assert_eq!(
-            names,
-            sources.iter().map(|s| s.name.as_str()).collect::<Vec<_>>()
-        );
-        assert_eq!(
-            urls,
-            sources.iter().map(|s| s.url.as_str()).collect::<Vec<_>>()
-        );
+        let read = app.get(&created.id).await.unwrap();
+        assert_eq!(read.topics, topics);
+        assert_eq!(read.sources, sources);
     }
 }
 
@@ -368,4 +362,60 @@ async fn a_key_remembers_its_request_across_updates_and_deletes() {
         .await;
     assert_eq!((report.created_count, report.duplicate_count), (0, 1));
     assert_eq!(app.count_meetings().await, 0);
+}
+
+/// Records are stored as zstd frames (in the meeting and its pair rows'
+/// copies) and read back as the encoded meeting; a record stored before
+/// compression (the plain encoding) reads the same, through every read.
+#[tokio::test]
+async fn records_are_stored_compressed_and_plain_ones_still_read() {
+    use prost::Message;
+
+    let app = spawn_app().await;
+    let created = app.create(meeting("2022-05-05", &["AZ", "JP"])).await;
+    let id = uuid::Uuid::parse_str(&created.id).unwrap();
+    let heads: Vec<Vec<u8>> = sqlx::query_scalar(
+        "SELECT substring(record FROM 1 FOR 4) FROM meetings WHERE id = $1 \
+         UNION ALL SELECT substring(record FROM 1 FOR 4) FROM meeting_country_pairs \
+         WHERE meeting_id = $1",
+    )
+    .bind(id)
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(heads, vec![vec![0x28, 0xB5, 0x2F, 0xFD]; 2], "zstd frames");
+    assert_eq!(app.get(&created.id).await.unwrap(), created);
+
+    // As an earlier version stored it.
+    sqlx::query("UPDATE meetings SET record = $2 WHERE id = $1")
+        .bind(id)
+        .bind(created.encode_to_vec())
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE meeting_country_pairs SET record = $2 WHERE meeting_id = $1")
+        .bind(id)
+        .bind(created.encode_to_vec())
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(app.get(&created.id).await.unwrap(), created);
+    let streamed = app
+        .stream(pb::StreamMeetingsByCountryPairRequest {
+            country_a: "AZ".into(),
+            country_b: "JP".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(streamed, std::slice::from_ref(&created));
+    let listed = app
+        .client
+        .clone()
+        .list_meetings(pb::ListMeetingsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .meetings;
+    assert_eq!(listed, [created]);
 }

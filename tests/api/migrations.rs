@@ -192,6 +192,9 @@ async fn meetings_stored_before_parties_and_spans_read_unchanged_after_them() {
     // and the migrations after it.
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
         "DROP TABLE meeting_redirects, pair_figure_changes, pair_figures;
+         ALTER TABLE meetings ADD COLUMN summary text NOT NULL DEFAULT '',
+                              ADD COLUMN source_names text[] NOT NULL DEFAULT '{{}}',
+                              ADD COLUMN source_urls text[] NOT NULL DEFAULT '{{}}';
          DROP TABLE meeting_events, meeting_event_records;
          CREATE TABLE meeting_events (
              event_id bigserial PRIMARY KEY, sequence bigint, kind smallint NOT NULL,

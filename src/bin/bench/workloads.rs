@@ -384,8 +384,9 @@ pub(crate) async fn run_stream(
     })
 }
 
-/// psql's own export of the same full records: each meeting with its
-/// participants, topics and sources, in stream order, to /dev/null.
+/// psql's own export of the same full records: each meeting's columns,
+/// participants and topics, and its stored record (the only copy of its
+/// summary and sources), in stream order, to /dev/null.
 pub(crate) fn run_psql_copy(options: &PgConnectOptions, expected: usize) -> anyhow::Result<Sample> {
     let (low, high) = if STREAM_PAIR.0 < STREAM_PAIR.1 {
         STREAM_PAIR
@@ -394,12 +395,12 @@ pub(crate) fn run_psql_copy(options: &PgConnectOptions, expected: usize) -> anyh
     };
     let query = format!(
         "\\copy (SELECT m.id, m.date, m.location_city, m.location_country_code, m.anniversary_years, \
-         m.anniversary_occasion, m.summary, m.country_codes, m.create_time, m.update_time, \
+         m.anniversary_occasion, m.country_codes, m.create_time, m.update_time, \
          m.end_date, m.format, \
          (SELECT json_agg(json_build_object('name', p.name, 'title', p.title, 'party', p.code) ORDER BY p.i) \
             FROM unnest(m.participant_names, m.participant_titles, m.participant_country_codes) \
                  WITH ORDINALITY AS p (name, title, code, i)), \
-         m.topics, m.source_names, m.source_urls \
+         m.topics, m.record \
          FROM meeting_country_pairs cp JOIN meetings m ON m.id = cp.meeting_id \
          WHERE cp.country_low = '{low}' AND cp.country_high = '{high}' \
          ORDER BY cp.date, cp.meeting_id) TO '/dev/null'"

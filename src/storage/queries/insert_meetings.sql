@@ -1,12 +1,12 @@
--- Inserts meetings ($1-$21: one array a column, as bound by
+-- Inserts meetings ($1-$18: one array a column, as bound by
 -- `MeetingColumns`) with their idempotency keys, pair rows and one
 -- change-feed event row, in one statement: one transaction, one round trip.
 -- Lists go as one text a meeting, each item after a U+001F (chr(31)); the
--- empty piece before the first separator is dropped. $22 is the CREATED
--- event kind, $23 the most countries a meeting may have and still copy its
--- record into its pair rows, $24 the digests of what each key was asked,
--- $25 the end dates, $26 the formats, $27 the name tokens, $28 the
--- participants' aliases and $29 the match keys. "Countries" here are party keys
+-- empty piece before the first separator is dropped. $19 is the CREATED
+-- event kind, $20 the most countries a meeting may have and still copy its
+-- record into its pair rows, $21 the digests of what each key was asked,
+-- $22 the end dates, $23 the formats, $24 the name tokens, $25 the
+-- participants' aliases and $26 the match keys. "Countries" here are party keys
 -- (see migration 0016): country codes, and "org:" codes of organisations.
 --
 -- A row with a request_id is stored only if its key is new: keys outlive
@@ -18,22 +18,18 @@ WITH event AS (
 ), keys AS (
     INSERT INTO meeting_requests (request_id, meeting_id, digest)
     SELECT k.request_id, k.id, k.digest
-    FROM UNNEST($1::uuid[], $12::text[], $24::bytea[]) AS k (id, request_id, digest)
+    FROM UNNEST($1::uuid[], $9::text[], $21::bytea[]) AS k (id, request_id, digest)
     WHERE k.request_id IS NOT NULL
     ON CONFLICT (request_id) DO NOTHING
     RETURNING meeting_id
 ), meeting AS (
     INSERT INTO meetings (id, date, location_city, location_country_code, anniversary_years,
-                          anniversary_occasion, summary, topics, source_names, source_urls,
-                          country_codes, request_id, record, create_time, update_time, version,
+                          anniversary_occasion, topics, country_codes, request_id, record, create_time, update_time, version,
                           search, participant_names, participant_titles,
                           participant_country_codes, topics_lower, created_event_id,
                           end_date, format, name_tokens, participant_aliases, match_keys)
     SELECT m.id, m.date, coalesce(m.city, ''), m.location_country_code, m.years, m.occasion,
-           m.summary,
            (string_to_array(m.topics, chr(31)))[2:],
-           (string_to_array(m.source_names, chr(31)))[2:],
-           (string_to_array(m.source_urls, chr(31)))[2:],
            string_to_array(m.codes, ','), m.request_id, m.record, m.create_time, m.update_time,
            m.version, to_tsvector('simple', m.search),
            (string_to_array(m.participant_names, chr(31)))[2:],
@@ -45,12 +41,12 @@ WITH event AS (
            (string_to_array(m.participant_aliases, chr(31)))[2:],
            (string_to_array(m.match_keys, chr(31)))[2:]
     FROM UNNEST($1::uuid[], $2::date[], $3::text[], $4::text[], $5::int4[], $6::text[],
-                $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
-                $13::bytea[], $14::timestamptz[], $15::timestamptz[], $16::int8[], $17::text[],
-                $18::text[], $19::text[], $20::text[], $21::text[], $25::date[], $26::int2[],
-                $27::text[], $28::text[], $29::text[])
-         AS m (id, date, city, location_country_code, years, occasion, summary, topics,
-               source_names, source_urls, codes, request_id, record, create_time,
+                $7::text[], $8::text[], $9::text[],
+                $10::bytea[], $11::timestamptz[], $12::timestamptz[], $13::int8[], $14::text[],
+                $15::text[], $16::text[], $17::text[], $18::text[], $22::date[], $23::int2[],
+                $24::text[], $25::text[], $26::text[])
+         AS m (id, date, city, location_country_code, years, occasion, topics,
+               codes, request_id, record, create_time,
                update_time, version, search, participant_names, participant_titles,
                participant_country_codes, topics_lower, end_date, format, name_tokens,
                participant_aliases, match_keys),
@@ -64,14 +60,14 @@ WITH event AS (
     -- Every pair of the meeting's (sorted, distinct) countries, low and
     -- high in the byte order of their keys (as the service orders them,
     -- whatever the database's collation). A pair row
-    -- keeps a copy of the record for meetings of at most $23 countries, so
+    -- keeps a copy of the record for meetings of at most $20 countries, so
     -- a pair scan reads nothing else; a larger meeting's pair rows point to
-    -- it instead, so one meeting never writes more than $23 choose 2 copies
+    -- it instead, so one meeting never writes more than $20 choose 2 copies
     -- of its record.
     INSERT INTO meeting_country_pairs (country_low, country_high, date, end_date, meeting_id,
                                        record)
     SELECT low.code, high.code, meeting.date, meeting.end_date, meeting.id,
-           CASE WHEN cardinality(meeting.country_codes) <= $23::int4 THEN meeting.record END
+           CASE WHEN cardinality(meeting.country_codes) <= $20::int4 THEN meeting.record END
     FROM meeting
     CROSS JOIN LATERAL unnest(meeting.country_codes) AS low (code)
     CROSS JOIN LATERAL unnest(meeting.country_codes) AS high (code)
@@ -82,7 +78,7 @@ WITH event AS (
     -- the meeting's own is its record until the meeting is first rewritten
     -- (prepare_rewrites.sql copies it then).
     INSERT INTO meeting_events (event_id, kind, meeting_ids, meeting_codes, event_count)
-    SELECT min(meeting.event_id), $22::int2, array_agg(meeting.id ORDER BY meeting.id),
+    SELECT min(meeting.event_id), $19::int2, array_agg(meeting.id ORDER BY meeting.id),
            array_agg(array_to_string(meeting.country_codes, ',') ORDER BY meeting.id), count(*)
     FROM meeting
     HAVING count(*) > 0

@@ -4,20 +4,20 @@
 -- with their new pair rows and one UPDATED event row for the statement,
 -- which keeps the new records and each meeting's parties before and after
 -- (so that a pair's watchers see a meeting leave the pair). Parameters are numbered as in
--- insert_meetings.sql (`MeetingColumns`); $12, $14 and $24 (request keys,
--- creation times, digests) are not used: a rewrite keeps them. $22 is the
--- event kind, $23 the most parties a meeting may have and still copy its
+-- insert_meetings.sql (`MeetingColumns`); $9, $11 and $21 (request keys,
+-- creation times, digests) are not used: a rewrite keeps them. $19 is the
+-- event kind, $20 the most parties a meeting may have and still copy its
 -- record into its pair rows.
 WITH event AS (
     SELECT nextval('meeting_events_event_id_seq') AS id
 ), u AS (
     SELECT *
     FROM UNNEST($1::uuid[], $2::date[], $3::text[], $4::text[], $5::int4[], $6::text[],
-                $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $13::bytea[],
-                $15::timestamptz[], $16::int8[], $17::text[], $18::text[], $19::text[],
-                $20::text[], $21::text[], $25::date[], $26::int2[], $27::text[], $28::text[], $29::text[])
-         AS u (id, date, city, location_country_code, years, occasion, summary, topics,
-               source_names, source_urls, codes, record, update_time, version, search,
+                $7::text[], $8::text[], $10::bytea[],
+                $12::timestamptz[], $13::int8[], $14::text[], $15::text[], $16::text[],
+                $17::text[], $18::text[], $22::date[], $23::int2[], $24::text[], $25::text[], $26::text[])
+         AS u (id, date, city, location_country_code, years, occasion, topics,
+               codes, record, update_time, version, search,
                participant_names, participant_titles, participant_country_codes,
                topics_lower, end_date, format, name_tokens, participant_aliases, match_keys)
 ), previous AS (
@@ -30,10 +30,8 @@ WITH event AS (
     UPDATE meetings AS t
     SET date = u.date, location_city = coalesce(u.city, ''),
         location_country_code = u.location_country_code, anniversary_years = u.years,
-        anniversary_occasion = u.occasion, summary = u.summary,
+        anniversary_occasion = u.occasion,
         topics = (string_to_array(u.topics, chr(31)))[2:],
-        source_names = (string_to_array(u.source_names, chr(31)))[2:],
-        source_urls = (string_to_array(u.source_urls, chr(31)))[2:],
         country_codes = string_to_array(u.codes, ','), record = u.record,
         update_time = u.update_time, version = u.version,
         search = to_tsvector('simple', u.search),
@@ -59,7 +57,7 @@ WITH event AS (
     INSERT INTO meeting_country_pairs (country_low, country_high, date, end_date, meeting_id,
                                        record)
     SELECT low.code, high.code, meeting.date, meeting.end_date, meeting.id,
-           CASE WHEN cardinality(meeting.country_codes) <= $23::int4 THEN meeting.record END
+           CASE WHEN cardinality(meeting.country_codes) <= $20::int4 THEN meeting.record END
     FROM meeting
     CROSS JOIN LATERAL unnest(meeting.country_codes) AS low (code)
     CROSS JOIN LATERAL unnest(meeting.country_codes) AS high (code)
@@ -67,7 +65,7 @@ WITH event AS (
 ), events AS (
     INSERT INTO meeting_events (event_id, kind, meeting_ids, meeting_codes, previous_codes,
                                 event_count)
-    SELECT min(meeting.event_id), $22::int2, array_agg(meeting.id ORDER BY meeting.id),
+    SELECT min(meeting.event_id), $19::int2, array_agg(meeting.id ORDER BY meeting.id),
            array_agg(array_to_string(meeting.country_codes, ',') ORDER BY meeting.id),
            array_agg(array_to_string(meeting.previous_codes, ',') ORDER BY meeting.id),
            count(*)
