@@ -140,6 +140,22 @@ impl Caller {
     }
 }
 
+/// Where the auth layer leaves the caller's name for the edge (the `caller`
+/// label of the call's metrics): the edge puts an empty slot in the
+/// request's extensions, the auth layer fills it.
+#[derive(Debug, Clone, Default)]
+pub struct CallerSlot(Arc<std::sync::OnceLock<Arc<str>>>);
+
+impl CallerSlot {
+    pub fn get(&self) -> Option<&str> {
+        self.0.get().map(|name| &**name)
+    }
+
+    fn set(&self, name: Arc<str>) {
+        let _ = self.0.set(name);
+    }
+}
+
 /// What a call needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Need {
@@ -187,6 +203,15 @@ const METHODS: [(&str, Need); 18] = [
     ("/grpc.health.v1.Health/ListStream", Need::Nothing),
     ("/grpc.health.v1.Health/WatchStream", Need::Nothing),
 ];
+
+/// The RPC name of a served method's path (`CreateMeeting`); None for a
+/// path the table does not name.
+pub fn served_method(path: &str) -> Option<&'static str> {
+    METHODS
+        .iter()
+        .find(|(method, _)| *method == path)
+        .and_then(|(method, _)| method.rsplit('/').next())
+}
 
 /// What a method needs; None for a method the table does not name.
 fn need(path: &str) -> Option<Need> {
@@ -244,6 +269,12 @@ where
         match self.check(&req) {
             Ok(caller) => {
                 if let Some(caller) = caller {
+                    // The name is the operator's label for a token (never
+                    // the token): on the request span and in metrics.
+                    tracing::Span::current().record("caller", &*caller.name());
+                    if let Some(slot) = req.extensions().get::<CallerSlot>() {
+                        slot.set(caller.name());
+                    }
                     req.extensions_mut().insert(caller);
                 }
                 Either::Left(self.inner.call(req))

@@ -27,6 +27,7 @@ pub async fn run_sequencer(
     storage: Storage,
     wake: watch::Sender<u64>,
     retention: Duration,
+    metrics: crate::metrics::Metrics,
     stop: CancellationToken,
 ) {
     let span = crate::storage::partition_span(retention);
@@ -45,6 +46,7 @@ pub async fn run_sequencer(
         match storage.sequence_events().await {
             Ok(0) => {}
             Ok(_) => {
+                metrics.sequencer_step(step.elapsed().as_secs_f64());
                 wake.send_modify(|n| *n += 1);
                 // Writes meanwhile leave a stored wake-up; they are numbered
                 // together after the interval.

@@ -13,6 +13,10 @@ pub struct Config {
     /// Address to serve gRPC on (port 0 picks a free port).
     #[arg(long, env = "MEETINGS_LISTEN_ADDR", default_value = "127.0.0.1:50051")]
     pub listen_addr: SocketAddr,
+    /// Address of the admin HTTP listener (/metrics, /healthz, /readyz);
+    /// empty for none. Port 0 picks a free port.
+    #[arg(long, env = "MEETINGS_ADMIN_ADDR", default_value = "127.0.0.1:9090", value_parser = optional_addr)]
+    pub admin_addr: OptionalAddr,
 
     /// PostgreSQL URL. When unset, the service starts its own embedded
     /// PostgreSQL from the installed server binaries.
@@ -149,6 +153,20 @@ pub struct Config {
 }
 
 /// A number of hours above zero.
+/// An address, or none (an empty value).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OptionalAddr(pub Option<SocketAddr>);
+
+fn optional_addr(raw: &str) -> Result<OptionalAddr, String> {
+    if raw.trim().is_empty() {
+        return Ok(OptionalAddr(None));
+    }
+    raw.trim()
+        .parse()
+        .map(|addr| OptionalAddr(Some(addr)))
+        .map_err(|_| format!("{raw:?} is not an address (host:port), nor empty for none"))
+}
+
 fn positive_hours(raw: &str) -> Result<f64, String> {
     match raw.parse::<f64>() {
         Ok(h) if h.is_finite() && h > 0.0 => Ok(h),

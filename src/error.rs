@@ -141,6 +141,29 @@ impl Error {
         }
     }
 
+    /// How long a caller should wait before retrying (google.rpc.RetryInfo),
+    /// for errors a retry can get past: the server busy, shutting down or
+    /// without its database. None for the rest (a message too large, say,
+    /// fails again however long one waits).
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        use std::time::Duration;
+        match self {
+            // Another instance (or this one, restarted) takes the retry.
+            Self::ShuttingDown
+            | Self::ImportStopped {
+                cause: ImportStop::ShuttingDown,
+                ..
+            } => Some(Duration::from_millis(100)),
+            // A slot frees as soon as one call ends.
+            Self::Overloaded { .. } => Some(Duration::from_millis(200)),
+            // A database restart or failover takes seconds.
+            Self::Unavailable(_) | Self::BatchFailed { unavailable: true } => {
+                Some(Duration::from_secs(1))
+            }
+            _ => None,
+        }
+    }
+
     /// The error with its cause, for the log of a background task, which
     /// handles its own errors (callers of an RPC see a status without it).
     pub fn detail(&self) -> String {
@@ -269,6 +292,9 @@ impl From<Error> for Status {
             }
         };
         details.set_error_info(e.reason(), ERROR_DOMAIN, metadata);
+        if let Some(delay) = e.retry_after() {
+            details.set_retry_info(Some(delay));
+        }
         Status::with_error_details(code, message, details)
     }
 }

@@ -6,6 +6,7 @@
 //! types; [`storage`] all SQL; [`startup`], [`config`], [`embedded`] and
 //! [`telemetry`] build and run the process.
 
+pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod changefeed;
@@ -14,6 +15,7 @@ pub mod config;
 pub mod domain;
 pub mod embedded;
 pub mod error;
+pub mod metrics;
 pub mod startup;
 pub mod storage;
 pub mod telemetry;

@@ -20,6 +20,7 @@ use crate::api::{MeetingServiceRouter, MeetingsApi};
 use crate::auth::{AuthLayer, Tokens};
 use crate::config::Config;
 use crate::embedded::{EmbeddedPostgres, default_data_dir};
+use crate::metrics::Metrics;
 use crate::pb::meeting_service_server::MeetingServiceServer;
 use crate::storage::{PoolSettings, ReplicaSettings, Storage};
 
@@ -31,6 +32,9 @@ pub struct Application {
     embedded: Option<EmbeddedPostgres>,
     tokens: Option<Tokens>,
     tls: Option<ServerTlsConfig>,
+    /// The admin HTTP listener, unless `--admin-addr` is empty.
+    admin: Option<TcpListener>,
+    metrics: Metrics,
 }
 
 impl Application {
@@ -92,6 +96,14 @@ impl Application {
         let listener = TcpListener::bind(config.listen_addr)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen_addr))?;
+        let admin = match config.admin_addr.0 {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr} (--admin-addr)"))?,
+            ),
+            None => None,
+        };
         Ok(Self {
             config,
             listener,
@@ -99,7 +111,15 @@ impl Application {
             embedded,
             tokens,
             tls,
+            admin,
+            metrics: Metrics::new(),
         })
+    }
+
+    /// The admin listener's address (the real port when configured with
+    /// port 0), unless it is off.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// The bound address (the real port when configured with port 0).
@@ -127,10 +147,25 @@ impl Application {
             embedded,
             tokens,
             tls,
+            admin,
+            metrics,
         } = self;
         let stop = CancellationToken::new();
         let (reporter, health_service) = tonic_health::server::health_reporter();
+        // Liveness: the process serves gRPC, whatever the database does.
+        reporter
+            .set_service_status(LIVENESS, ServingStatus::Serving)
+            .await;
         update_health(&reporter, &storage).await;
+        let admin_task = admin.map(|listener| {
+            tokio::spawn(crate::admin::serve(
+                listener,
+                metrics.clone(),
+                storage.clone(),
+                stop.clone(),
+            ))
+        });
+        let sampler = tokio::spawn(sample(storage.clone(), metrics.clone(), stop.clone()));
         let health_task = tokio::spawn(watch_database(
             storage.clone(),
             reporter.clone(),
@@ -151,6 +186,7 @@ impl Application {
             storage.clone(),
             events_tx.clone(),
             config.event_retention(),
+            metrics.clone(),
             stop.clone(),
         ));
         let event_listener = tokio::spawn(crate::changefeed::run_listener(
@@ -179,7 +215,13 @@ impl Application {
             config.max_response_bytes,
         );
         let api = MeetingServiceRouter::new(
-            MeetingsApi::new(storage.clone(), stop.clone(), events_rx, limits),
+            MeetingsApi::new(
+                storage.clone(),
+                stop.clone(),
+                events_rx,
+                limits,
+                metrics.clone(),
+            ),
             config.max_request_bytes,
             config.max_response_bytes,
         );
@@ -196,7 +238,7 @@ impl Application {
                 config.http2_keepalive_timeout_ms,
             )))
             .tcp_keepalive(Some(Duration::from_secs(60)))
-            .layer(crate::api::EdgeLayer::new(stop.clone()))
+            .layer(crate::api::EdgeLayer::new(stop.clone(), metrics.clone()))
             .layer(AuthLayer::new(tokens))
             .add_service(health_service)
             .add_service(reflection_v1)
@@ -232,6 +274,10 @@ impl Application {
         event_poller.abort();
         figures.abort();
         replica_checks.abort();
+        sampler.abort();
+        if let Some(task) = admin_task {
+            task.abort();
+        }
         storage.pool().close().await;
         if let Some(pg) = embedded {
             pg.stop().await;
@@ -280,6 +326,49 @@ fn reflection() -> tonic_reflection::server::Builder<'static> {
 }
 
 const SERVICE_NAME: &str = <MeetingServiceServer<MeetingsApi> as NamedService>::NAME;
+/// The health service name that reports whether the process serves gRPC,
+/// without asking the database (for liveness probes; `""` and the
+/// service's name say whether it can serve calls).
+pub const LIVENESS: &str = "liveness";
+
+/// How often the sampled metrics (the change feed's state, the replicas'
+/// lag) are refreshed.
+const SAMPLE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Refreshes the metrics that are states rather than counts.
+async fn sample(storage: Storage, metrics: Metrics, stop: CancellationToken) {
+    loop {
+        if let Ok(Ok((pending, newest))) = tokio::time::timeout(SAMPLE_INTERVAL, async {
+            Ok::<_, crate::error::Error>((
+                storage.pending_events().await?,
+                storage.newest_sequence().await?,
+            ))
+        })
+        .await
+        {
+            metrics.change_feed(pending, newest);
+        }
+        if let Some(replicas) = storage.replicas() {
+            for (i, replica) in replicas.replicas().iter().enumerate() {
+                let state = replica.state();
+                let lag = match state {
+                    crate::storage::ReplicaState::Serving { lag } => Some(lag),
+                    crate::storage::ReplicaState::Lagging { lag } => lag,
+                    _ => None,
+                };
+                metrics.replica(
+                    &(i + 1).to_string(),
+                    lag.map(|l| l.as_secs_f64()),
+                    state.serving(),
+                );
+            }
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(SAMPLE_INTERVAL) => {}
+        }
+    }
+}
 
 async fn set_status(reporter: &HealthReporter, status: ServingStatus) {
     reporter.set_service_status("", status).await;

@@ -29,7 +29,9 @@ use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 use tracing::{Instrument, Span, field};
 
+use crate::auth::CallerSlot;
 use crate::error::{ERROR_DOMAIN, Error};
+use crate::metrics::Metrics;
 
 /// How much earlier than the client's deadline a call is ended. tonic also
 /// enforces `grpc-timeout`, outside this layer, and answers CANCELLED; ending
@@ -46,11 +48,12 @@ const MAX_MESSAGE: usize = 200;
 #[derive(Debug, Clone)]
 pub struct EdgeLayer {
     shutdown: CancellationToken,
+    metrics: Metrics,
 }
 
 impl EdgeLayer {
-    pub fn new(shutdown: CancellationToken) -> Self {
-        Self { shutdown }
+    pub fn new(shutdown: CancellationToken, metrics: Metrics) -> Self {
+        Self { shutdown, metrics }
     }
 }
 
@@ -60,6 +63,7 @@ impl<S> tower::Layer<S> for EdgeLayer {
         Edge {
             inner,
             shutdown: self.shutdown.clone(),
+            metrics: self.metrics.clone(),
         }
     }
 }
@@ -68,6 +72,7 @@ impl<S> tower::Layer<S> for EdgeLayer {
 pub struct Edge<S> {
     inner: S,
     shutdown: CancellationToken,
+    metrics: Metrics,
 }
 
 impl<S> tower::Service<http::Request<Body>> for Edge<S>
@@ -93,14 +98,30 @@ where
         let span = tracing::info_span!(
             "grpc",
             method = request.uri().path(),
+            caller = field::Empty,
             status = field::Empty,
             latency_ms = field::Empty,
         );
-        let request = request.map(|body| Body::new(ResetAware(body)));
+        let method = crate::metrics::method_label(request.uri().path());
+        let caller = CallerSlot::default();
+        let mut request = request.map(|body| Body::new(ResetAware(body)));
+        request.extensions_mut().insert(caller.clone());
+        self.metrics.call_started(method);
+        let streaming = STREAMING.contains(&method);
+        if streaming {
+            self.metrics.stream(method, true);
+        }
         let response = span
             .in_scope(|| self.inner.call(request))
             .instrument(span.clone());
-        let call = Call { arrival, span };
+        let call = Call {
+            arrival,
+            span,
+            method,
+            caller,
+            metrics: self.metrics.clone(),
+            streaming,
+        };
         let shutdown = self.shutdown.clone();
         Box::pin(async move {
             let response = match deadline {
@@ -111,9 +132,9 @@ where
             };
             let Ok(mut response) = response;
             let ends_here = rewrite(response.headers_mut());
-            if let Some(code) = ends_here {
+            if let Some((code, reason)) = ends_here {
                 // A trailers-only response: the call ends with it.
-                call.finished(code);
+                call.finished(code, reason);
                 return Ok(response);
             }
             let (parts, body) = response.into_parts();
@@ -163,18 +184,58 @@ impl http_body::Body for ResetAware {
     }
 }
 
-/// What is logged when a call ends.
+/// Methods with a request or response stream (`grpc_streams_open`).
+const STREAMING: [&str; 5] = [
+    "StreamMeetingsByCountryPair",
+    "WatchMeetings",
+    "ImportMeetings",
+    "ServerReflectionInfo",
+    "Watch",
+];
+
+/// Refusals counted as `rejected_calls_total`, by their ErrorInfo reason.
+const REJECTIONS: [&str; 4] = [
+    "TOO_MANY_CALLS",
+    "UNAUTHENTICATED",
+    "MISSING_SCOPE",
+    "UNKNOWN_METHOD",
+];
+
+/// What is logged and counted when a call ends.
 struct Call {
     arrival: Instant,
     span: Span,
+    method: &'static str,
+    caller: CallerSlot,
+    metrics: Metrics,
+    /// Counted in `grpc_streams_open` until it ends.
+    streaming: bool,
 }
 
 impl Call {
-    fn finished(self, code: Code) {
+    fn finished(self, code: Code, reason: Option<String>) {
+        let elapsed = self.arrival.elapsed().as_secs_f64();
         self.span.record("status", field::debug(code));
-        self.span
-            .record("latency_ms", self.arrival.elapsed().as_secs_f64() * 1e3);
-        tracing::info!(parent: &self.span, "request finished");
+        self.span.record("latency_ms", elapsed * 1e3);
+        // Thousands of successful calls a second would flood the log: the
+        // metrics count them; failures stay visible.
+        match code {
+            Code::Ok => tracing::debug!(parent: &self.span, "request finished"),
+            Code::Internal | Code::Unknown | Code::DataLoss | Code::Unavailable => {
+                tracing::warn!(parent: &self.span, "request finished")
+            }
+            _ => tracing::info!(parent: &self.span, "request finished"),
+        }
+        if self.streaming {
+            self.metrics.stream(self.method, false);
+        }
+        if let Some(reason) = reason.and_then(|r| REJECTIONS.into_iter().find(|known| *known == r))
+        {
+            self.metrics.rejected(reason);
+        }
+        let caller = self.caller.get().unwrap_or("-");
+        self.metrics
+            .call_finished(self.method, code, caller, elapsed);
     }
 }
 
@@ -197,15 +258,15 @@ impl EdgeBody {
         if let Err(e) = status.add_header(&mut trailers) {
             tracing::warn!(error = %e, "cannot write a status");
         }
-        self.finish(status.code());
+        self.finish(status.code(), reason_of(&status));
         Frame::trailers(trailers)
     }
 
-    fn finish(&mut self, code: Code) {
+    fn finish(&mut self, code: Code, reason: Option<String>) {
         self.inner = None;
         self.deadline = None;
         if let Some(call) = self.call.take() {
-            call.finished(code);
+            call.finished(code, reason);
         }
     }
 }
@@ -237,18 +298,18 @@ impl http_body::Body for EdgeBody {
         match polled {
             Poll::Ready(Some(Ok(frame))) => match frame.into_trailers() {
                 Ok(mut trailers) => {
-                    let code = rewrite(&mut trailers).unwrap_or(Code::Ok);
-                    this.finish(code);
+                    let (code, reason) = rewrite(&mut trailers).unwrap_or((Code::Ok, None));
+                    this.finish(code, reason);
                     Poll::Ready(Some(Ok(Frame::trailers(trailers))))
                 }
                 Err(frame) => Poll::Ready(Some(Ok(frame))),
             },
             Poll::Ready(Some(Err(status))) => {
-                this.finish(status.code());
+                this.finish(status.code(), reason_of(&status));
                 Poll::Ready(Some(Err(status)))
             }
             Poll::Ready(None) => {
-                this.finish(Code::Ok);
+                this.finish(Code::Ok, None);
                 Poll::Ready(None)
             }
             // Nothing ready: on shutdown, the stream ends here.
@@ -274,17 +335,21 @@ impl Drop for EdgeBody {
     fn drop(&mut self) {
         // The client went away (or reset the stream) before the end.
         if let Some(call) = self.call.take() {
-            call.finished(Code::Cancelled);
+            call.finished(Code::Cancelled, None);
         }
     }
 }
 
 /// If `headers` carry a final status, makes it one a caller can act on and
-/// returns its code. Statuses with details are the service's own and stay.
-fn rewrite(headers: &mut HeaderMap) -> Option<Code> {
+/// returns its code and ErrorInfo reason. Statuses with details are the
+/// service's own and stay.
+fn rewrite(headers: &mut HeaderMap) -> Option<(Code, Option<String>)> {
     let status = Status::from_header_map(headers)?;
-    if status.code() == Code::Ok || !status.details().is_empty() {
-        return Some(status.code());
+    if status.code() == Code::Ok {
+        return Some((Code::Ok, None));
+    }
+    if !status.details().is_empty() {
+        return Some((status.code(), reason_of(&status)));
     }
     let status = made_by_tonic(&status);
     for name in ["grpc-status", "grpc-message", "grpc-status-details-bin"] {
@@ -293,7 +358,12 @@ fn rewrite(headers: &mut HeaderMap) -> Option<Code> {
     if let Err(e) = status.add_header(headers) {
         tracing::warn!(error = %e, "cannot write a rewritten status");
     }
-    Some(status.code())
+    Some((status.code(), reason_of(&status)))
+}
+
+/// The ErrorInfo reason of a status, if it has one.
+fn reason_of(status: &Status) -> Option<String> {
+    status.get_details_error_info().map(|info| info.reason)
 }
 
 /// The status a caller gets for one that tonic made without details.

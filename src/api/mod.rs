@@ -47,6 +47,7 @@ use uuid::Uuid;
 pub use convert::{etag, meeting_to_pb, stored_record, timestamp, without_output_fields};
 
 use crate::error::{Error, Result};
+use crate::metrics::Metrics;
 use crate::pb::{self, meeting_service_server::MeetingService};
 use crate::storage::{Inserted, Lsn, NewRow, Storage};
 use coalesce::Coalescer;
@@ -66,6 +67,7 @@ pub struct MeetingsApi {
     positions: Coalescer<(), Lsn>,
     /// Concurrent CreateMeeting calls, one statement (one commit) per batch.
     creates: Coalescer<NewRow, Result<(NewRow, Inserted)>>,
+    metrics: Metrics,
     /// Page reads of streams (pair streams and watchers) running at once:
     /// at most half the pool, so that streams, however many, leave
     /// connections for every other call.
@@ -101,6 +103,7 @@ impl MeetingsApi {
         shutdown: CancellationToken,
         events: tokio::sync::watch::Receiver<u64>,
         limits: Limits,
+        metrics: Metrics,
     ) -> Self {
         let lookups = {
             let storage = storage.clone();
@@ -150,6 +153,7 @@ impl MeetingsApi {
             lookups,
             positions,
             creates,
+            metrics,
             page_reads: Arc::new(Semaphore::new((pool_size / 2).max(1))),
         }
     }
@@ -263,14 +267,36 @@ impl MeetingService for MeetingsApi {
             .import(request.into_inner(), admission.database())
             .await
         {
-            Ok(response) => Ok(self.with_position(Response::new(response)).await),
+            Ok(response) => {
+                self.count_imported(|outcome| match outcome {
+                    "created" => response.created_count,
+                    "merged" => response.merged_count,
+                    "existing" => response.duplicate_count,
+                    _ => response.rejected_count,
+                });
+                Ok(self.with_position(Response::new(response)).await)
+            }
             Err(mut status) => {
                 // An import that stopped part-way (its ErrorInfo says where
                 // to resume) stored what came before: its position lets the
                 // caller read that.
-                let stopped = tonic_types::StatusExt::get_error_details(&status)
-                    .error_info()
-                    .is_some_and(|info| info.metadata.contains_key("resume_index"));
+                let details = tonic_types::StatusExt::get_error_details(&status);
+                let info = details.error_info();
+                if let Some(info) = info {
+                    self.count_imported(|outcome| {
+                        let key = match outcome {
+                            "created" => "created_count",
+                            "merged" => "merged_count",
+                            "existing" => "duplicate_count",
+                            _ => "rejected_count",
+                        };
+                        info.metadata
+                            .get(key)
+                            .and_then(|n| n.parse().ok())
+                            .unwrap_or(0)
+                    });
+                }
+                let stopped = info.is_some_and(|info| info.metadata.contains_key("resume_index"));
                 if stopped && let Some(position) = self.write_position().await {
                     status.metadata_mut().insert(WRITE_POSITION, position);
                 }
@@ -325,7 +351,19 @@ impl MeetingService for MeetingsApi {
         &self,
         request: Request<pb::WatchMeetingsRequest>,
     ) -> Result<Response<Self::WatchMeetingsStream>, Status> {
-        Ok(Response::new(Box::pin(self.watch(request).await?)))
+        let watcher = Watcher::new(self.metrics.clone());
+        let stream = counted(
+            self.watch(request).await?,
+            self.metrics.clone(),
+            "WatchMeetings",
+        );
+        Ok(Response::new(Box::pin(tokio_stream::StreamExt::map(
+            stream,
+            move |item| {
+                let _connected = &watcher;
+                item
+            },
+        ))))
     }
 
     async fn get_country_pair_summary(
@@ -371,7 +409,53 @@ impl MeetingService for MeetingsApi {
         &self,
         request: Request<pb::StreamMeetingsByCountryPairRequest>,
     ) -> Result<Response<Self::StreamMeetingsByCountryPairStream>, Status> {
-        Ok(Response::new(Box::pin(self.pair_stream(request).await?)))
+        Ok(Response::new(Box::pin(counted(
+            self.pair_stream(request).await?,
+            self.metrics.clone(),
+            "StreamMeetingsByCountryPair",
+        ))))
+    }
+}
+
+impl MeetingsApi {
+    /// Counts an import's records by outcome (`count` gives each one's).
+    fn count_imported(&self, count: impl Fn(&'static str) -> u64) {
+        for outcome in ["created", "merged", "existing", "rejected"] {
+            self.metrics.import_records(outcome, count(outcome));
+        }
+    }
+}
+
+/// A response stream whose messages are counted as sent on `method`.
+fn counted<T, S>(
+    stream: S,
+    metrics: Metrics,
+    method: &'static str,
+) -> impl Stream<Item = Result<T, Status>> + Send
+where
+    S: Stream<Item = Result<T, Status>> + Send,
+{
+    tokio_stream::StreamExt::map(stream, move |item| {
+        if item.is_ok() {
+            metrics.stream_messages(method, 1);
+        }
+        item
+    })
+}
+
+/// A connected watcher, counted until its stream is dropped.
+struct Watcher(Metrics);
+
+impl Watcher {
+    fn new(metrics: Metrics) -> Self {
+        metrics.watcher(true);
+        Self(metrics)
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        self.0.watcher(false);
     }
 }
 

@@ -14,7 +14,7 @@ use crate::domain::{NewMeeting, Report};
 /// Separates the items of a joined list; `chr(31)` in SQL.
 const LIST_SEPARATOR: char = '\u{1f}';
 
-/// The columns of a batch of new meetings ($1 to $21, and $24 to $29), each
+/// The columns of a batch of new meetings ($1 to $18, and $21 to $26), each
 /// derived value read from the validated meeting.
 #[derive(Debug, Default)]
 pub(super) struct MeetingColumns<'a> {

@@ -124,6 +124,17 @@ impl Storage {
         .await?)
     }
 
+    /// Event rows written and not yet numbered.
+    pub async fn pending_events(&self) -> Result<i64> {
+        Ok(
+            sqlx::query_scalar(
+                "SELECT count(*) FROM meeting_events WHERE numbered_at = 'infinity'",
+            )
+            .fetch_one(&self.pool)
+            .await?,
+        )
+    }
+
     /// The newest sequence number given to an event (0 before the first).
     pub async fn newest_sequence(&self) -> Result<i64> {
         Ok(sqlx::query_scalar(

@@ -179,6 +179,21 @@ impl Storage {
     }
 
     /// Answers whether the database is reachable.
+    /// Whether the service can serve: the database answers and every
+    /// migration this version knows is applied; else why not (for an
+    /// operator: no internals).
+    pub async fn ready(&self) -> std::result::Result<(), &'static str> {
+        let known = sqlx::migrate!("./migrations").iter().count();
+        match sqlx::query_scalar::<_, i64>("SELECT count(*) FROM _sqlx_migrations WHERE success")
+            .fetch_one(&self.pool)
+            .await
+        {
+            Ok(applied) if usize::try_from(applied).is_ok_and(|n| n >= known) => Ok(()),
+            Ok(_) => Err("migrations are not all applied"),
+            Err(_) => Err("the database does not answer"),
+        }
+    }
+
     pub async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())

@@ -12,19 +12,19 @@
 
 use std::cell::RefCell;
 
-use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
-use sqlx::postgres::{PgArgumentBuffer, PgTypeInfo, PgValueRef};
-use sqlx::{Decode, Encode, Postgres, Type, ValueRef};
+use sqlx::postgres::{PgTypeInfo, PgValueRef};
+use sqlx::{Decode, Postgres, Type, ValueRef};
 
 /// The first bytes of a zstd frame.
 const MAGIC: [u8; 4] = [0x28, 0xB5, 0x2F, 0xFD];
 /// zstd's level for writes: its fastest standard level compresses these
 /// records about as well as the default (1.77 against 1.80 times).
 const LEVEL: i32 = 1;
-/// Largest record a frame may claim to hold: far above the request limit,
-/// so that a damaged frame cannot make a read allocate without bound.
-const MAX_RECORD: usize = 256 << 20;
+/// Largest record a frame may claim to hold: the largest message the
+/// service sends by default, so that a damaged frame cannot make a read
+/// allocate without bound (the buffer is reserved before decompressing).
+const MAX_RECORD: usize = 64 << 20;
 
 thread_local! {
     static COMPRESSOR: RefCell<Option<zstd::bulk::Compressor<'static>>> =
@@ -37,7 +37,11 @@ thread_local! {
 pub fn pack(record: &[u8]) -> Vec<u8> {
     COMPRESSOR.with_borrow_mut(|compressor| {
         if compressor.is_none() {
-            *compressor = zstd::bulk::Compressor::new(LEVEL).ok();
+            // With a checksum (4 bytes), so that a damaged record is an
+            // error rather than other bytes sent as a meeting.
+            *compressor = zstd::bulk::Compressor::new(LEVEL)
+                .and_then(|mut c| c.include_checksum(true).map(|()| c))
+                .ok();
         }
         compressor
             .as_mut()
@@ -68,7 +72,8 @@ pub fn unpack(stored: Vec<u8>) -> Result<Vec<u8>, BoxDynError> {
 }
 
 /// A record column, read unpacked: `#[sqlx(try_from = "Stored")]` on a
-/// `Vec<u8>` field, or a tuple's element.
+/// `Vec<u8>` field, or a tuple's element. Decode only: records are packed
+/// where they are bound (`pack`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stored(pub Vec<u8>);
 
@@ -111,12 +116,6 @@ impl<'r> Decode<'r, Postgres> for MaybeStored {
         Ok(Self(Some(unpack(<Vec<u8> as Decode<Postgres>>::decode(
             value,
         )?)?)))
-    }
-}
-
-impl Encode<'_, Postgres> for Stored {
-    fn encode_by_ref(&self, buf: &mut PgArgumentBuffer) -> Result<IsNull, BoxDynError> {
-        <Vec<u8> as Encode<Postgres>>::encode_by_ref(&self.0, buf)
     }
 }
 

@@ -207,8 +207,10 @@ async fn concurrent_creates_with_one_request_id_store_one_meeting() {
     assert_eq!(pairs, 1);
 }
 
+/// A meeting's participants, topics and pair are stored in the columns
+/// reads filter on (its sources only in its record).
 #[tokio::test]
-async fn participants_topics_sources_and_pairs_are_stored_with_the_meeting() {
+async fn participants_topics_and_pairs_are_stored_with_the_meeting() {
     let app = spawn_app().await;
     let created = create_article(&app).await;
     let id = uuid::Uuid::parse_str(&created.id).unwrap();
@@ -252,7 +254,7 @@ async fn participants_topics_sources_and_pairs_are_stored_with_the_meeting() {
 /// one source without a URL (an empty item), several with and without
 /// URLs, and text with commas, quotes, braces and non-ASCII characters.
 #[tokio::test]
-async fn list_columns_keep_every_item_in_order() {
+async fn lists_keep_every_item_in_order() {
     let app = spawn_app().await;
     let source = |name: &str, url: &str| pb::Source {
         name: name.to_owned(),

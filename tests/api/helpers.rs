@@ -27,6 +27,8 @@ static TRACING: LazyLock<()> = LazyLock::new(|| {
 
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// The admin HTTP listener (/metrics, /healthz, /readyz).
+    pub admin: SocketAddr,
     pub client: MeetingServiceClient<Channel>,
     /// The server's own pool (a clone shares its connections).
     pub pool: PgPool,
@@ -121,6 +123,7 @@ async fn spawn(settings: Settings, shared_url: Option<String>) -> TestApp {
     LazyLock::force(&TRACING);
     let mut config = Config::parse_from(["meetings"]);
     config.listen_addr = "127.0.0.1:0".parse().unwrap();
+    config.admin_addr = meetings::config::OptionalAddr(Some("127.0.0.1:0".parse().unwrap()));
     config.database_url = None;
     config.data_dir = None;
     config.db_pool_size = settings.db_pool_size;
@@ -180,6 +183,7 @@ async fn spawn(settings: Settings, shared_url: Option<String>) -> TestApp {
         .await
         .expect("application builds");
     let addr = app.local_addr();
+    let admin = app.admin_addr().expect("the admin listener is on");
     let pool = app.storage().pool().clone();
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until_stopped(async {
@@ -192,6 +196,7 @@ async fn spawn(settings: Settings, shared_url: Option<String>) -> TestApp {
     let client = MeetingServiceClient::new(channel).max_decoding_message_size(64 * 1024 * 1024);
     TestApp {
         addr,
+        admin,
         client,
         pool,
         stop: Some(stop),
@@ -396,6 +401,17 @@ pub fn assert_error(status: &tonic::Status, code: tonic::Code, reason: &str) -> 
     let info = details.error_info().expect("every error carries ErrorInfo");
     assert_eq!(info.reason, reason);
     assert_eq!(info.domain, "meetings.v1");
+    // A retry can get past these, after the delay the status gives; no
+    // other error says to retry.
+    let retry = details.retry_info().and_then(|r| r.retry_delay);
+    if ["TOO_MANY_CALLS", "DATABASE_UNAVAILABLE", "SHUTTING_DOWN"].contains(&reason) {
+        assert!(
+            retry.is_some_and(|d| !d.is_zero()),
+            "{reason} carries RetryInfo with a delay"
+        );
+    } else {
+        assert_eq!(retry, None, "{reason} carries no RetryInfo");
+    }
     details
 }
 
@@ -485,6 +501,8 @@ impl ServerProcess {
                 "serve",
                 "--listen-addr",
                 &addr,
+                "--admin-addr",
+                "127.0.0.1:0",
                 "--database-url",
                 database_url,
             ])

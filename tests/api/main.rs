@@ -1,6 +1,7 @@
 //! Integration tests: the real server over real gRPC against real
 //! PostgreSQL, each test with its own database.
 
+mod admin;
 mod archive;
 mod auth;
 mod bounded;

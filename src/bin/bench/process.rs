@@ -92,6 +92,8 @@ impl Server {
             .arg("--serve")
             .env("DATABASE_URL", options.to_url_lossy().to_string())
             .env("MEETINGS_LISTEN_ADDR", &addr)
+            // Several servers may run at once: no admin listener.
+            .env("MEETINGS_ADMIN_ADDR", "")
             .env("MEETINGS_DB_POOL_SIZE", CLIENTS.to_string())
             .env(
                 "RUST_LOG",
