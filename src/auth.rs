@@ -221,18 +221,43 @@ fn need(path: &str) -> Option<Need> {
         .map(|(_, need)| *need)
 }
 
+/// The accepted tokens, replaceable while the service runs (SIGHUP): each
+/// call reads the set current at its arrival.
+#[derive(Debug, Clone)]
+pub struct TokenSet(Arc<std::sync::RwLock<Arc<Tokens>>>);
+
+impl TokenSet {
+    fn new(tokens: Tokens) -> Self {
+        Self(Arc::new(std::sync::RwLock::new(Arc::new(tokens))))
+    }
+
+    fn current(&self) -> Arc<Tokens> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Takes `tokens` for the calls that arrive from now on.
+    pub fn replace(&self, tokens: Tokens) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(tokens);
+    }
+}
+
 /// Tower layer that checks the bearer token of every call.
 #[derive(Debug, Clone)]
 pub struct AuthLayer {
-    tokens: Option<Arc<Tokens>>,
+    tokens: Option<TokenSet>,
 }
 
 impl AuthLayer {
     /// None: every caller is allowed everything.
     pub fn new(tokens: Option<Tokens>) -> Self {
         Self {
-            tokens: tokens.map(Arc::new),
+            tokens: tokens.map(TokenSet::new),
         }
+    }
+
+    /// The tokens, to replace them later (None when calls need none).
+    pub fn tokens(&self) -> Option<TokenSet> {
+        self.tokens.clone()
     }
 }
 
@@ -249,7 +274,7 @@ impl<S> tower::Layer<S> for AuthLayer {
 #[derive(Debug, Clone)]
 pub struct Auth<S> {
     inner: S,
-    tokens: Option<Arc<Tokens>>,
+    tokens: Option<TokenSet>,
 }
 
 impl<S, ReqBody, ResBody> tower::Service<http::Request<ReqBody>> for Auth<S>
@@ -294,7 +319,7 @@ impl<S> Auth<S> {
                 "this server has no such method",
             ));
         };
-        let Some(tokens) = &self.tokens else {
+        let Some(tokens) = self.tokens.as_ref().map(TokenSet::current) else {
             return Ok(None);
         };
         if need == Need::Nothing {

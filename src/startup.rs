@@ -225,6 +225,15 @@ impl Application {
             config.max_request_bytes,
             config.max_response_bytes,
         );
+        let auth = AuthLayer::new(tokens);
+        let reload = match (auth.tokens(), config.tokens_file.clone()) {
+            (Some(tokens), Some(path)) => Some(tokio::spawn(reload_tokens_on_hangup(
+                tokens,
+                path,
+                stop.clone(),
+            ))),
+            _ => None,
+        };
         let keepalive = (config.http2_keepalive_ms > 0)
             .then(|| Duration::from_millis(config.http2_keepalive_ms));
         let mut builder = Server::builder();
@@ -239,7 +248,7 @@ impl Application {
             )))
             .tcp_keepalive(Some(Duration::from_secs(60)))
             .layer(crate::api::EdgeLayer::new(stop.clone(), metrics.clone()))
-            .layer(AuthLayer::new(tokens))
+            .layer(auth)
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
@@ -275,6 +284,9 @@ impl Application {
         figures.abort();
         replica_checks.abort();
         sampler.abort();
+        if let Some(task) = reload {
+            task.abort();
+        }
         if let Some(task) = admin_task {
             task.abort();
         }
@@ -331,6 +343,40 @@ const SERVICE_NAME: &str = <MeetingServiceServer<MeetingsApi> as NamedService>::
 /// service's name say whether it can serve calls).
 pub const LIVENESS: &str = "liveness";
 
+/// Reads the tokens file again on each SIGHUP: calls that arrive after it
+/// use the new tokens, on the same connections. A file that cannot be read
+/// or parsed leaves the tokens as they were, and says why.
+async fn reload_tokens_on_hangup(
+    tokens: crate::auth::TokenSet,
+    path: std::path::PathBuf,
+    stop: CancellationToken,
+) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangups = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGHUP: the tokens file is read at start only");
+            return;
+        }
+    };
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            received = hangups.recv() => if received.is_none() { return },
+        }
+        match Tokens::load(&path) {
+            Ok(new) => {
+                tracing::info!(tokens = new.len(), file = %path.display(), "SIGHUP: tokens reloaded");
+                tokens.replace(new);
+            }
+            Err(e) => tracing::warn!(
+                error = format!("{e:#}"),
+                "SIGHUP: the tokens file is not valid; the previous tokens stay"
+            ),
+        }
+    }
+}
+
 /// How often the sampled metrics (the change feed's state, the replicas'
 /// lag) are refreshed.
 const SAMPLE_INTERVAL: Duration = Duration::from_secs(1);
@@ -377,7 +423,7 @@ async fn set_status(reporter: &HealthReporter, status: ServingStatus) {
 
 /// SERVING exactly while the database answers.
 async fn update_health(reporter: &HealthReporter, storage: &Storage) -> bool {
-    let ok = storage.ping().await.is_ok();
+    let ok = storage.probe().await.is_ok();
     let status = if ok {
         ServingStatus::Serving
     } else {
@@ -417,6 +463,9 @@ async fn watch_database(
         let ok = tokio::time::timeout(interval, update_health(&reporter, &storage))
             .await
             .unwrap_or(false);
+        // Calls waiting on the database end with UNAVAILABLE from here on
+        // (Storage::answering), until a probe is answered again.
+        storage.set_answering(ok);
         if !ok {
             set_status(&reporter, ServingStatus::NotServing).await;
         }

@@ -280,7 +280,9 @@ impl MeetingsApi {
                     let _ = after.await;
                 }
                 let rows = std::mem::take(&mut batch.rows);
-                let outcomes = store_in_groups(&storage, &share, rows, locked).await;
+                let outcomes = storage
+                    .answering(store_in_groups(&storage, &share, rows, locked))
+                    .await;
                 (batch, outcomes)
             }
             .in_current_span(),
@@ -412,7 +414,11 @@ impl MeetingsApi {
         tokio::spawn(
             async move {
                 let outcomes = match share.acquire().await {
-                    Ok(_database) => storage.insert_meetings(&batch.rows).await,
+                    Ok(_database) => {
+                        storage
+                            .answering(storage.insert_meetings(&batch.rows))
+                            .await
+                    }
                     Err(e) => Err(e),
                 };
                 (batch, outcomes)

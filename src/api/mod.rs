@@ -169,7 +169,7 @@ impl MeetingsApi {
     {
         let _admission = self.limits.admit(&Origin::of(&request))?;
         self.limits
-            .within_deadline(call(request.into_inner()))
+            .within_deadline(self.storage.answering(call(request.into_inner())))
             .await
     }
 
@@ -217,10 +217,10 @@ impl MeetingsApi {
         let admission = self.limits.admit(&Origin::of(&request))?;
         let message = request.into_inner();
         self.limits
-            .within_deadline(async {
+            .within_deadline(self.storage.answering(async {
                 let _database = admission.database().acquire().await?;
                 call(message).await
-            })
+            }))
             .await
     }
 }

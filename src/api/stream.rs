@@ -129,11 +129,15 @@ impl PageSource for PairPages {
             return Ok(None);
         }
         let (storage, query, at) = (self.storage.clone(), self.query, self.at);
-        let page = read_page(&self.reads, &self.share, async move {
-            storage
-                .read_at(at, |s| async move { s.pair_page(&query).await })
-                .await
-        })
+        let page = read_page(
+            &self.reads,
+            &self.share,
+            self.storage.answering(async move {
+                storage
+                    .read_at(at, |s| async move { s.pair_page(&query).await })
+                    .await
+            }),
+        )
         .await?;
         self.exhausted = !page.more;
         self.query.limit = PAGE;

@@ -117,18 +117,22 @@ impl PageSource for EventPages {
             // arrives during the read is not missed.
             self.wake.borrow_and_update();
             let (storage, after, pair) = (self.storage.clone(), self.after, self.pair);
-            let page = read_page(&self.reads, &self.share, async move {
-                let page = storage.events_after(after, pair, EVENT_PAGE).await?;
-                // Events after the position expired while the watcher was
-                // connected (it fell behind the retention): it would miss
-                // them, so it ends as a new watch would.
-                if let Some(oldest) = storage.oldest_event().await?
-                    && after < oldest - 1
-                {
-                    return Err(Error::EventsExpired { oldest });
-                }
-                Ok(page)
-            })
+            let page = read_page(
+                &self.reads,
+                &self.share,
+                self.storage.answering(async move {
+                    let page = storage.events_after(after, pair, EVENT_PAGE).await?;
+                    // Events after the position expired while the watcher was
+                    // connected (it fell behind the retention): it would miss
+                    // them, so it ends as a new watch would.
+                    if let Some(oldest) = storage.oldest_event().await?
+                        && after < oldest - 1
+                    {
+                        return Err(Error::EventsExpired { oldest });
+                    }
+                    Ok(page)
+                }),
+            )
             .await?;
             if page.through > self.after {
                 self.through = page.through;

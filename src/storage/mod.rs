@@ -19,6 +19,7 @@ mod partitions;
 mod record;
 mod replicas;
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -106,6 +107,11 @@ pub struct Storage {
     /// Streaming replicas that serve reads (see `read_at`); None on a
     /// handle that reads a replica itself.
     replicas: Option<Arc<Replicas>>,
+    /// Whether the primary stopped answering the health probe (see
+    /// `answering`).
+    lost: Arc<tokio::sync::watch::Sender<bool>>,
+    /// The health probe's own connection (see `probe`).
+    probe: Arc<tokio::sync::Mutex<Option<sqlx::PgConnection>>>,
 }
 
 /// Pool settings.
@@ -135,6 +141,8 @@ impl Storage {
             pool,
             page_token_key,
             events_written: Arc::new(Notify::new()),
+            lost: Arc::new(tokio::sync::watch::Sender::new(false)),
+            probe: Arc::new(tokio::sync::Mutex::new(None)),
             replicas: replicas.filter(|r| !r.replicas.is_empty()).map(|r| {
                 let r = ReplicaSettings {
                     replicas: r.replicas.iter().cloned().map(session_options).collect(),
@@ -191,6 +199,60 @@ impl Storage {
             Ok(applied) if usize::try_from(applied).is_ok_and(|n| n >= known) => Ok(()),
             Ok(_) => Err("migrations are not all applied"),
             Err(_) => Err("the database does not answer"),
+        }
+    }
+
+    /// Asks the primary for an answer on a connection of its own, outside
+    /// the pool, so that a pool busy with slow calls does not look like a
+    /// database that stopped answering. The connection is taken for the
+    /// question and kept only if it answered: one dropped mid-question (a
+    /// probe that timed out) is closed, never asked again.
+    pub async fn probe(&self) -> Result<()> {
+        use sqlx::Connection;
+        let mut slot = self.probe.lock().await;
+        let mut conn = match slot.take() {
+            Some(conn) => conn,
+            None => sqlx::PgConnection::connect_with(&self.pool.connect_options()).await?,
+        };
+        sqlx::query("SELECT 1").execute(&mut conn).await?;
+        *slot = Some(conn);
+        Ok(())
+    }
+
+    /// Records what the last health probe found: the primary answers
+    /// (`true`) or not.
+    pub fn set_answering(&self, answering: bool) {
+        self.lost.send_if_modified(|lost| {
+            let changed = *lost == answering;
+            *lost = !answering;
+            changed
+        });
+    }
+
+    /// `work` (a call's statements), ended with UNAVAILABLE as soon as the
+    /// health probe finds the primary not answering, or at once if it is
+    /// already so. A database that stops answering without closing its
+    /// connections (a network partition: packets dropped, no reset) would
+    /// otherwise hold a statement until the kernel gives up on the TCP
+    /// connection, many minutes later: sqlx sets no TCP keepalive or user
+    /// timeout on its sockets, so the probe (`--health-interval-ms`) bounds
+    /// the wait instead. The statement's connection is dropped with it.
+    pub fn answering<F, T>(&self, work: F) -> impl Future<Output = Result<T>> + use<F, T>
+    where
+        F: Future<Output = Result<T>>,
+    {
+        let mut lost = self.lost.subscribe();
+        async move {
+            tokio::select! {
+                biased;
+                result = work => result,
+                Ok(_) = lost.wait_for(|lost| *lost) => Err(Error::Unavailable(sqlx::Error::Io(
+                    std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "the database stopped answering the health probe",
+                    ),
+                ))),
+            }
         }
     }
 

@@ -145,12 +145,17 @@ impl Storage {
     /// change-feed tables, where missing.
     pub async fn prepare_event_partitions(&self, span: Duration) -> Result<()> {
         let span = i64::try_from(span.as_micros()).unwrap_or(i64::MAX).max(1);
+        // Each on its own: one that fails (a lock not had in time) leaves
+        // the others to be made; it is tried again at the next round.
+        let mut first_error = None;
         for table in [EVENTS, RECORDS] {
             for ahead in 0..=2 {
-                self.prepare_partition(table, span, ahead).await?;
+                if let Err(e) = self.prepare_partition(table, span, ahead).await {
+                    first_error.get_or_insert(e);
+                }
             }
         }
-        Ok(())
+        first_error.map_or(Ok(()), Err)
     }
 
     /// Makes the partition for the instant `ahead` spans from now, if none
@@ -159,6 +164,12 @@ impl Storage {
         let Some(mut tx) = self.maintenance().await? else {
             return Ok(());
         };
+        // Made ahead of need, so it can wait longer for its locks than a
+        // DROP: the LOCK of a DEFAULT partition waits for the reads of it
+        // in progress (watchers' pages), and holds up new ones meanwhile.
+        sqlx::query("SET LOCAL lock_timeout = '1s'")
+            .execute(&mut *tx)
+            .await?;
         let now: DateTime<Utc> = sqlx::query_scalar("SELECT now()")
             .fetch_one(&mut *tx)
             .await?;

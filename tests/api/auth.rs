@@ -464,3 +464,64 @@ async fn tokens_and_database_passwords_never_reach_the_logs() {
     }
     assert!(!logs.to_lowercase().contains("authorization: bearer"));
 }
+
+/// SIGHUP reads the tokens file again: the next calls on the same
+/// connection use the new tokens; a file that is not valid keeps the
+/// tokens as they were, and the log says why.
+#[tokio::test]
+async fn sighup_reloads_the_tokens_file_and_keeps_the_old_tokens_on_a_bad_one() {
+    use sqlx::ConnectOptions;
+    let app = crate::helpers::spawn_app().await;
+    let (old, old_line) = new_token("read", "old-reader").unwrap();
+    let (new, new_line) = new_token("read", "new-reader").unwrap();
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), format!("{old_line}\n")).unwrap();
+    let url = app.pool.connect_options().to_url_lossy().to_string();
+    let server = crate::helpers::ServerProcess::start(
+        &url,
+        &["--tokens-file".as_ref(), file.path().as_os_str()],
+        "info",
+    )
+    .await;
+    let channel = server.channel().await.unwrap();
+    let list = |token: &str| {
+        let mut client = pb::meeting_service_client::MeetingServiceClient::new(channel.clone());
+        let request = with_token(pb::ListMeetingsRequest::default(), Some(token));
+        async move {
+            client
+                .list_meetings(request)
+                .await
+                .map(|_| ())
+                .map_err(|s| s.code())
+        }
+    };
+    let hangup = || {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(server.child.id().unwrap() as i32),
+            nix::sys::signal::Signal::SIGHUP,
+        )
+        .unwrap()
+    };
+    assert_eq!(list(&old).await, Ok(()));
+    assert_eq!(list(&new).await, Err(Code::Unauthenticated));
+
+    std::fs::write(file.path(), format!("{new_line}\n")).unwrap();
+    hangup();
+    let reloaded = crate::helpers::eventually(std::time::Duration::from_secs(10), || async {
+        list(&new).await.is_ok()
+    })
+    .await;
+    assert!(reloaded, "the new token is accepted after SIGHUP");
+    assert_eq!(list(&old).await, Err(Code::Unauthenticated));
+
+    std::fs::write(file.path(), "not a tokens file\n").unwrap();
+    hangup();
+    let logged = crate::helpers::eventually(std::time::Duration::from_secs(10), || async {
+        std::fs::read_to_string(server.log.path())
+            .unwrap()
+            .contains("the previous tokens stay")
+    })
+    .await;
+    assert!(logged, "the log says why the file was not taken");
+    assert_eq!(list(&new).await, Ok(()), "the tokens stay as they were");
+}

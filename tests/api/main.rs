@@ -17,6 +17,7 @@ mod load;
 mod merges;
 mod migrations;
 mod parties;
+mod partition;
 mod raw;
 mod replicas;
 mod service;
