@@ -106,6 +106,12 @@ pub struct Config {
     #[arg(long, env = "MEETINGS_MAX_RESPONSE_BYTES", default_value_t = 64 * 1024 * 1024)]
     pub max_response_bytes: usize,
 
+    /// Memory all ImportMeetings streams together may hold in records
+    /// waiting for or in their transaction, in MiB of request messages; an
+    /// import past it stops reading until others commit.
+    #[arg(long, env = "MEETINGS_IMPORT_MEMORY_MB", default_value_t = 256)]
+    pub import_memory_mb: usize,
+
     /// Calls and open streams served at once; more get RESOURCE_EXHAUSTED.
     #[arg(long, env = "MEETINGS_MAX_CONCURRENT_CALLS", default_value_t = 1024)]
     pub max_concurrent_calls: usize,

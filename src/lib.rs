@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod startup;
 pub mod storage;
 pub mod telemetry;
+pub mod tls;
 
 pub use error::Error;
 

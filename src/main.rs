@@ -24,10 +24,17 @@ async fn main() -> ExitCode {
 
 /// Runs the service; errors are logged (once) here.
 async fn serve(config: Config) -> Result<(), ()> {
-    telemetry::init(config.log_format);
-    run(config).await.map_err(|e| {
+    let telemetry = telemetry::init(config.log_format).map_err(|e| {
+        eprintln!("error: {e:#}");
+    })?;
+    if telemetry.exporting() {
+        tracing::info!("exporting traces over OTLP");
+    }
+    let result = run(config).await.map_err(|e| {
         tracing::error!(error = format!("{e:#}"), "meetings failed");
-    })
+    });
+    telemetry.shutdown();
+    result
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {

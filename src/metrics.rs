@@ -9,8 +9,8 @@
 //! `replica` come from fixed lists. No ids or tokens.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use tonic::Code;
 
@@ -29,6 +29,7 @@ pub struct Metrics {
     streams_open: IntGaugeVec,
     stream_messages: IntCounterVec,
     import_records: IntCounterVec,
+    import_waits: IntCounter,
     rejected: IntCounterVec,
     watchers: IntGauge,
     events_pending: IntGauge,
@@ -97,6 +98,11 @@ impl Metrics {
             &["outcome"],
         )
         .expect("valid metric");
+        let import_waits = IntCounter::new(
+            "import_memory_waits_total",
+            "Times an import stopped reading until imports released memory (--import-memory-mb).",
+        )
+        .expect("valid metric");
         let rejected = IntCounterVec::new(
             Opts::new(
                 "rejected_calls_total",
@@ -161,6 +167,7 @@ impl Metrics {
             streams_open,
             stream_messages,
             import_records,
+            import_waits,
             rejected,
             watchers,
             events_pending,
@@ -179,6 +186,7 @@ impl Metrics {
             Box::new(metrics.streams_open.clone()),
             Box::new(metrics.stream_messages.clone()),
             Box::new(metrics.import_records.clone()),
+            Box::new(metrics.import_waits.clone()),
             Box::new(metrics.rejected.clone()),
             Box::new(metrics.watchers.clone()),
             Box::new(metrics.events_pending.clone()),
@@ -244,6 +252,11 @@ impl Metrics {
     }
 
     /// A call was refused for `reason` (an ErrorInfo reason).
+    /// An import waited for the import memory budget.
+    pub fn import_waited(&self) {
+        self.import_waits.inc();
+    }
+
     pub fn rejected(&self, reason: &'static str) {
         self.rejected.with_label_values(&[reason]).inc();
     }

@@ -12,7 +12,6 @@ use tokio_util::sync::CancellationToken;
 use tonic::server::NamedService;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
-use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
@@ -31,7 +30,7 @@ pub struct Application {
     storage: Storage,
     embedded: Option<EmbeddedPostgres>,
     tokens: Option<Tokens>,
-    tls: Option<ServerTlsConfig>,
+    tls: Option<std::sync::Arc<crate::tls::ReloadableTls>>,
     /// The admin HTTP listener, unless `--admin-addr` is empty.
     admin: Option<TcpListener>,
     metrics: Metrics,
@@ -156,7 +155,14 @@ impl Application {
         reporter
             .set_service_status(LIVENESS, ServingStatus::Serving)
             .await;
-        update_health(&reporter, &storage).await;
+        // Bounded: a database that stopped answering since the migrations
+        // ran must not hold the start.
+        if tokio::time::timeout(PROBE_TIMEOUT, update_health(&reporter, &storage))
+            .await
+            .is_err()
+        {
+            set_status(&reporter, ServingStatus::NotServing).await;
+        }
         let admin_task = admin.map(|listener| {
             tokio::spawn(crate::admin::serve(
                 listener,
@@ -213,7 +219,8 @@ impl Application {
             config.db_pool_size as usize,
             config.request_timeout(),
             config.max_response_bytes,
-        );
+        )
+        .with_import_memory(config.import_memory_mb.saturating_mul(1024 * 1024));
         let api = MeetingServiceRouter::new(
             MeetingsApi::new(
                 storage.clone(),
@@ -226,21 +233,19 @@ impl Application {
             config.max_response_bytes,
         );
         let auth = AuthLayer::new(tokens);
-        let reload = match (auth.tokens(), config.tokens_file.clone()) {
-            (Some(tokens), Some(path)) => Some(tokio::spawn(reload_tokens_on_hangup(
-                tokens,
-                path,
-                stop.clone(),
-            ))),
-            _ => None,
-        };
+        // Installed before serving, whatever is configured: SIGHUP's
+        // default action would end the process.
+        let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .context("cannot listen for SIGHUP")?;
+        let reload = tokio::spawn(reload_on_hangup(
+            hangups,
+            auth.tokens().zip(config.tokens_file.clone()),
+            tls.clone(),
+            stop.clone(),
+        ));
         let keepalive = (config.http2_keepalive_ms > 0)
             .then(|| Duration::from_millis(config.http2_keepalive_ms));
-        let mut builder = Server::builder();
-        if let Some(tls) = tls {
-            builder = builder.tls_config(tls).context("TLS configuration")?;
-        }
-        let server = builder
+        let router = Server::builder()
             .max_concurrent_streams(config.max_streams_per_connection)
             .http2_keepalive_interval(keepalive)
             .http2_keepalive_timeout(Some(Duration::from_millis(
@@ -252,13 +257,18 @@ impl Application {
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
-            .add_service(api)
-            .serve_with_incoming_shutdown(
+            .add_service(api);
+        let mut server = match tls {
+            Some(tls) => tokio::spawn(router.serve_with_incoming_shutdown(
+                crate::tls::incoming(listener, tls),
+                stop.clone().cancelled_owned(),
+            )),
+            None => tokio::spawn(router.serve_with_incoming_shutdown(
                 // Without TCP_NODELAY, small responses wait for delayed ACKs (~40 ms).
                 TcpIncoming::from(listener).with_nodelay(Some(true)),
                 stop.clone().cancelled_owned(),
-            );
-        let mut server = tokio::spawn(server);
+            )),
+        };
 
         let result = tokio::select! {
             res = &mut server => res.context("server task failed")?.context("server failed"),
@@ -284,9 +294,7 @@ impl Application {
         figures.abort();
         replica_checks.abort();
         sampler.abort();
-        if let Some(task) = reload {
-            task.abort();
-        }
+        reload.abort();
         if let Some(task) = admin_task {
             task.abort();
         }
@@ -301,10 +309,9 @@ impl Application {
 
 /// TLS from the configured files; refuses plaintext on a non-loopback
 /// address unless allowed explicitly.
-fn tls_config(config: &Config) -> anyhow::Result<Option<ServerTlsConfig>> {
-    let read = |path: &std::path::Path| {
-        std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
-    };
+fn tls_config(
+    config: &Config,
+) -> anyhow::Result<Option<std::sync::Arc<crate::tls::ReloadableTls>>> {
     let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) else {
         if !config.listen_addr.ip().is_loopback() {
             if !config.allow_plaintext {
@@ -318,14 +325,17 @@ fn tls_config(config: &Config) -> anyhow::Result<Option<ServerTlsConfig>> {
         }
         return Ok(None);
     };
-    let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(read(cert)?, read(key)?));
-    if let Some(ca) = &config.tls_client_ca {
-        tls = tls.client_ca_root(Certificate::from_pem(read(ca)?));
+    let tls = crate::tls::ReloadableTls::load(crate::tls::TlsFiles {
+        cert: cert.clone(),
+        key: key.clone(),
+        client_ca: config.tls_client_ca.clone(),
+    })?;
+    if tls.mutual() {
         tracing::info!("TLS with client certificates required (mTLS)");
     } else {
         tracing::info!("TLS");
     }
-    Ok(Some(tls))
+    Ok(Some(std::sync::Arc::new(tls)))
 }
 
 /// Reflection over our service, the health service and the error details
@@ -343,36 +353,49 @@ const SERVICE_NAME: &str = <MeetingServiceServer<MeetingsApi> as NamedService>::
 /// service's name say whether it can serve calls).
 pub const LIVENESS: &str = "liveness";
 
-/// Reads the tokens file again on each SIGHUP: calls that arrive after it
-/// use the new tokens, on the same connections. A file that cannot be read
-/// or parsed leaves the tokens as they were, and says why.
-async fn reload_tokens_on_hangup(
-    tokens: crate::auth::TokenSet,
-    path: std::path::PathBuf,
+/// On each SIGHUP, reads the tokens file and the TLS certificate, key and
+/// client CA again: calls and connections that arrive after it use the new
+/// ones, open connections stay. A file that cannot be read or parsed (or a
+/// tokens file with no token, as a file caught half-written would be)
+/// leaves what it configures as it was, and the log says why.
+async fn reload_on_hangup(
+    mut hangups: tokio::signal::unix::Signal,
+    tokens: Option<(crate::auth::TokenSet, std::path::PathBuf)>,
+    tls: Option<std::sync::Arc<crate::tls::ReloadableTls>>,
     stop: CancellationToken,
 ) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut hangups = match signal(SignalKind::hangup()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot listen for SIGHUP: the tokens file is read at start only");
-            return;
-        }
-    };
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
             received = hangups.recv() => if received.is_none() { return },
         }
-        match Tokens::load(&path) {
-            Ok(new) => {
-                tracing::info!(tokens = new.len(), file = %path.display(), "SIGHUP: tokens reloaded");
-                tokens.replace(new);
+        if tokens.is_none() && tls.is_none() {
+            tracing::info!("SIGHUP: no tokens file and no TLS: nothing to reload");
+        }
+        if let Some((tokens, path)) = &tokens {
+            match Tokens::load(path).and_then(|new| {
+                anyhow::ensure!(!new.is_empty(), "it holds no token");
+                Ok(new)
+            }) {
+                Ok(new) => {
+                    tracing::info!(tokens = new.len(), file = %path.display(), "SIGHUP: tokens reloaded");
+                    tokens.replace(new);
+                }
+                Err(e) => tracing::warn!(
+                    error = format!("{e:#}"),
+                    file = %path.display(),
+                    "SIGHUP: the tokens file is not valid; the previous tokens stay"
+                ),
             }
-            Err(e) => tracing::warn!(
-                error = format!("{e:#}"),
-                "SIGHUP: the tokens file is not valid; the previous tokens stay"
-            ),
+        }
+        if let Some(tls) = &tls {
+            match tls.reload() {
+                Ok(()) => tracing::info!("SIGHUP: TLS certificate reloaded for new connections"),
+                Err(e) => tracing::warn!(
+                    error = format!("{e:#}"),
+                    "SIGHUP: the TLS files are not valid; the previous certificate stays"
+                ),
+            }
         }
     }
 }
@@ -448,6 +471,11 @@ async fn update_health(reporter: &HealthReporter, storage: &Storage) -> bool {
     ok
 }
 
+/// The least time a health probe is given to answer.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Unanswered probes in a row after which the database is taken as lost.
+const PROBES_LOST: u32 = 2;
+
 async fn watch_database(
     storage: Storage,
     reporter: HealthReporter,
@@ -455,18 +483,26 @@ async fn watch_database(
     stop: CancellationToken,
 ) {
     let mut was_ok = true;
+    let mut failed = 0u32;
+    // A probe gets at least PROBE_TIMEOUT to answer, however short the
+    // interval: a loaded database may take a moment for a new connection.
+    let timeout = interval.max(PROBE_TIMEOUT);
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
             () = tokio::time::sleep(interval) => {}
         }
-        let ok = tokio::time::timeout(interval, update_health(&reporter, &storage))
+        let answered = tokio::time::timeout(timeout, update_health(&reporter, &storage))
             .await
             .unwrap_or(false);
-        // Calls waiting on the database end with UNAVAILABLE from here on
-        // (Storage::answering), until a probe is answered again.
+        failed = if answered { 0 } else { failed + 1 };
+        // One unanswered probe may be one lost packet; calls waiting on the
+        // database end with UNAVAILABLE (Storage::answering) after
+        // PROBES_LOST in a row (each on a fresh connection: a probe that
+        // failed drops its own), until a probe is answered again.
+        let ok = failed < PROBES_LOST;
         storage.set_answering(ok);
-        if !ok {
+        if !answered {
             set_status(&reporter, ServingStatus::NotServing).await;
         }
         if ok != was_ok {

@@ -4,6 +4,7 @@
 use chrono::{SubsecRound, Utc};
 use prost::Message;
 use sha2::Digest;
+use tokio::sync::OwnedSemaphorePermit;
 use tonic::{Status, Streaming};
 use tracing::Instrument;
 use uuid::Uuid;
@@ -161,6 +162,48 @@ impl MeetingsApi {
                     .into());
                 }
             };
+            // The record's share of the memory all imports may hold, kept
+            // until its batch is committed and counted.
+            let size = item.encoded_len();
+            let held = match self.limits.try_hold_import(size) {
+                Some(held) => held,
+                None => {
+                    // Imports hold the whole budget. What this one holds
+                    // is committed and counted first (which gives its share
+                    // back), so that an import waiting here holds nothing:
+                    // imports never wait on each other's batches.
+                    if !batch.rows.is_empty() {
+                        if committing.len() == IMPORT_IN_FLIGHT
+                            && let Some(oldest) = committing.pop_front()
+                        {
+                            account(oldest, &mut report).await?;
+                        }
+                        committing.push_back(self.commit(std::mem::take(&mut batch), share));
+                    }
+                    if !matching.rows.is_empty() {
+                        if matching_committing.len() == IMPORT_IN_FLIGHT
+                            && let Some(oldest) = matching_committing.pop_front()
+                        {
+                            account_matching(oldest, &mut report).await?;
+                        }
+                        let (started, _) = self.commit_matching(
+                            std::mem::take(&mut matching),
+                            share,
+                            newest_locked.take(),
+                        );
+                        matching_committing.push_back(started);
+                    }
+                    while let Some(oldest) = committing.pop_front() {
+                        account(oldest, &mut report).await?;
+                    }
+                    while let Some(oldest) = matching_committing.pop_front() {
+                        account_matching(oldest, &mut report).await?;
+                    }
+                    newest_locked = None;
+                    self.metrics.import_waited();
+                    self.limits.hold_import(size).await
+                }
+            };
             let on_match = OnMatch::parse(item.duplicates);
             let parsed = match &on_match {
                 Ok(_) => parse_new(item.meeting, &item.request_id),
@@ -186,7 +229,11 @@ impl MeetingsApi {
                     matching.meetings.push(row.meeting.clone());
                     matching.rows.push((row, on_match));
                     matching.origins.push((index, item.request_id));
-                    if matching.rows.len() == IMPORT_BATCH || matching.pairs >= IMPORT_BATCH_PAIRS {
+                    hold(&mut matching.held, held);
+                    if matching.rows.len() == IMPORT_BATCH
+                        || matching.pairs >= IMPORT_BATCH_PAIRS
+                        || held_kib(&matching.held) >= IMPORT_BATCH_KIB
+                    {
                         if matching_committing.len() == IMPORT_IN_FLIGHT
                             && let Some(oldest) = matching_committing.pop_front()
                         {
@@ -220,16 +267,21 @@ impl MeetingsApi {
                     batch.pairs += meeting.pair_count();
                     batch.rows.push(new_row(meeting, request_id).0);
                     batch.origins.push((index, item.request_id));
+                    hold(&mut batch.held, held);
                 }
                 Ok((meeting, request_id)) => {
                     batch.pairs += meeting.pair_count();
                     batch.rows.push(new_row(meeting, request_id).0);
                     batch.origins.push((index, item.request_id));
+                    hold(&mut batch.held, held);
                 }
                 Err(violations) => reject(&mut report, index, item.request_id, violations),
             }
             index += 1;
-            if batch.rows.len() == IMPORT_BATCH || batch.pairs >= IMPORT_BATCH_PAIRS {
+            if batch.rows.len() == IMPORT_BATCH
+                || batch.pairs >= IMPORT_BATCH_PAIRS
+                || held_kib(&batch.held) >= IMPORT_BATCH_KIB
+            {
                 if committing.len() == IMPORT_IN_FLIGHT
                     && let Some(oldest) = committing.pop_front()
                 {
@@ -272,6 +324,7 @@ impl MeetingsApi {
     ) -> (CommittingMatching, tokio::sync::oneshot::Receiver<()>) {
         let storage = self.storage.clone();
         let share = share.clone();
+        let limits = self.limits.clone();
         let (locked, holds) = tokio::sync::oneshot::channel();
         let task = tokio::spawn(
             async move {
@@ -279,6 +332,7 @@ impl MeetingsApi {
                     // An error before it locked drops its sender: go on.
                     let _ = after.await;
                 }
+                let _turn = limits.import_commit_turn().await;
                 let rows = std::mem::take(&mut batch.rows);
                 let outcomes = storage
                     .answering(store_in_groups(&storage, &share, rows, locked))
@@ -411,8 +465,10 @@ impl MeetingsApi {
     fn commit(&self, batch: ImportBatch, share: &DatabaseShare) -> Committing {
         let storage = self.storage.clone();
         let share = share.clone();
+        let limits = self.limits.clone();
         tokio::spawn(
             async move {
+                let _turn = limits.import_commit_turn().await;
                 let outcomes = match share.acquire().await {
                     Ok(_database) => {
                         storage
@@ -468,6 +524,8 @@ struct ImportBatch {
     origins: Vec<(u64, String)>,
     /// Pair rows the batch writes.
     pairs: usize,
+    /// The batch's share of the import memory budget.
+    held: Option<OwnedSemaphorePermit>,
 }
 
 /// Meetings of an import under MERGE or REJECT waiting for their
@@ -479,6 +537,21 @@ struct MatchingBatch {
     origins: Vec<(u64, String)>,
     meetings: Vec<NewMeeting>,
     pairs: usize,
+    /// The batch's share of the import memory budget.
+    held: Option<OwnedSemaphorePermit>,
+}
+
+/// Adds a record's share of the import memory budget to its batch's.
+fn hold(batch: &mut Option<OwnedSemaphorePermit>, record: OwnedSemaphorePermit) {
+    match batch {
+        Some(held) => held.merge(record),
+        None => *batch = Some(record),
+    }
+}
+
+/// KiB of the import memory budget a batch holds.
+fn held_kib(batch: &Option<OwnedSemaphorePermit>) -> usize {
+    batch.as_ref().map_or(0, OwnedSemaphorePermit::num_permits)
 }
 
 /// A batch of meetings under MERGE or REJECT being committed by its own
@@ -595,6 +668,10 @@ pub const IMPORT_BATCH: usize = 500;
 /// meeting has many countries): a batch of meetings of many countries is
 /// committed early, so that no statement runs for long.
 const IMPORT_BATCH_PAIRS: usize = 20_000;
+/// KiB of request messages an import batch holds, at most (a batch of
+/// large records is committed early, so that one import does not take the
+/// memory budget for itself).
+const IMPORT_BATCH_KIB: usize = 4 * 1024;
 /// Batches of one import committing at once. PostgreSQL runs a statement on
 /// one core, and a statement also waits for its WAL writes and commit; four
 /// keep both cores of a small machine busy (bench, alternating runs of

@@ -95,13 +95,23 @@ where
                 + t.saturating_sub(DEADLINE_MARGIN)
                     .max(Duration::from_millis(1))
         });
+        let path = request.uri().path();
+        // `otel.*` and `rpc.*` name the span as OpenTelemetry's semantic
+        // conventions for gRPC servers want it in an exported trace.
         let span = tracing::info_span!(
             "grpc",
-            method = request.uri().path(),
+            method = path,
             caller = field::Empty,
             status = field::Empty,
             latency_ms = field::Empty,
+            trace_id = field::Empty,
+            otel.name = path.trim_start_matches('/'),
+            otel.kind = "server",
+            otel.status_code = field::Empty,
+            rpc.system = "grpc",
+            rpc.grpc.status_code = field::Empty,
         );
+        crate::telemetry::continue_trace(&span, request.headers());
         let method = crate::metrics::method_label(request.uri().path());
         let caller = CallerSlot::default();
         let mut request = request.map(|body| Body::new(ResetAware(body)));
@@ -121,6 +131,7 @@ where
             caller,
             metrics: self.metrics.clone(),
             streaming,
+            done: false,
         };
         let shutdown = self.shutdown.clone();
         Box::pin(async move {
@@ -152,11 +163,13 @@ where
 /// What a request body reports when the client reset its stream.
 pub(crate) const CLIENT_RESET: &str = "the client reset the stream";
 
-/// A request body that tells a reset stream apart from its end. tonic
+/// A request body that tells a cut stream apart from its end. tonic
 /// reports a client's RST_STREAM (CANCEL) as CANCELLED, which its request
 /// decoder then turns into a normal end of stream: a client stream cut by
-/// its client would look complete. As ABORTED with `CLIENT_RESET` it
-/// reaches the handler as the error it is.
+/// its client would look complete; a closed connection comes as another
+/// code, which would read as a malformed request. The raw body fails only
+/// for the transport's sake (messages are decoded later), so every failure
+/// reaches the handler as ABORTED with `CLIENT_RESET`, the error it is.
 struct ResetAware(Body);
 
 impl http_body::Body for ResetAware {
@@ -168,7 +181,8 @@ impl http_body::Body for ResetAware {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
         match Pin::new(&mut self.0).poll_frame(cx) {
-            Poll::Ready(Some(Err(status))) if status.code() == Code::Cancelled => {
+            Poll::Ready(Some(Err(status))) => {
+                tracing::debug!(code = ?status.code(), message = status.message(), "request stream cut");
                 Poll::Ready(Some(Err(Status::aborted(CLIENT_RESET))))
             }
             other => other,
@@ -210,13 +224,36 @@ struct Call {
     metrics: Metrics,
     /// Counted in `grpc_streams_open` until it ends.
     streaming: bool,
+    /// Logged and counted already.
+    done: bool,
 }
 
 impl Call {
-    fn finished(self, code: Code, reason: Option<String>) {
+    fn finished(mut self, code: Code, reason: Option<String>) {
+        self.end(code, reason);
+    }
+
+    fn end(&mut self, code: Code, reason: Option<String>) {
+        if std::mem::replace(&mut self.done, true) {
+            return;
+        }
         let elapsed = self.arrival.elapsed().as_secs_f64();
         self.span.record("status", field::debug(code));
         self.span.record("latency_ms", elapsed * 1e3);
+        self.span.record("rpc.grpc.status_code", code as i32);
+        if matches!(
+            code,
+            Code::Unknown
+                | Code::DeadlineExceeded
+                | Code::Unimplemented
+                | Code::Internal
+                | Code::Unavailable
+                | Code::DataLoss
+        ) {
+            // The server errors of the gRPC conventions; a caller's mistake
+            // (INVALID_ARGUMENT, NOT_FOUND...) leaves the span unset.
+            self.span.record("otel.status_code", "ERROR");
+        }
         // Thousands of successful calls a second would flood the log: the
         // metrics count them; failures stay visible.
         match code {
@@ -236,6 +273,16 @@ impl Call {
         let caller = self.caller.get().unwrap_or("-");
         self.metrics
             .call_finished(self.method, code, caller, elapsed);
+    }
+}
+
+impl Drop for Call {
+    /// A call dropped before its end was seen: the client reset the stream
+    /// or closed the connection, before the response (the handler's future
+    /// is dropped) or during its body. Without this, its in-flight and
+    /// open-stream gauges would never come down.
+    fn drop(&mut self) {
+        self.end(Code::Cancelled, None);
     }
 }
 
@@ -328,15 +375,6 @@ impl http_body::Body for EdgeBody {
         self.inner
             .as_ref()
             .map_or_else(|| http_body::SizeHint::with_exact(0), |b| b.size_hint())
-    }
-}
-
-impl Drop for EdgeBody {
-    fn drop(&mut self) {
-        // The client went away (or reset the stream) before the end.
-        if let Some(call) = self.call.take() {
-            call.finished(Code::Cancelled, None);
-        }
     }
 }
 

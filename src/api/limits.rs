@@ -26,6 +26,9 @@ const PAGE_BYTES: usize = 4 * 1024 * 1024;
 const PAGE_OVERHEAD: usize = 16 * 1024;
 
 /// Shared by every call of one server.
+/// Default import memory budget: 256 MiB of records in all imports.
+const DEFAULT_IMPORT_MEMORY_KIB: u32 = 256 * 1024;
+
 #[derive(Debug, Clone)]
 pub struct Limits {
     calls: Arc<Semaphore>,
@@ -33,6 +36,15 @@ pub struct Limits {
     shares: Arc<Shares>,
     timeout: Duration,
     page_bytes: usize,
+    /// Import records held in memory (validated, waiting for or in their
+    /// transaction), in KiB of request bytes, over all imports.
+    import_memory: Arc<Semaphore>,
+    import_memory_kib: u32,
+    /// Import batches committing at once, over all imports: half the pool,
+    /// so that any number of imports queue here instead of timing out on
+    /// the pool (whose acquire timeout is for interactive calls) and leave
+    /// connections for every other call.
+    import_commits: Arc<Semaphore>,
 }
 
 /// How many calls each connection and each caller has open, and the
@@ -154,7 +166,54 @@ impl Limits {
                 .min(PAGE_BYTES)
                 .saturating_sub(PAGE_OVERHEAD)
                 .max(1),
+            import_memory: Arc::new(Semaphore::new(DEFAULT_IMPORT_MEMORY_KIB as usize)),
+            import_memory_kib: DEFAULT_IMPORT_MEMORY_KIB,
+            import_commits: Arc::new(Semaphore::new((pool_size / 2).max(1))),
         }
+    }
+
+    /// Sets the memory all imports together may hold in records, in bytes
+    /// of request messages (`--import-memory-mb`).
+    pub fn with_import_memory(mut self, bytes: usize) -> Self {
+        let kib = u32::try_from(bytes / 1024)
+            .unwrap_or(u32::MAX)
+            .clamp(1, Semaphore::MAX_PERMITS as u32);
+        self.import_memory = Arc::new(Semaphore::new(kib as usize));
+        self.import_memory_kib = kib;
+        self
+    }
+
+    /// The share of the import memory budget a record of `bytes` takes (at
+    /// least 1 KiB, at most the whole budget), at once if free.
+    pub fn try_hold_import(&self, bytes: usize) -> Option<OwnedSemaphorePermit> {
+        self.import_memory
+            .clone()
+            .try_acquire_many_owned(self.import_kib(bytes))
+            .ok()
+    }
+
+    /// The same, waiting until imports release enough.
+    pub async fn hold_import(&self, bytes: usize) -> OwnedSemaphorePermit {
+        self.import_memory
+            .clone()
+            .acquire_many_owned(self.import_kib(bytes))
+            .await
+            .expect("the import budget is never closed")
+    }
+
+    /// A turn to commit an import batch, waiting as long as it takes.
+    pub async fn import_commit_turn(&self) -> OwnedSemaphorePermit {
+        self.import_commits
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the import commit turns are never closed")
+    }
+
+    fn import_kib(&self, bytes: usize) -> u32 {
+        u32::try_from(bytes / 1024 + 1)
+            .unwrap_or(u32::MAX)
+            .min(self.import_memory_kib)
     }
 
     /// The most bytes of meetings one page of a response may hold: under

@@ -56,6 +56,7 @@ pub struct Tx {
 
 impl Tx {
     /// Reads and locks a meeting until commit.
+    #[tracing::instrument(name = "storage.lock_meeting", skip_all)]
     pub async fn lock_meeting(&mut self, id: Uuid) -> Result<Option<LockedMeeting>> {
         Ok(sqlx::query_as(
             "SELECT record, version, create_time FROM meetings WHERE id = $1 FOR UPDATE",
@@ -76,6 +77,7 @@ impl Tx {
 
     /// Replaces a locked meeting with `row` (same id): its columns, pair
     /// rows and search document, with an UPDATED event.
+    #[tracing::instrument(name = "storage.replace_meeting", skip_all)]
     pub async fn replace_meeting(&mut self, row: UpdatedRow) -> Result<()> {
         let row = NewRow {
             id: row.id,
@@ -92,6 +94,7 @@ impl Tx {
     }
 
     /// Deletes a locked meeting and its child rows, with a DELETED event.
+    #[tracing::instrument(name = "storage.delete_meeting", skip_all)]
     pub async fn delete_meeting(&mut self, id: Uuid) -> Result<()> {
         sqlx::query(PREPARE_REWRITES)
             .bind([id])
@@ -255,6 +258,7 @@ impl Tx {
     /// Stores new meetings with their keys (as `Storage::insert_meetings`,
     /// in this transaction); the ids of those stored (a row whose key is
     /// already used is not).
+    #[tracing::instrument(name = "storage.insert_rows", skip_all)]
     pub async fn insert_rows(&mut self, rows: &[&NewRow]) -> Result<Vec<Uuid>> {
         if rows.is_empty() {
             return Ok(Vec::new());

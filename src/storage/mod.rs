@@ -186,14 +186,17 @@ impl Storage {
         Ok(Secret(Arc::from(value)))
     }
 
-    /// Answers whether the database is reachable.
     /// Whether the service can serve: the database answers and every
     /// migration this version knows is applied; else why not (for an
-    /// operator: no internals).
+    /// operator: no internals). Asked on the probe's connection, so that a
+    /// pool busy with calls does not make a busy instance look unready.
     pub async fn ready(&self) -> std::result::Result<(), &'static str> {
+        if *self.lost.borrow() {
+            return Err("the database does not answer");
+        }
         let known = sqlx::migrate!("./migrations").iter().count();
-        match sqlx::query_scalar::<_, i64>("SELECT count(*) FROM _sqlx_migrations WHERE success")
-            .fetch_one(&self.pool)
+        match self
+            .probe_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
             .await
         {
             Ok(applied) if usize::try_from(applied).is_ok_and(|n| n >= known) => Ok(()),
@@ -204,19 +207,25 @@ impl Storage {
 
     /// Asks the primary for an answer on a connection of its own, outside
     /// the pool, so that a pool busy with slow calls does not look like a
-    /// database that stopped answering. The connection is taken for the
-    /// question and kept only if it answered: one dropped mid-question (a
-    /// probe that timed out) is closed, never asked again.
+    /// database that stopped answering.
     pub async fn probe(&self) -> Result<()> {
+        self.probe_scalar("SELECT 1::int8").await.map(drop)
+    }
+
+    /// One number from `sql`, asked on the probe's connection. The
+    /// connection is taken for the question and kept only if it answered:
+    /// one dropped mid-question (a probe that timed out) is closed, never
+    /// asked again, and the next question opens a fresh one.
+    async fn probe_scalar(&self, sql: &'static str) -> Result<i64> {
         use sqlx::Connection;
         let mut slot = self.probe.lock().await;
         let mut conn = match slot.take() {
             Some(conn) => conn,
             None => sqlx::PgConnection::connect_with(&self.pool.connect_options()).await?,
         };
-        sqlx::query("SELECT 1").execute(&mut conn).await?;
+        let value = sqlx::query_scalar(sql).fetch_one(&mut conn).await?;
         *slot = Some(conn);
-        Ok(())
+        Ok(value)
     }
 
     /// Records what the last health probe found: the primary answers

@@ -327,3 +327,57 @@ async fn healthz_is_alive_and_readyz_follows_the_database_and_migrations() {
     assert_eq!(http_get(app.admin, "/healthz").await.0, 200);
     assert_eq!(http_get(app.admin, "/nothing-here").await.0, 404);
 }
+
+/// A call whose client goes away before the response began (the handler's
+/// future is dropped, no response body ever exists) is still counted as
+/// ended: the in-flight and open-stream gauges come back down.
+#[tokio::test]
+async fn a_call_dropped_before_its_response_leaves_no_gauge_behind() {
+    let app = spawn_app().await;
+    let tcp = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let (mut client, connection) = h2::client::handshake(tcp).await.unwrap();
+    let connection = tokio::spawn(connection);
+    let request = http::Request::post(format!(
+        "http://{}/meetings.v1.MeetingService/ImportMeetings",
+        app.addr
+    ))
+    .header("content-type", "application/grpc")
+    .header("te", "trailers")
+    .body(())
+    .unwrap();
+    // The import waits for its first message, which never comes.
+    let (_response, _send) = client.send_request(request, false).unwrap();
+    let in_flight = r#"meetings_grpc_requests_in_flight{method="ImportMeetings"}"#;
+    let open = r#"meetings_grpc_streams_open{method="ImportMeetings"}"#;
+    let mut seen = None;
+    for _ in 0..200 {
+        seen = sample(&scrape(&app).await, in_flight);
+        if seen == Some(1.0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(seen, Some(1.0), "the import is in flight");
+
+    // The connection closes under it.
+    drop((client, _response, _send));
+    connection.abort();
+    let mut text = String::new();
+    for _ in 0..200 {
+        text = scrape(&app).await;
+        if sample(&text, in_flight) == Some(0.0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(sample(&text, in_flight), Some(0.0), "{text}");
+    assert_eq!(sample(&text, open), Some(0.0), "{text}");
+    assert_eq!(
+        sample(
+            &text,
+            r#"meetings_grpc_requests_total{caller="-",code="CANCELLED",method="ImportMeetings"}"#
+        ),
+        Some(1.0),
+        "{text}"
+    );
+}

@@ -21,7 +21,8 @@ use tonic_types::{ErrorDetails, StatusExt};
 /// Logs only when TEST_LOG is set (RUST_LOG picks the level).
 static TRACING: LazyLock<()> = LazyLock::new(|| {
     if std::env::var_os("TEST_LOG").is_some() {
-        meetings::telemetry::init(LogFormat::Text);
+        // Outside a runtime: OTLP export is not for the in-process tests.
+        let _ = meetings::telemetry::init(LogFormat::Text).map(drop);
     }
 });
 
@@ -488,7 +489,18 @@ pub struct ServerProcess {
 }
 
 impl ServerProcess {
-    pub async fn start(database_url: &str, extra: &[&std::ffi::OsStr], log_level: &str) -> Self {
+    /// Starts the binary on a free port, without waiting for it.
+    pub fn spawn(database_url: &str, extra: &[&std::ffi::OsStr], log_level: &str) -> Self {
+        Self::spawn_with_env(database_url, extra, log_level, &[])
+    }
+
+    /// The same, with more environment variables.
+    pub fn spawn_with_env(
+        database_url: &str,
+        extra: &[&std::ffi::OsStr],
+        log_level: &str,
+        env: &[(&str, &str)],
+    ) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -508,12 +520,18 @@ impl ServerProcess {
             ])
             .args(extra)
             .env("RUST_LOG", log_level)
+            .envs(env.iter().copied())
             .stdout(log.reopen().unwrap())
             .stderr(log.reopen().unwrap())
             .kill_on_drop(true)
             .spawn()
             .unwrap();
-        let server = Self { child, addr, log };
+        Self { child, addr, log }
+    }
+
+    /// Starts the binary and waits until it serves plaintext gRPC.
+    pub async fn start(database_url: &str, extra: &[&std::ffi::OsStr], log_level: &str) -> Self {
+        let server = Self::spawn(database_url, extra, log_level);
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         while server.channel().await.is_err() {
             assert!(

@@ -135,7 +135,20 @@ async fn a_database_that_stops_answering_gives_unavailable_and_the_service_recov
                 .await
         }
     });
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The update's statement is on the server, waiting for the lock.
+    let watcher = sqlx::PgPool::connect_with(options.clone()).await.unwrap();
+    let waiting = eventually(Duration::from_secs(10), || {
+        let watcher = watcher.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM pg_locks WHERE NOT granted")
+                .fetch_one(&watcher)
+                .await
+                .unwrap()
+                > 0
+        }
+    })
+    .await;
+    assert!(waiting, "the update waits for the lock");
     assert!(!update.is_finished(), "the update waits for the lock");
     proxy.partition(true);
     // Without an answer from the database, the call ends on the service's

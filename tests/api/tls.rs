@@ -22,6 +22,23 @@ impl Pki {
     /// A CA, a server certificate for localhost signed by it, and a client
     /// certificate signed by it.
     fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let (ca_pem, client) = Self::issue(dir.path());
+        Self {
+            dir,
+            ca_pem,
+            client,
+        }
+    }
+
+    /// Replaces the files with a new CA's: what a certificate rotation does.
+    fn rotate(&mut self) {
+        (self.ca_pem, self.client) = Self::issue(self.dir.path());
+    }
+
+    /// Writes a new CA and server certificate into `dir`; returns the CA
+    /// and a client certificate it signed.
+    fn issue(dir: &std::path::Path) -> (String, (String, String)) {
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         ca_params.key_usages = vec![
@@ -45,15 +62,10 @@ impl Pki {
             vec!["news-platform".into()],
             ExtendedKeyUsagePurpose::ClientAuth,
         );
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("server.pem"), &server.0).unwrap();
-        std::fs::write(dir.path().join("server.key"), &server.1).unwrap();
-        std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
-        Self {
-            dir,
-            ca_pem: ca.pem(),
-            client,
-        }
+        std::fs::write(dir.join("server.pem"), &server.0).unwrap();
+        std::fs::write(dir.join("server.key"), &server.1).unwrap();
+        std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+        (ca.pem(), client)
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -73,8 +85,18 @@ impl Pki {
         addr: std::net::SocketAddr,
         with_client_cert: bool,
     ) -> Result<Channel, tonic::transport::Error> {
+        self.channel_trusting(&self.ca_pem, addr, with_client_cert)
+            .await
+    }
+
+    async fn channel_trusting(
+        &self,
+        ca_pem: &str,
+        addr: std::net::SocketAddr,
+        with_client_cert: bool,
+    ) -> Result<Channel, tonic::transport::Error> {
         let mut tls = ClientTlsConfig::new()
-            .ca_certificate(Certificate::from_pem(&self.ca_pem))
+            .ca_certificate(Certificate::from_pem(ca_pem))
             .domain_name("localhost");
         if with_client_cert {
             tls = tls.identity(Identity::from_pem(&self.client.0, &self.client.1));
@@ -150,4 +172,77 @@ async fn plaintext_on_a_non_loopback_address_needs_an_explicit_flag() {
         .err()
         .expect("refused");
     assert!(format!("{err:#}").contains("--allow-plaintext"), "{err:#}");
+}
+
+/// SIGHUP reads the certificate and key again: new connections get the new
+/// certificate, connections already open stay and keep working, and files
+/// that are not valid leave the certificate as it was.
+#[tokio::test]
+async fn sighup_reloads_the_certificate_for_new_connections_and_keeps_open_ones() {
+    use sqlx::ConnectOptions;
+    let app = crate::helpers::spawn_app().await;
+    let mut pki = Pki::new();
+    let url = app.pool.connect_options().to_url_lossy().to_string();
+    let server = crate::helpers::ServerProcess::spawn(
+        &url,
+        &[
+            "--tls-cert".as_ref(),
+            pki.path("server.pem").as_os_str(),
+            "--tls-key".as_ref(),
+            pki.path("server.key").as_os_str(),
+        ],
+        "info",
+    );
+    let addr: std::net::SocketAddr = server.addr.parse().unwrap();
+    let started = crate::helpers::eventually(std::time::Duration::from_secs(30), || async {
+        pki.channel(addr, false).await.is_ok()
+    })
+    .await;
+    assert!(started, "the server serves TLS");
+    let open = pki.channel(addr, false).await.unwrap();
+    create_over(open.clone()).await.expect("a call over TLS");
+
+    let old_ca = pki.ca_pem.clone();
+    pki.rotate();
+    let hangup = || {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(server.child.id().unwrap() as i32),
+            nix::sys::signal::Signal::SIGHUP,
+        )
+        .unwrap()
+    };
+    hangup();
+    let renewed = crate::helpers::eventually(std::time::Duration::from_secs(10), || async {
+        pki.channel(addr, false).await.is_ok()
+    })
+    .await;
+    assert!(renewed, "a new connection gets the new certificate");
+    create_over(pki.channel(addr, false).await.unwrap())
+        .await
+        .expect("a call on a new connection");
+    assert!(
+        pki.channel_trusting(&old_ca, addr, false).await.is_err(),
+        "new connections no longer get the old certificate"
+    );
+    // The connection opened before the reload is still the same one (a
+    // reconnection would meet a certificate its client does not trust).
+    create_over(open).await.expect("an open connection stays");
+
+    std::fs::write(pki.path("server.key"), "not a key\n").unwrap();
+    hangup();
+    let logged = crate::helpers::eventually(std::time::Duration::from_secs(10), || async {
+        std::fs::read_to_string(server.log.path())
+            .unwrap()
+            .contains("the previous certificate stays")
+    })
+    .await;
+    assert!(logged, "the log says why the files were not taken");
+    create_over(
+        pki.channel(addr, false)
+            .await
+            .expect("the certificate stays"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(app.count_meetings().await, 4);
 }

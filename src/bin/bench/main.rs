@@ -120,12 +120,15 @@ fn main() -> anyhow::Result<()> {
 /// environment.
 async fn serve() -> anyhow::Result<()> {
     let config = meetings::config::Config::parse_from(["meetings"]);
-    meetings::telemetry::init(config.log_format);
+    let telemetry = meetings::telemetry::init(config.log_format)?;
     let app = meetings::startup::Application::build(config).await?;
-    app.run_until_stopped(async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await
+    let result = app
+        .run_until_stopped(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await;
+    telemetry.shutdown();
+    result
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
