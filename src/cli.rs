@@ -146,12 +146,25 @@ pub enum Command {
 
 #[derive(Debug, Clone, Args)]
 pub struct ServerArgs {
-    /// The server's address.
+    /// The server's address: http://host:port, or https://host:port for
+    /// TLS (the certificate is verified against the system's roots, or
+    /// --ca-cert).
     #[arg(long, env = "MEETINGS_ADDR", default_value = "http://127.0.0.1:50051")]
     pub addr: String,
     /// Bearer token, for a server with a tokens file.
     #[arg(long, env = "MEETINGS_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// PEM file of the CA that signed the server's certificate (a private
+    /// CA), trusted instead of the system's roots.
+    #[arg(long, env = "MEETINGS_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
+    /// PEM certificate to present to a server that requires client
+    /// certificates (mTLS); with --client-key.
+    #[arg(long, env = "MEETINGS_CLIENT_CERT", requires = "client_key")]
+    pub client_cert: Option<PathBuf>,
+    /// PEM private key of --client-cert.
+    #[arg(long, env = "MEETINGS_CLIENT_KEY", requires = "client_cert")]
+    pub client_key: Option<PathBuf>,
 }
 
 /// Adds the bearer token to every call.
@@ -177,8 +190,20 @@ type Client =
 
 impl ServerArgs {
     async fn client(&self) -> anyhow::Result<Client> {
-        let channel = Channel::from_shared(self.addr.clone())
-            .with_context(|| format!("{:?} is not a server address", self.addr))?
+        let mut endpoint = Channel::from_shared(self.addr.clone())
+            .with_context(|| format!("{:?} is not a server address", self.addr))?;
+        let tls = self.addr.starts_with("https://");
+        if !tls && (self.ca_cert.is_some() || self.client_cert.is_some()) {
+            anyhow::bail!(
+                "--ca-cert, --client-cert and --client-key are for TLS: give an https:// address"
+            );
+        }
+        if tls {
+            endpoint = endpoint
+                .tls_config(self.tls_config()?)
+                .context("TLS configuration")?;
+        }
+        let channel = endpoint
             .connect()
             .await
             .with_context(|| format!("cannot reach a server at {}", self.addr))?;
@@ -194,6 +219,23 @@ impl ServerArgs {
             MeetingServiceClient::with_interceptor(channel, BearerToken(token))
                 .max_decoding_message_size(64 << 20),
         )
+    }
+}
+
+impl ServerArgs {
+    /// The client's TLS: the system's roots, or the given CA; and the
+    /// client certificate, if given.
+    fn tls_config(&self) -> anyhow::Result<tonic::transport::ClientTlsConfig> {
+        use tonic::transport::{Certificate, ClientTlsConfig, Identity};
+        let mut config = ClientTlsConfig::new();
+        config = match &self.ca_cert {
+            Some(ca) => config.ca_certificate(Certificate::from_pem(read(ca)?)),
+            None => config.with_native_roots(),
+        };
+        if let (Some(cert), Some(key)) = (&self.client_cert, &self.client_key) {
+            config = config.identity(Identity::from_pem(read(cert)?, read(key)?));
+        }
+        Ok(config)
     }
 }
 
@@ -374,9 +416,39 @@ fn read(file: &Path) -> anyhow::Result<String> {
 }
 
 fn print_json(out: &mut impl Write, value: &impl serde::Serialize) -> anyhow::Result<()> {
-    serde_json::to_writer(&mut *out, value)?;
+    let mut value = serde_json::to_value(value)?;
+    canonical_timestamps(&mut value);
+    serde_json::to_writer(&mut *out, &value)?;
     writeln!(out)?;
     Ok(())
+}
+
+/// The proto3 JSON fields of this API that are google.protobuf.Timestamp.
+const TIMESTAMP_FIELDS: [&str; 3] = ["createTime", "updateTime", "eventTime"];
+
+/// Writes timestamps in proto3 JSON's canonical form: pbjson-types writes
+/// UTC as `+00:00`, where the canonical form (what grpcurl and every other
+/// runtime print) ends in `Z`. Its fractions already have 0, 3, 6 or 9
+/// digits.
+fn canonical_timestamps(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(fields) => {
+            for (name, field) in fields.iter_mut() {
+                match field {
+                    serde_json::Value::String(text)
+                        if TIMESTAMP_FIELDS.contains(&name.as_str()) =>
+                    {
+                        if let Some(utc) = text.strip_suffix("+00:00") {
+                            *text = format!("{utc}Z");
+                        }
+                    }
+                    other => canonical_timestamps(other),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(canonical_timestamps),
+        _ => {}
+    }
 }
 
 /// A CreateMeetingRequest from JSON holding either the request or just the
@@ -502,10 +574,14 @@ async fn duplicates(file: &Path, server: &ServerArgs, out: &mut impl Write) -> a
             })
             .await;
         let line = match answer {
-            Ok(found) => serde_json::json!({
-                "index": index,
-                "matches": serde_json::to_value(found.into_inner().matches)?,
-            }),
+            Ok(found) => {
+                let mut matches = serde_json::to_value(found.into_inner().matches)?;
+                canonical_timestamps(&mut matches);
+                serde_json::json!({
+                    "index": index,
+                    "matches": matches,
+                })
+            }
             Err(status) => serde_json::json!({
                 "index": index,
                 "error": explain(status).to_string(),
@@ -523,12 +599,16 @@ fn open_lines(file: &Path) -> anyhow::Result<std::io::Lines<BufReader<std::fs::F
 }
 
 /// A failed call as a readable error: code, message, and each field
-/// violation on its own line.
+/// violation on its own line, once (a status with one violation often
+/// says it in its message already).
 fn explain(status: tonic::Status) -> anyhow::Error {
     let mut text = format!("{:?}: {}", status.code(), status.message());
     if let Some(bad) = status.get_error_details().bad_request() {
         for v in &bad.field_violations {
-            text.push_str(&format!("\n  {}: {}", v.field, v.description));
+            let line = format!("{}: {}", v.field, v.description);
+            if !status.message().contains(&line) {
+                text.push_str(&format!("\n  {line}"));
+            }
         }
     }
     anyhow::anyhow!(text)

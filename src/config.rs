@@ -89,6 +89,16 @@ pub struct Config {
     #[arg(long, env = "MEETINGS_TLS_CLIENT_CA", requires = "tls_cert")]
     pub tls_client_ca: Option<PathBuf>,
 
+    /// An origin whose web pages may call the service with gRPC-Web
+    /// (CORS), e.g. https://news.example.org; repeatable. None by default:
+    /// gRPC-Web is served to same-origin pages and non-browser clients.
+    #[arg(
+        long = "cors-allowed-origin",
+        env = "MEETINGS_CORS_ALLOWED_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub cors_allowed_origins: Vec<String>,
+
     /// Serve plaintext on a non-loopback address (refused by default).
     #[arg(long, env = "MEETINGS_ALLOW_PLAINTEXT")]
     pub allow_plaintext: bool,

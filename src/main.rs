@@ -24,6 +24,9 @@ async fn main() -> ExitCode {
 
 /// Runs the service; errors are logged (once) here.
 async fn serve(config: Config) -> Result<(), ()> {
+    // SIGHUP's default action ends the process: from here on it is the
+    // service's (a reload once serving; ignored while starting).
+    let _hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
     let telemetry = telemetry::init(config.log_format).map_err(|e| {
         eprintln!("error: {e:#}");
     })?;

@@ -150,19 +150,17 @@ impl Application {
             metrics,
         } = self;
         let stop = CancellationToken::new();
-        let (reporter, health_service) = tonic_health::server::health_reporter();
+        let (reporter, mut health_service) = tonic_health::server::health_reporter();
         // Liveness: the process serves gRPC, whatever the database does.
         reporter
             .set_service_status(LIVENESS, ServingStatus::Serving)
             .await;
         // Bounded: a database that stopped answering since the migrations
         // ran must not hold the start.
-        if tokio::time::timeout(PROBE_TIMEOUT, update_health(&reporter, &storage))
+        let answered = tokio::time::timeout(PROBE_TIMEOUT, probe_health(&reporter, &storage))
             .await
-            .is_err()
-        {
-            set_status(&reporter, ServingStatus::NotServing).await;
-        }
+            .unwrap_or(false);
+        set_status(&reporter, serving_if(answered)).await;
         let admin_task = admin.map(|listener| {
             tokio::spawn(crate::admin::serve(
                 listener,
@@ -180,8 +178,19 @@ impl Application {
         ));
 
         // grpcurl before 1.8.8 speaks only v1alpha; newer clients prefer v1.
-        let reflection_v1alpha = reflection().build_v1alpha()?;
-        let reflection_v1 = reflection().build_v1()?;
+        let mut reflection_v1alpha = reflection().build_v1alpha()?;
+        let mut reflection_v1 = reflection().build_v1()?;
+        for encoding in crate::api::COMPRESSION {
+            health_service = health_service
+                .accept_compressed(encoding)
+                .send_compressed(encoding);
+            reflection_v1 = reflection_v1
+                .accept_compressed(encoding)
+                .send_compressed(encoding);
+            reflection_v1alpha = reflection_v1alpha
+                .accept_compressed(encoding)
+                .send_compressed(encoding);
+        }
 
         // Change feed: number events and wake watchers (see changefeed).
         // Its partitions for now are made before the first call is served,
@@ -245,13 +254,20 @@ impl Application {
         ));
         let keepalive = (config.http2_keepalive_ms > 0)
             .then(|| Duration::from_millis(config.http2_keepalive_ms));
+        let cors = cors_layer(&config.cors_allowed_origins)?;
         let router = Server::builder()
+            // gRPC-Web from browsers comes over HTTP/1.1 as well as HTTP/2.
+            .accept_http1(true)
             .max_concurrent_streams(config.max_streams_per_connection)
             .http2_keepalive_interval(keepalive)
             .http2_keepalive_timeout(Some(Duration::from_millis(
                 config.http2_keepalive_timeout_ms,
             )))
             .tcp_keepalive(Some(Duration::from_secs(60)))
+            // Outside the edge: the edge sees (and rewrites) gRPC statuses
+            // in trailers before gRPC-Web moves them into the body.
+            .layer(tower::util::option_layer(cors))
+            .layer(tonic_web::GrpcWebLayer::new())
             .layer(crate::api::EdgeLayer::new(stop.clone(), metrics.clone()))
             .layer(auth)
             .add_service(health_service)
@@ -336,6 +352,66 @@ fn tls_config(
         tracing::info!("TLS");
     }
     Ok(Some(std::sync::Arc::new(tls)))
+}
+
+/// CORS for gRPC-Web pages of the configured origins: the request headers
+/// gRPC-Web and this service read, and the response headers a page must
+/// see (the status, its details, the write position). None without
+/// origins.
+fn cors_layer(origins: &[String]) -> anyhow::Result<Option<tower_http::cors::CorsLayer>> {
+    use http::{HeaderName, HeaderValue, Method};
+    if origins.is_empty() {
+        return Ok(None);
+    }
+    let origins = origins
+        .iter()
+        .map(|origin| {
+            let trimmed = origin.trim().trim_end_matches('/');
+            let url = url::Url::parse(trimmed)
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+            anyhow::ensure!(
+                url.is_some() && !trimmed.contains('*'),
+                "--cors-allowed-origin {origin:?} is not an origin such as https://news.example.org"
+            );
+            HeaderValue::from_str(trimmed).map_err(|_| {
+                anyhow::anyhow!("--cors-allowed-origin {origin:?} is not a header value")
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let names = |list: &[&'static str]| {
+        list.iter()
+            .map(|n| HeaderName::from_static(n))
+            .collect::<Vec<_>>()
+    };
+    tracing::info!(
+        origins = origins.len(),
+        "gRPC-Web open to the configured origins (CORS)"
+    );
+    Ok(Some(
+        tower_http::cors::CorsLayer::new()
+            .allow_origin(origins)
+            .allow_methods([Method::POST])
+            .allow_headers(names(&[
+                "content-type",
+                "x-grpc-web",
+                "x-user-agent",
+                "grpc-timeout",
+                "grpc-accept-encoding",
+                "authorization",
+                "x-meetings-min-lsn",
+                "traceparent",
+                "tracestate",
+            ]))
+            .expose_headers(names(&[
+                "grpc-status",
+                "grpc-message",
+                "grpc-status-details-bin",
+                "grpc-encoding",
+                "x-meetings-lsn",
+            ]))
+            .max_age(Duration::from_secs(24 * 3600)),
+    ))
 }
 
 /// Reflection over our service, the health service and the error details
@@ -444,15 +520,17 @@ async fn set_status(reporter: &HealthReporter, status: ServingStatus) {
     reporter.set_service_status(SERVICE_NAME, status).await;
 }
 
-/// SERVING exactly while the database answers.
-async fn update_health(reporter: &HealthReporter, storage: &Storage) -> bool {
-    let ok = storage.probe().await.is_ok();
-    let status = if ok {
+fn serving_if(ok: bool) -> ServingStatus {
+    if ok {
         ServingStatus::Serving
     } else {
         ServingStatus::NotServing
-    };
-    set_status(reporter, status).await;
+    }
+}
+
+/// Whether the primary answers a probe; reports each replica's health.
+async fn probe_health(reporter: &HealthReporter, storage: &Storage) -> bool {
+    let ok = storage.probe().await.is_ok();
     // Each replica under a name of its own, in the order configured: a
     // skipped replica does not make the service NOT_SERVING, since the
     // primary serves its reads.
@@ -492,7 +570,7 @@ async fn watch_database(
             () = stop.cancelled() => return,
             () = tokio::time::sleep(interval) => {}
         }
-        let answered = tokio::time::timeout(timeout, update_health(&reporter, &storage))
+        let answered = tokio::time::timeout(timeout, probe_health(&reporter, &storage))
             .await
             .unwrap_or(false);
         failed = if answered { 0 } else { failed + 1 };
@@ -500,11 +578,10 @@ async fn watch_database(
         // database end with UNAVAILABLE (Storage::answering) after
         // PROBES_LOST in a row (each on a fresh connection: a probe that
         // failed drops its own), until a probe is answered again.
+        // Health says the same: one lost probe does not drain the instance.
         let ok = failed < PROBES_LOST;
         storage.set_answering(ok);
-        if !answered {
-            set_status(&reporter, ServingStatus::NotServing).await;
-        }
+        set_status(&reporter, serving_if(ok)).await;
         if ok != was_ok {
             if ok {
                 tracing::info!("database reachable again: SERVING");

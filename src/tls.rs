@@ -26,6 +26,10 @@ use tokio_stream::wrappers::ReceiverStream;
 
 /// Longest a client gets to complete its handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Handshakes in progress at once; past it, accepting waits (the kernel's
+/// backlog holds new connections), so that a flood of connections that
+/// never speak cannot take every file descriptor.
+const MAX_HANDSHAKES: usize = 1024;
 
 /// The files TLS is configured from.
 #[derive(Debug, Clone)]
@@ -115,8 +119,8 @@ fn server_config(files: &TlsFiles) -> anyhow::Result<Arc<ServerConfig>> {
             files.key.display()
         )
     })?;
-    // gRPC is HTTP/2 only.
-    config.alpn_protocols = vec![b"h2".to_vec()];
+    // gRPC is HTTP/2; gRPC-Web from browsers may come over HTTP/1.1.
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
 
@@ -128,7 +132,15 @@ pub fn incoming(
 ) -> ReceiverStream<Result<TlsStream<TcpStream>, std::io::Error>> {
     let (ready, incoming) = tokio::sync::mpsc::channel(64);
     tokio::spawn(async move {
+        let slots = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
+        // Dropped (every handshake aborted) when the server stops.
+        let mut handshakes = tokio::task::JoinSet::new();
         loop {
+            while handshakes.try_join_next().is_some() {}
+            let slot = tokio::select! {
+                () = ready.closed() => return,
+                slot = slots.clone().acquire_owned() => slot.expect("never closed"),
+            };
             let accepted = tokio::select! {
                 () = ready.closed() => return,
                 accepted = listener.accept() => accepted,
@@ -146,8 +158,10 @@ pub fn incoming(
             let _ = tcp.set_nodelay(true);
             let acceptor = tls.acceptor();
             let ready = ready.clone();
-            tokio::spawn(async move {
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+            handshakes.spawn(async move {
+                let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await;
+                drop(slot);
+                match handshake {
                     Ok(Ok(stream)) => {
                         let _ = ready.send(Ok(stream)).await;
                     }

@@ -22,6 +22,9 @@ use crate::error::{Error, Result};
 struct Job<I, O> {
     input: I,
     reply: oneshot::Sender<Result<O>>,
+    /// The caller's span: the batch's statement is traced as a child of
+    /// the first caller's, and follows from the others'.
+    span: tracing::Span,
 }
 
 type Statement<O> = Pin<Box<dyn Future<Output = Result<Vec<O>>> + Send>>;
@@ -82,11 +85,14 @@ impl<I: Send + 'static, O: Send + 'static> Coalescer<I, O> {
                         Err(_) => break,
                     }
                 }
+                let calls = batch.len();
+                let span = tracing::info_span!(parent: &batch[0].span, "coalesced", name, calls);
+                for job in &batch[1..] {
+                    span.follows_from(&job.span);
+                }
                 let (inputs, replies): (Vec<I>, Vec<_>) =
                     batch.into_iter().map(|j| (j.input, j.reply)).unzip();
-                let calls = inputs.len();
-                let statement = run(inputs);
-                let span = tracing::debug_span!("coalesced", name, calls);
+                let statement = span.in_scope(|| run(inputs));
                 tokio::spawn(
                     async move {
                         let _slot = slot;
@@ -112,7 +118,11 @@ impl<I: Send + 'static, O: Send + 'static> Coalescer<I, O> {
         }
         let (reply, answer) = oneshot::channel();
         self.queue
-            .send(Job { input, reply })
+            .send(Job {
+                input,
+                reply,
+                span: tracing::Span::current(),
+            })
             .map_err(|_| Error::ShuttingDown)?;
         answer.await.map_err(|_| Error::ShuttingDown)?
     }

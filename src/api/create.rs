@@ -93,12 +93,52 @@ impl MeetingsApi {
         // validated; outcomes are counted in stream order.
         let mut committing: std::collections::VecDeque<Committing> = Default::default();
         let mut index = 0u64;
+        // Commits the batches this import is gathering and waits for every
+        // batch it has committing, counting them: afterwards it holds none
+        // of the import memory budget.
+        macro_rules! commit_and_count_held {
+            () => {
+                if !batch.rows.is_empty() {
+                    committing.push_back(self.commit(std::mem::take(&mut batch), share));
+                }
+                if !matching.rows.is_empty() {
+                    let (started, _) = self.commit_matching(
+                        std::mem::take(&mut matching),
+                        share,
+                        newest_locked.take(),
+                    );
+                    matching_committing.push_back(started);
+                }
+                while let Some(oldest) = committing.pop_front() {
+                    account(oldest, &mut report).await?;
+                }
+                while let Some(oldest) = matching_committing.pop_front() {
+                    account_matching(oldest, &mut report).await?;
+                }
+                newest_locked = None;
+            };
+        }
         loop {
             // On shutdown the import stops reading, as at a bad message.
-            let received = tokio::select! {
-                biased;
-                () = self.shutdown.cancelled() => Err(None),
-                message = requests.message() => message.map_err(Some),
+            // While another import waits for the memory budget, one whose
+            // client sends nothing for IMPORT_IDLE commits what it holds:
+            // imports sharing an HTTP/2 connection with a waiting one get no
+            // data (the waiting one stops reading, which holds the
+            // connection's window), and would otherwise hold their share
+            // until their clients' next records, which cannot come.
+            let received = loop {
+                let holding = !batch.rows.is_empty()
+                    || !matching.rows.is_empty()
+                    || !committing.is_empty()
+                    || !matching_committing.is_empty();
+                tokio::select! {
+                    biased;
+                    () = self.shutdown.cancelled() => break Err(None),
+                    message = requests.message() => break message.map_err(Some),
+                    () = self.limits.import_pressure(IMPORT_IDLE), if holding => {
+                        commit_and_count_held!();
+                    }
+                }
             };
             let item = match received {
                 Ok(Some(item)) => item,
@@ -170,38 +210,27 @@ impl MeetingsApi {
                 None => {
                     // Imports hold the whole budget. What this one holds
                     // is committed and counted first (which gives its share
-                    // back), so that an import waiting here holds nothing:
-                    // imports never wait on each other's batches.
-                    if !batch.rows.is_empty() {
-                        if committing.len() == IMPORT_IN_FLIGHT
-                            && let Some(oldest) = committing.pop_front()
-                        {
-                            account(oldest, &mut report).await?;
-                        }
-                        committing.push_back(self.commit(std::mem::take(&mut batch), share));
-                    }
-                    if !matching.rows.is_empty() {
-                        if matching_committing.len() == IMPORT_IN_FLIGHT
-                            && let Some(oldest) = matching_committing.pop_front()
-                        {
-                            account_matching(oldest, &mut report).await?;
-                        }
-                        let (started, _) = self.commit_matching(
-                            std::mem::take(&mut matching),
-                            share,
-                            newest_locked.take(),
-                        );
-                        matching_committing.push_back(started);
-                    }
-                    while let Some(oldest) = committing.pop_front() {
-                        account(oldest, &mut report).await?;
-                    }
-                    while let Some(oldest) = matching_committing.pop_front() {
-                        account_matching(oldest, &mut report).await?;
-                    }
-                    newest_locked = None;
+                    // back), so that an import waiting here holds nothing.
+                    commit_and_count_held!();
                     self.metrics.import_waited();
-                    self.limits.hold_import(size).await
+                    tokio::select! {
+                        biased;
+                        () = self.shutdown.cancelled() => {
+                            // Everything before this record is stored and
+                            // counted: the import resumes at it.
+                            return Err(Error::ImportStopped {
+                                index,
+                                resume_index: index,
+                                cause: ImportStop::ShuttingDown,
+                                created: report.counts.created_count,
+                                merged: report.counts.merged_count,
+                                duplicates: report.counts.duplicate_count,
+                                rejected: report.counts.rejected_count,
+                            }
+                            .into());
+                        }
+                        held = self.limits.hold_import(size) => held,
+                    }
                 }
             };
             let on_match = OnMatch::parse(item.duplicates);
@@ -662,6 +691,9 @@ const MAX_REJECTED_DETAILS: usize = 1_000;
 const MAX_REJECTED_BYTES: usize = 1024 * 1024;
 /// Field violations listed for one rejected meeting (as in a status).
 const MAX_VIOLATIONS_PER_REJECTED: usize = crate::error::MAX_VIOLATIONS_IN_STATUS;
+/// How long an import's client may send nothing, while another import
+/// waits for the memory budget, before the import commits what it holds.
+const IMPORT_IDLE: std::time::Duration = std::time::Duration::from_millis(100);
 /// Valid meetings an import commits per transaction.
 pub const IMPORT_BATCH: usize = 500;
 /// Pair rows an import batch writes, at most (a few more when its last

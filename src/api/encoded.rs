@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use tonic::body::Body;
-use tonic::codec::{Codec, EncodeBuf, Encoder};
+use tonic::codec::{Codec, CompressionEncoding, EnabledCompressionEncodings, EncodeBuf, Encoder};
 use tonic::server::{Grpc, NamedService, UnaryService};
 use tonic::{Request, Response, Status};
 use tonic_prost::ProstCodec;
@@ -24,6 +24,12 @@ use crate::pb;
 use crate::pb::meeting_service_server::MeetingServiceServer;
 
 const GET_MEETING: &str = "/meetings.v1.MeetingService/GetMeeting";
+
+/// Message compressions accepted on requests and sent when the client
+/// accepts them (`grpc-accept-encoding`), on every method, GetMeeting's
+/// stored bytes included.
+pub const COMPRESSION: [CompressionEncoding; 2] =
+    [CompressionEncoding::Zstd, CompressionEncoding::Gzip];
 
 /// An encoded `GetMeetingResponse`.
 #[derive(Debug)]
@@ -100,9 +106,14 @@ pub struct MeetingServiceRouter {
 impl MeetingServiceRouter {
     pub fn new(api: MeetingsApi, max_decoding: usize, max_encoding: usize) -> Self {
         let api = Arc::new(api);
-        let generated = MeetingServiceServer::from_arc(api.clone())
+        let mut generated = MeetingServiceServer::from_arc(api.clone())
             .max_decoding_message_size(max_decoding)
             .max_encoding_message_size(max_encoding);
+        for encoding in COMPRESSION {
+            generated = generated
+                .accept_compressed(encoding)
+                .send_compressed(encoding);
+        }
         Self {
             api,
             generated,
@@ -132,7 +143,12 @@ impl tower::Service<http::Request<Body>> for MeetingServiceRouter {
         let method = GetMeeting(self.api.clone());
         let (max_decoding, max_encoding) = (self.max_decoding, self.max_encoding);
         Box::pin(async move {
+            let mut encodings = EnabledCompressionEncodings::default();
+            for encoding in COMPRESSION {
+                encodings.enable(encoding);
+            }
             let mut grpc = Grpc::new(GetMeetingCodec)
+                .apply_compression_config(encodings, encodings)
                 .apply_max_message_size_config(Some(max_decoding), Some(max_encoding));
             Ok(grpc.unary(method, request).await)
         })

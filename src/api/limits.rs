@@ -40,6 +40,8 @@ pub struct Limits {
     /// transaction), in KiB of request bytes, over all imports.
     import_memory: Arc<Semaphore>,
     import_memory_kib: u32,
+    /// Imports waiting for the import memory budget.
+    import_waiting: Arc<tokio::sync::watch::Sender<usize>>,
     /// Import batches committing at once, over all imports: half the pool,
     /// so that any number of imports queue here instead of timing out on
     /// the pool (whose acquire timeout is for interactive calls) and leave
@@ -168,6 +170,7 @@ impl Limits {
                 .max(1),
             import_memory: Arc::new(Semaphore::new(DEFAULT_IMPORT_MEMORY_KIB as usize)),
             import_memory_kib: DEFAULT_IMPORT_MEMORY_KIB,
+            import_waiting: Arc::new(tokio::sync::watch::Sender::new(0)),
             import_commits: Arc::new(Semaphore::new((pool_size / 2).max(1))),
         }
     }
@@ -194,11 +197,33 @@ impl Limits {
 
     /// The same, waiting until imports release enough.
     pub async fn hold_import(&self, bytes: usize) -> OwnedSemaphorePermit {
+        /// Counts this import among the waiting until it is dropped.
+        struct Waiting<'a>(&'a tokio::sync::watch::Sender<usize>);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.send_modify(|n| *n -= 1);
+            }
+        }
+        self.import_waiting.send_modify(|n| *n += 1);
+        let _waiting = Waiting(&self.import_waiting);
         self.import_memory
             .clone()
             .acquire_many_owned(self.import_kib(bytes))
             .await
             .expect("the import budget is never closed")
+    }
+
+    /// Completes once some import waits for the import memory budget, and
+    /// `idle` after that.
+    pub async fn import_pressure(&self, idle: Duration) {
+        let mut waiting = self.import_waiting.subscribe();
+        let pressed = waiting.wait_for(|n| *n > 0).await.is_ok();
+        if pressed {
+            tokio::time::sleep(idle).await;
+        } else {
+            // Never: the sender lives as long as the limits.
+            std::future::pending::<()>().await;
+        }
     }
 
     /// A turn to commit an import batch, waiting as long as it takes.

@@ -30,7 +30,7 @@ mod watch;
 pub use create::IMPORT_BATCH;
 pub use duplicates::fill_match_keys;
 pub use edge::{EdgeLayer, code_name};
-pub use encoded::MeetingServiceRouter;
+pub use encoded::{COMPRESSION, MeetingServiceRouter};
 pub use limits::{DatabaseShare, Limits, Origin};
 
 use std::collections::HashMap;

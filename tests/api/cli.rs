@@ -60,11 +60,23 @@ async fn create_get_pair_and_list_speak_proto3_json() {
     assert!(ok);
     assert_eq!(json_lines(&out).len(), 2);
 
+    // proto3 JSON's canonical timestamps: UTC as `Z`.
+    let created_at = created["createTime"].as_str().unwrap();
+    assert!(
+        created_at.ends_with('Z') && !created_at.contains("+00:00"),
+        "{created_at}"
+    );
+
     let (ok, _, err) = meetings(&app, &["get", "nope"]).await;
     assert!(!ok);
     assert!(
         err.contains("InvalidArgument") && err.contains("id:"),
         "{err}"
+    );
+    assert_eq!(
+        err.matches("is not a UUID").count(),
+        1,
+        "the violation once: {err}"
     );
 }
 

@@ -77,6 +77,9 @@ pub struct Settings {
         std::path::PathBuf,
         Option<std::path::PathBuf>,
     )>,
+    /// Origins whose pages may call with gRPC-Web.
+    pub cors_allowed_origins: Vec<String>,
+    pub import_memory_mb: usize,
 }
 
 impl Default for Settings {
@@ -95,6 +98,8 @@ impl Default for Settings {
             replica_max_lag_ms: 5_000,
             replica_wait_ms: 100,
             tls: None,
+            cors_allowed_origins: Vec::new(),
+            import_memory_mb: 256,
         }
     }
 }
@@ -144,6 +149,8 @@ async fn spawn(settings: Settings, shared_url: Option<String>) -> TestApp {
         config.tls_key = Some(key);
         config.tls_client_ca = ca;
     }
+    config.cors_allowed_origins = settings.cors_allowed_origins.clone();
+    config.import_memory_mb = settings.import_memory_mb;
     config.health_interval_ms = 100;
     config.shutdown_timeout_ms = 2000;
     config.log_format = LogFormat::Text;

@@ -65,6 +65,8 @@ impl Pki {
         std::fs::write(dir.join("server.pem"), &server.0).unwrap();
         std::fs::write(dir.join("server.key"), &server.1).unwrap();
         std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+        std::fs::write(dir.join("client.pem"), &client.0).unwrap();
+        std::fs::write(dir.join("client.key"), &client.1).unwrap();
         (ca.pem(), client)
     }
 
@@ -245,4 +247,68 @@ async fn sighup_reloads_the_certificate_for_new_connections_and_keeps_open_ones(
     .await
     .unwrap();
     assert_eq!(app.count_meetings().await, 4);
+}
+
+/// Runs `meetings list` against `addr` with `args`; (success, stderr).
+async fn cli_list(addr: &str, args: &[&std::ffi::OsStr]) -> (bool, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_meetings"))
+        .args(["list", "--addr", addr])
+        .args(args)
+        .env_remove("MEETINGS_CA_CERT")
+        .output()
+        .await
+        .expect("the binary runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The command-line client reaches TLS and mTLS servers: https:// with a
+/// private CA, and a client certificate where the server requires one.
+#[tokio::test]
+async fn the_cli_speaks_tls_and_mutual_tls() {
+    let pki = Pki::new();
+    let tls = spawn_app_with(Settings {
+        tls: Some(pki.server(false)),
+        ..Settings::default()
+    })
+    .await;
+    let https = format!("https://localhost:{}", tls.addr.port());
+    let ca = pki.path("ca.pem");
+    let (ok, err) = cli_list(&https, &["--ca-cert".as_ref(), ca.as_os_str()]).await;
+    assert!(ok, "{err}");
+    // The system's roots do not know the test CA.
+    let (ok, err) = cli_list(&https, &[]).await;
+    assert!(!ok && err.contains("cannot reach a server"), "{err}");
+    // TLS options with a plaintext address are a mistake, said as one.
+    let (ok, err) = cli_list(
+        &format!("http://localhost:{}", tls.addr.port()),
+        &["--ca-cert".as_ref(), ca.as_os_str()],
+    )
+    .await;
+    assert!(!ok && err.contains("https://"), "{err}");
+
+    let mutual = spawn_app_with(Settings {
+        tls: Some(pki.server(true)),
+        ..Settings::default()
+    })
+    .await;
+    let https = format!("https://localhost:{}", mutual.addr.port());
+    let (cert, key) = (pki.path("client.pem"), pki.path("client.key"));
+    let (ok, err) = cli_list(
+        &https,
+        &[
+            "--ca-cert".as_ref(),
+            ca.as_os_str(),
+            "--client-cert".as_ref(),
+            cert.as_os_str(),
+            "--client-key".as_ref(),
+            key.as_os_str(),
+        ],
+    )
+    .await;
+    assert!(ok, "{err}");
+    let (ok, _) = cli_list(&https, &["--ca-cert".as_ref(), ca.as_os_str()]).await;
+    assert!(!ok, "no client certificate, no service");
 }
