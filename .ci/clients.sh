@@ -24,6 +24,7 @@ VENV=$(mktemp -d)
 python3 -m venv "$VENV"
 "$VENV/bin/pip" install --quiet --disable-pip-version-check clients/python
 
+cargo build --locked --release --bin meetings
 DB=meetings_clients_ci
 psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"
 LOG=$(mktemp)

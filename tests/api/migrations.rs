@@ -181,6 +181,10 @@ async fn topic_keys_made_by_an_earlier_rule_are_recomputed_at_start() {
 
 /// The last migration before organisations, spans and formats (0016).
 const BEFORE_PARTIES: i64 = 20261203000015;
+/// The advisory lock keys of the change-feed sequencer and of the
+/// partition upkeep (src/storage/events.rs, partitions.rs).
+const SEQUENCER_LOCK: i64 = 0x6d65_6574_696e_6773;
+const PARTITIONS_LOCK: i64 = 0x6d74_6770_6172_7473;
 
 #[tokio::test]
 async fn meetings_stored_before_parties_and_spans_read_unchanged_after_them() {
@@ -188,6 +192,17 @@ async fn meetings_stored_before_parties_and_spans_read_unchanged_after_them() {
     use prost::Message;
 
     let app = spawn_app().await;
+    // An upgrade stops the old instances first (README, Upgrades); this
+    // one keeps running, so its change-feed sequencer and partition upkeep
+    // are held off (their advisory locks, taken here) until the upgraded
+    // instance has migrated: they would otherwise work on the schema while
+    // the test rewrites it.
+    let mut quiet = app.pool.acquire().await.unwrap().detach();
+    sqlx::query("SELECT pg_advisory_lock(k) FROM unnest($1::int8[]) AS k")
+        .bind([SEQUENCER_LOCK, PARTITIONS_LOCK])
+        .execute(&mut quiet)
+        .await
+        .unwrap();
     // The schema as migration 0015 left it: the test database without 0016
     // and the migrations after it.
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
@@ -289,6 +304,10 @@ async fn meetings_stored_before_parties_and_spans_read_unchanged_after_them() {
 
     // A service started on that database applies 0016, then serves them.
     let upgraded = app.second_instance().await;
+    sqlx::query("SELECT pg_advisory_unlock_all()")
+        .execute(&mut quiet)
+        .await
+        .unwrap();
     for record in &records {
         assert_eq!(&upgraded.get(&record.id).await.unwrap(), record);
     }

@@ -8,6 +8,7 @@
 //! reference, round after round, quoting medians.
 
 mod client;
+mod compression;
 mod data;
 mod phases;
 mod process;
@@ -88,6 +89,10 @@ enum Phase {
     /// Reads of a realistic archive at 10,000, 100,000 and `--scale`
     /// meetings, and its bytes a meeting (a database of its own).
     Scale,
+    /// Bytes on the wire and rates of a 1,000-meeting ListMeetings page
+    /// and of the pair stream, uncompressed, gzip and zstd (after
+    /// `stream`, on its pair).
+    Compression,
 }
 
 /// Sizes of one run.
@@ -203,6 +208,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
     } else {
         0
     };
+    if runs(Phase::Compression) {
+        let in_pair = if in_pair > 0 {
+            in_pair
+        } else {
+            bench.load_stream_pair().await?
+        };
+        bench.compression(in_pair).await?;
+    }
     if runs(Phase::Merge) {
         bench.merge().await?;
     }

@@ -159,12 +159,18 @@ impl Bench {
 
     /// StreamMeetingsByCountryPair over one pair, next to psql's \copy of
     /// the same full records. Returns how many meetings the pair has.
-    pub(crate) async fn stream(&mut self) -> anyhow::Result<usize> {
+    /// Loads the stream figures' pair; returns how many meetings it has.
+    pub(crate) async fn load_stream_pair(&mut self) -> anyhow::Result<usize> {
         let load = load_pair(self.server.addr(), self.plan.stream_meetings, &mut self.seq).await?;
         println!(
             "loaded {} {}-{} meetings at {:.0}/s through ImportMeetings",
             self.plan.stream_meetings, STREAM_PAIR.0, STREAM_PAIR.1, load
         );
+        Ok(self.plan.stream_meetings)
+    }
+
+    pub(crate) async fn stream(&mut self) -> anyhow::Result<usize> {
+        self.load_stream_pair().await?;
         let mut svc = Vec::new();
         let mut reference = Vec::new();
         let mut first = Vec::new();
