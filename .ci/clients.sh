@@ -34,8 +34,10 @@ SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true' EXIT
 for _ in $(seq 1 60); do
     grep -q "serving meetings" "$LOG" && break
+    kill -0 $SERVER 2>/dev/null || { cat "$LOG"; echo "the server stopped" >&2; exit 1; }
     sleep 1
 done
+grep -q "serving meetings" "$LOG" || { cat "$LOG"; echo "the server did not start" >&2; exit 1; }
 
 check() { # name, output: the example stored, streamed and printed violations
     local name=$1 out=$2
@@ -44,5 +46,8 @@ check() { # name, output: the example stored, streamed and printed violations
     grep -q "^AZ-JP: [1-9]" <<<"$out" || { echo "$name: no pair stream" >&2; exit 1; }
     grep -q "meeting.participants\[0\].country_code: " <<<"$out" || { echo "$name: no violations" >&2; exit 1; }
 }
-check python "$("$VENV/bin/python" clients/python/examples/example.py 127.0.0.1:50061)"
-check typescript "$(cd clients/typescript && npx tsx example/example.ts http://127.0.0.1:50061)"
+# Assignments, so that an example that fails stops the script (set -e).
+out=$("$VENV/bin/python" clients/python/examples/example.py 127.0.0.1:50061)
+check python "$out"
+out=$(cd clients/typescript && npx tsx example/example.ts http://127.0.0.1:50061)
+check typescript "$out"

@@ -366,13 +366,18 @@ fn cors_layer(origins: &[String]) -> anyhow::Result<Option<tower_http::cors::Cor
     let origins = origins
         .iter()
         .map(|origin| {
+            // A browser sends its origin serialised (lower-case host, no
+            // default port, no path): anything else would never match.
             let trimmed = origin.trim().trim_end_matches('/');
-            let url = url::Url::parse(trimmed)
+            let serialised = url::Url::parse(trimmed)
                 .ok()
-                .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+                .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+                .map(|u| u.origin().ascii_serialization());
             anyhow::ensure!(
-                url.is_some() && !trimmed.contains('*'),
-                "--cors-allowed-origin {origin:?} is not an origin such as https://news.example.org"
+                serialised.as_deref() == Some(trimmed),
+                "--cors-allowed-origin {origin:?} is not an origin as browsers send it, such as \
+                 https://news.example.org (scheme, lower-case host, a port only if not the \
+                 default, no path)"
             );
             HeaderValue::from_str(trimmed).map_err(|_| {
                 anyhow::anyhow!("--cors-allowed-origin {origin:?} is not a header value")
@@ -397,6 +402,7 @@ fn cors_layer(origins: &[String]) -> anyhow::Result<Option<tower_http::cors::Cor
                 "x-grpc-web",
                 "x-user-agent",
                 "grpc-timeout",
+                "grpc-encoding",
                 "grpc-accept-encoding",
                 "authorization",
                 "x-meetings-min-lsn",
@@ -408,6 +414,7 @@ fn cors_layer(origins: &[String]) -> anyhow::Result<Option<tower_http::cors::Cor
                 "grpc-message",
                 "grpc-status-details-bin",
                 "grpc-encoding",
+                "grpc-accept-encoding",
                 "x-meetings-lsn",
             ]))
             .max_age(Duration::from_secs(24 * 3600)),
@@ -590,5 +597,32 @@ async fn watch_database(
             }
             was_ok = ok;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cors_layer;
+
+    #[test]
+    fn cors_origins_must_be_as_browsers_send_them() {
+        let ok = |o: &str| cors_layer(&[o.to_owned()]).is_ok();
+        assert!(ok("https://news.example.org"));
+        assert!(ok("http://127.0.0.1:8080"));
+        assert!(
+            ok("https://news.example.org/"),
+            "a trailing slash is dropped"
+        );
+        for never_matches in [
+            "https://News.example.org",
+            "https://news.example.org:443",
+            "https://news.example.org/app",
+            "*",
+            "news.example.org",
+            "ftp://news.example.org",
+        ] {
+            assert!(!ok(never_matches), "{never_matches} refused");
+        }
+        assert!(cors_layer(&[]).unwrap().is_none(), "no origins, no CORS");
     }
 }

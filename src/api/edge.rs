@@ -160,6 +160,9 @@ where
     }
 }
 
+/// How tonic-web's errors about a request body begin.
+const GRPC_WEB_ERROR: &str = "tonic-web:";
+
 /// What a request body reports when the client reset its stream.
 pub(crate) const CLIENT_RESET: &str = "the client reset the stream";
 
@@ -181,6 +184,12 @@ impl http_body::Body for ResetAware {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
         match Pin::new(&mut self.0).poll_frame(cx) {
+            // gRPC-Web's decoding of its body (base64 of grpc-web-text)
+            // is the request's fault, not the transport's: it passes on,
+            // to be answered INVALID_ARGUMENT.
+            Poll::Ready(Some(Err(status))) if status.message().starts_with(GRPC_WEB_ERROR) => {
+                Poll::Ready(Some(Err(status)))
+            }
             Poll::Ready(Some(Err(status))) => {
                 tracing::debug!(code = ?status.code(), message = status.message(), "request stream cut");
                 Poll::Ready(Some(Err(Status::aborted(CLIENT_RESET))))
@@ -464,6 +473,7 @@ pub(crate) fn is_decode_failure(message: &str) -> bool {
         "Unexpected EOF decoding",
         "Missing request message",
         "Error decompressing",
+        GRPC_WEB_ERROR,
     ]
     .iter()
     .any(|m| message.contains(m))

@@ -276,3 +276,85 @@ async fn cors_answers_preflights_for_configured_origins_only() {
         "no CORS for other origins"
     );
 }
+
+/// Auth is the same over gRPC-Web; without --cors-allowed-origin no CORS
+/// header is sent; a grpc-web-text body that is not base64 is the
+/// request's fault.
+#[tokio::test]
+async fn grpc_web_takes_tokens_sends_no_cors_unasked_and_refuses_bad_text() {
+    use std::io::Write;
+    let (token, line) = meetings::auth::new_token("read", "web-page").unwrap();
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    writeln!(file, "{line}").unwrap();
+    let app = spawn_app_with(Settings {
+        tokens_file: Some(file.path().to_owned()),
+        ..Settings::default()
+    })
+    .await;
+    let list = |authorization: Option<String>| {
+        let addr = app.addr;
+        async move {
+            let mut headers = vec![
+                ("content-type", "application/grpc-web+proto".to_owned()),
+                ("origin", ORIGIN.to_owned()),
+            ];
+            if let Some(value) = authorization {
+                headers.push(("authorization", value));
+            }
+            let headers: Vec<(&str, &str)> =
+                headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+            http1(
+                addr,
+                "POST",
+                "/meetings.v1.MeetingService/ListMeetings",
+                &headers,
+                &framed(&pb::ListMeetingsRequest::default()),
+            )
+            .await
+        }
+    };
+    let status_of = |answer: &Answer| {
+        let (_, trailers) = frames(&answer.body);
+        answer
+            .headers
+            .get("grpc-status")
+            .or(trailers.get("grpc-status"))
+            .cloned()
+    };
+    let refused = list(None).await;
+    assert_eq!(
+        status_of(&refused).as_deref(),
+        Some("16"),
+        "UNAUTHENTICATED"
+    );
+    let served = list(Some(format!("Bearer {token}"))).await;
+    assert_eq!(status_of(&served).as_deref(), Some("0"));
+    assert!(
+        !served.headers.contains_key("access-control-allow-origin"),
+        "no CORS without --cors-allowed-origin"
+    );
+
+    let bad_text = http1(
+        app.addr,
+        "POST",
+        "/meetings.v1.MeetingService/ListMeetings",
+        &[
+            ("content-type", "application/grpc-web-text"),
+            ("authorization", &format!("Bearer {token}")),
+        ],
+        b"%%% not base64 %%%",
+    )
+    .await;
+    let (_, trailers) = frames(&bad_text.body);
+    let status = bad_text
+        .headers
+        .get("grpc-status")
+        .or(trailers.get("grpc-status"))
+        .cloned();
+    assert_eq!(
+        status.as_deref(),
+        Some("3"),
+        "INVALID_ARGUMENT: {:?}",
+        bad_text.headers
+    );
+}

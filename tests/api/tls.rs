@@ -255,6 +255,9 @@ async fn cli_list(addr: &str, args: &[&std::ffi::OsStr]) -> (bool, String) {
         .args(["list", "--addr", addr])
         .args(args)
         .env_remove("MEETINGS_CA_CERT")
+        .env_remove("MEETINGS_CLIENT_CERT")
+        .env_remove("MEETINGS_CLIENT_KEY")
+        .env_remove("MEETINGS_TOKEN")
         .output()
         .await
         .expect("the binary runs");

@@ -22,6 +22,9 @@
 //   UNSUPPORTED_ENCODING  UNIMPLEMENTED: a grpc-encoding the server lacks
 //   CANCELLED             CANCELLED
 //   INTERNAL              INTERNAL
+// A status the transport makes for another reason carries the code's own
+// name as its reason (NOT_FOUND from the health service's Check of a name
+// it does not know, say).
 // DATABASE_UNAVAILABLE, SHUTTING_DOWN and TOO_MANY_CALLS also carry a
 // google.rpc.RetryInfo with the delay before a retry. INVALID_ARGUMENT
 // errors also carry a google.rpc.BadRequest detail with one field violation
