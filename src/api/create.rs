@@ -115,7 +115,7 @@ impl MeetingsApi {
                 while let Some(oldest) = matching_committing.pop_front() {
                     account_matching(oldest, &mut report).await?;
                 }
-                newest_locked = None;
+                drop(newest_locked.take());
             };
         }
         loop {
@@ -280,19 +280,9 @@ impl MeetingsApi {
                 Ok((meeting, request_id))
                     if !matching.rows.is_empty() || !matching_committing.is_empty() =>
                 {
-                    // Meetings under MERGE before this one are stored first.
-                    if !matching.rows.is_empty() {
-                        let (started, _) = self.commit_matching(
-                            std::mem::take(&mut matching),
-                            share,
-                            newest_locked.take(),
-                        );
-                        matching_committing.push_back(started);
-                    }
-                    newest_locked = None;
-                    while let Some(oldest) = matching_committing.pop_front() {
-                        account_matching(oldest, &mut report).await?;
-                    }
+                    // Meetings under MERGE before this one are stored first
+                    // (no plain batch is pending beside them).
+                    commit_and_count_held!();
                     batch.pairs += meeting.pair_count();
                     batch.rows.push(new_row(meeting, request_id).0);
                     batch.origins.push((index, item.request_id));
@@ -319,19 +309,8 @@ impl MeetingsApi {
                 committing.push_back(self.commit(std::mem::take(&mut batch), share));
             }
         }
-        if !matching.rows.is_empty() {
-            let (started, _) = self.commit_matching(matching, share, newest_locked.take());
-            matching_committing.push_back(started);
-        }
-        while let Some(oldest) = matching_committing.pop_front() {
-            account_matching(oldest, &mut report).await?;
-        }
-        if !batch.rows.is_empty() {
-            committing.push_back(self.commit(batch, share));
-        }
-        while let Some(oldest) = committing.pop_front() {
-            account(oldest, &mut report).await?;
-        }
+        // The stream ended: what it holds is stored and counted.
+        commit_and_count_held!();
         tracing::info!(
             received = index,
             created = report.counts.created_count,

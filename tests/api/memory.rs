@@ -145,12 +145,12 @@ async fn imports_on_one_connection_never_deadlock_on_the_budget() {
         ..Settings::default()
     })
     .await;
-    let imports: Vec<_> = (0..16)
+    let imports: Vec<_> = (0..32)
         .map(|stream| {
             // The app's client: one connection for all.
             let mut client = app.client.clone();
             tokio::spawn(async move {
-                let requests = (0..10).map(move |i| large(stream, i));
+                let requests = (0..20).map(move |i| large(stream, i));
                 client
                     .import_meetings(tokio_stream::iter(requests))
                     .await
@@ -167,6 +167,6 @@ async fn imports_on_one_connection_never_deadlock_on_the_budget() {
             .expect("every import succeeds");
         created += report.created_count;
     }
-    assert_eq!(created, 160);
-    assert_eq!(app.count_meetings().await, 160);
+    assert_eq!(created, 640);
+    assert_eq!(app.count_meetings().await, 640);
 }
