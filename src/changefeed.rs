@@ -55,7 +55,14 @@ pub async fn run_sequencer(
                     () = tokio::time::sleep_until(step + SEQUENCE_INTERVAL) => {}
                 }
             }
-            Err(e) => tracing::warn!(error = e.detail(), "event sequencer failed; retrying"),
+            Err(e) => {
+                tracing::warn!(error = e.detail(), "event sequencer failed; retrying");
+                // A numbering time no partition covers (their maintenance was
+                // held off, or failed) fails every step until partitions are
+                // made: make them soon rather than at the next round.
+                next_maintenance =
+                    next_maintenance.min(tokio::time::Instant::now() + Duration::from_secs(1));
+            }
         }
     }
 }

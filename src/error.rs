@@ -39,8 +39,10 @@ pub enum Error {
     DuplicateMeeting(Uuid),
     #[error("meeting {0} was changed since its etag was read: read it again")]
     EtagMismatch(Uuid),
-    #[error("events up to sequence {oldest} have expired: start again from a full read")]
-    EventsExpired { oldest: i64 },
+    /// `through` is the newest expired number: the oldest that may still be
+    /// kept is the one after it.
+    #[error("events up to sequence {through} have expired: start again from a full read")]
+    EventsExpired { through: i64 },
     /// An ImportMeetings stream stopped before its end: message `index`
     /// could not be read, or the server is shutting down.
     #[error(
@@ -238,8 +240,8 @@ impl From<Error> for Status {
                 metadata.insert("id".to_owned(), id.to_string());
                 (Code::Aborted, e.to_string())
             }
-            Error::EventsExpired { oldest } => {
-                metadata.insert("oldest_sequence".to_owned(), oldest.to_string());
+            Error::EventsExpired { through } => {
+                metadata.insert("oldest_sequence".to_owned(), (through + 1).to_string());
                 (Code::OutOfRange, e.to_string())
             }
             Error::ImportStopped {

@@ -72,19 +72,20 @@ impl MeetingsApi {
         if !v.is_empty() {
             return Err(Error::invalid_request(v));
         }
-        if after > 0 {
-            // A position the feed has not reached (a client that kept its
-            // position across a restore of the database) would wait for
-            // events it will never get.
-            let newest = self.storage.newest_sequence().await?;
-            if after > newest {
-                return Err(Error::SequenceAhead { newest });
-            }
-            if let Some(oldest) = self.storage.oldest_event().await?
-                && after < oldest - 1
-            {
-                return Err(Error::EventsExpired { oldest });
-            }
+        if after == 0 {
+            // From the oldest kept event: after every expired one.
+            return Ok((self.storage.expired_through().await?, pair));
+        }
+        // A position the feed has not reached (a client that kept its
+        // position across a restore of the database) would wait for events
+        // it will never get.
+        let newest = self.storage.newest_sequence().await?;
+        if after > newest {
+            return Err(Error::SequenceAhead { newest });
+        }
+        let expired = self.storage.expired_through().await?;
+        if after < expired {
+            return Err(Error::EventsExpired { through: expired });
         }
         Ok((after, pair))
     }
@@ -125,10 +126,9 @@ impl PageSource for EventPages {
                     // Events after the position expired while the watcher was
                     // connected (it fell behind the retention): it would miss
                     // them, so it ends as a new watch would.
-                    if let Some(oldest) = storage.oldest_event().await?
-                        && after < oldest - 1
-                    {
-                        return Err(Error::EventsExpired { oldest });
+                    let expired = storage.expired_through().await?;
+                    if after < expired {
+                        return Err(Error::EventsExpired { through: expired });
                     }
                     Ok(page)
                 }),

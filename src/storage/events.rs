@@ -113,15 +113,16 @@ impl Storage {
         Ok(page)
     }
 
-    /// The oldest retained sequence number, if any event is numbered: the
-    /// first of the first numbered row.
-    pub async fn oldest_event(&self) -> Result<Option<i64>> {
-        Ok(sqlx::query_scalar(
-            "SELECT sequence - event_count + 1 FROM meeting_events \
-             WHERE sequence IS NOT NULL ORDER BY sequence LIMIT 1",
+    /// The newest number retention has dropped (0 before the first drop).
+    /// A position before it would miss events; numbers after it may still
+    /// be missing, as numbers a failed numbering step reserved and never
+    /// used, which a watcher skips.
+    pub async fn expired_through(&self) -> Result<i64> {
+        Ok(
+            sqlx::query_scalar("SELECT expired_through FROM meeting_event_expiry")
+                .fetch_one(&self.pool)
+                .await?,
         )
-        .fetch_optional(&self.pool)
-        .await?)
     }
 
     /// Event rows written and not yet numbered.

@@ -267,7 +267,7 @@ impl Storage {
         let expired = |p: &Partition| p.upper.is_some_and(|u| u <= cutoff);
         events.sort_by_key(|p| p.lower);
         for partition in events.iter().take_while(|p| expired(p)) {
-            if !self.drop_partition(&partition.name).await? {
+            if !self.drop_partition(EVENTS, &partition.name).await? {
                 break;
             }
             dropped += 1;
@@ -289,7 +289,7 @@ impl Storage {
                 (None, _) | (Some(_), None) => true,
                 (Some(newest), Some(oldest)) => newest < oldest,
             };
-            if !orphans || !self.drop_partition(&partition.name).await? {
+            if !orphans || !self.drop_partition(RECORDS, &partition.name).await? {
                 break;
             }
             dropped += 1;
@@ -325,11 +325,22 @@ impl Storage {
 
     /// Drops a partition in a short transaction of its own; false if the
     /// lock did not come within the timeout (tried again next round) or
-    /// another instance holds the maintenance lock.
-    async fn drop_partition(&self, name: &str) -> Result<bool> {
+    /// another instance holds the maintenance lock. An events partition's
+    /// newest number becomes the feed's expired-through mark in the same
+    /// transaction (migration 0023), so the mark and the drop are seen
+    /// together or not at all.
+    async fn drop_partition(&self, table: Table, name: &str) -> Result<bool> {
         let Some(mut tx) = self.maintenance().await? else {
             return Ok(false);
         };
+        if table.parent == EVENTS.parent {
+            sqlx::query(AssertSqlSafe(format!(
+                "UPDATE meeting_event_expiry SET expired_through = \
+                 greatest(expired_through, (SELECT coalesce(max(sequence), 0) FROM {name}))"
+            )))
+            .execute(&mut *tx)
+            .await?;
+        }
         match sqlx::query(AssertSqlSafe(format!("DROP TABLE IF EXISTS {name}")))
             .execute(&mut *tx)
             .await

@@ -210,7 +210,7 @@ async fn meetings_stored_before_parties_and_spans_read_unchanged_after_them() {
          ALTER TABLE meetings ADD COLUMN summary text NOT NULL DEFAULT '',
                               ADD COLUMN source_names text[] NOT NULL DEFAULT '{{}}',
                               ADD COLUMN source_urls text[] NOT NULL DEFAULT '{{}}';
-         DROP TABLE meeting_events, meeting_event_records;
+         DROP TABLE meeting_events, meeting_event_records, meeting_event_expiry;
          CREATE TABLE meeting_events (
              event_id bigserial PRIMARY KEY, sequence bigint, kind smallint NOT NULL,
              event_time timestamptz NOT NULL DEFAULT now(), meeting_ids uuid[] NOT NULL,
