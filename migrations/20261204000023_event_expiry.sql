@@ -16,7 +16,11 @@ CREATE TABLE meeting_event_expiry (
 
 -- Retention deleted rows before migration 0021 and dropped partitions
 -- since: the numbers before the oldest kept event are taken as expired,
--- as they were before this table.
+-- and every number given so far when no numbered event is kept (a feed
+-- idle for longer than the retention). Either way a client at a position
+-- whose events are gone is told so rather than skipping them silently.
 INSERT INTO meeting_event_expiry (expired_through)
-SELECT coalesce(min(sequence - event_count), 0) FROM meeting_events
-WHERE sequence IS NOT NULL;
+SELECT coalesce(
+    (SELECT sequence - event_count FROM meeting_events
+     WHERE sequence IS NOT NULL ORDER BY sequence LIMIT 1),
+    (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM meeting_event_sequence));

@@ -36,8 +36,10 @@ impl MeetingsApi {
     ) -> Result<impl Stream<Item = Result<pb::WatchMeetingsResponse, Status>> + Send + use<>, Status>
     {
         let admission = self.limits.admit(&Origin::of(&request))?;
+        let from_start = request.get_ref().after_sequence == 0;
         let (after, pair) = self.watch_start(request.get_ref()).await?;
         let pages = EventPages {
+            from_start,
             storage: self.storage.clone(),
             reads: self.page_reads.clone(),
             share: admission.database().clone(),
@@ -95,6 +97,9 @@ impl MeetingsApi {
 /// they are numbered, until the client goes away or the server shuts down
 /// (UNAVAILABLE: resume with the last sequence received).
 pub(super) struct EventPages {
+    /// A watch from the start of the feed that has delivered no event yet:
+    /// events expiring meanwhile move its start rather than end it.
+    pub(super) from_start: bool,
     pub(super) storage: Storage,
     pub(super) reads: Arc<Semaphore>,
     pub(super) share: DatabaseShare,
@@ -118,22 +123,28 @@ impl PageSource for EventPages {
             // arrives during the read is not missed.
             self.wake.borrow_and_update();
             let (storage, after, pair) = (self.storage.clone(), self.after, self.pair);
-            let page = read_page(
+            let (page, expired) = read_page(
                 &self.reads,
                 &self.share,
                 self.storage.answering(async move {
                     let page = storage.events_after(after, pair, EVENT_PAGE).await?;
-                    // Events after the position expired while the watcher was
-                    // connected (it fell behind the retention): it would miss
-                    // them, so it ends as a new watch would.
+                    // Read after the page: a drop that emptied part of it
+                    // raised the mark first.
                     let expired = storage.expired_through().await?;
-                    if after < expired {
-                        return Err(Error::EventsExpired { through: expired });
-                    }
-                    Ok(page)
+                    Ok((page, expired))
                 }),
             )
             .await?;
+            if after < expired {
+                if self.from_start {
+                    self.through = expired;
+                    continue;
+                }
+                // Events after the position expired while the watcher was
+                // connected (it fell behind the retention): it would miss
+                // them, so it ends as a new watch would.
+                return Err(Error::EventsExpired { through: expired });
+            }
             if page.through > self.after {
                 self.through = page.through;
                 return Ok(Some(page.events));
@@ -148,6 +159,7 @@ impl PageSource for EventPages {
 
     fn item(&mut self, row: EventRow) -> Result<Self::Item> {
         self.after = row.sequence;
+        self.from_start = false;
         event_to_pb(row)
     }
 }

@@ -5,7 +5,8 @@
 //! - `meeting_events` is partitioned by `numbered_at`, the time the
 //!   sequencer numbered the event. An events partition is dropped once its
 //!   end is older than the retention. Numbers rise with numbering times,
-//!   so the retained events are always a contiguous run of numbers.
+//!   so the dropped events are always every number up to a point (the
+//!   mark of migration 0023) and none after it.
 //! - `meeting_event_records` is partitioned by `written_at`. A records
 //!   partition is dropped once its end is older than the retention and
 //!   every record in it belongs to an event that is gone (its largest
@@ -256,7 +257,7 @@ impl Storage {
 
     /// Drops the change-feed partitions that `retention` no longer keeps,
     /// oldest first, and stops at the first that cannot go yet, so that
-    /// the kept events are always a contiguous run of numbers; returns how
+    /// the dropped events are always every number up to a point; returns how
     /// many it dropped. Records that went to the DEFAULT partition are
     /// deleted once their events are gone.
     pub async fn expire_events(&self, retention: Duration) -> Result<u64> {
@@ -333,18 +334,34 @@ impl Storage {
         let Some(mut tx) = self.maintenance().await? else {
             return Ok(false);
         };
-        if table.parent == EVENTS.parent {
-            sqlx::query(AssertSqlSafe(format!(
-                "UPDATE meeting_event_expiry SET expired_through = \
-                 greatest(expired_through, (SELECT coalesce(max(sequence), 0) FROM {name}))"
-            )))
-            .execute(&mut *tx)
+        // Another instance dropped it between our reading of the catalog and
+        // our taking the maintenance lock.
+        let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+            .bind(name)
+            .fetch_one(&mut *tx)
             .await?;
+        if !exists {
+            return Ok(true);
         }
-        match sqlx::query(AssertSqlSafe(format!("DROP TABLE IF EXISTS {name}")))
-            .execute(&mut *tx)
-            .await
-        {
+        // The locks the DROP takes, in its order (parent, then partition),
+        // before the partition's newest number is read: no numbering step
+        // can then commit rows into it that the mark would not count.
+        let dropped = sqlx::raw_sql(AssertSqlSafe(format!(
+            "LOCK TABLE ONLY {parent} IN ACCESS EXCLUSIVE MODE; \
+             LOCK TABLE ONLY {name} IN ACCESS EXCLUSIVE MODE; {mark} DROP TABLE {name}",
+            parent = table.parent,
+            mark = if table.parent == EVENTS.parent {
+                format!(
+                    "UPDATE meeting_event_expiry SET expired_through = greatest(expired_through, \
+                     (SELECT coalesce(max(sequence), 0) FROM {name}));"
+                )
+            } else {
+                String::new()
+            },
+        )))
+        .execute(&mut *tx)
+        .await;
+        match dropped {
             Ok(_) => {}
             Err(e) if is_lock_timeout(&e) => {
                 tracing::debug!(partition = %name, "dropping a change-feed partition waited too long; retrying later");

@@ -950,8 +950,11 @@ export type WatchMeetingsRequest = Message<"meetings.v1.WatchMeetingsRequest"> &
 
   /**
    * Optional. Start after this event's sequence number; 0 starts with the
-   * oldest retained event. A sequence older than the retained events fails
-   * with OUT_OF_RANGE (reason EVENTS_EXPIRED).
+   * oldest retained event. Numbers can be missing from the feed (a
+   * numbering step that failed); watchers skip them. A sequence whose
+   * following events expired fails with OUT_OF_RANGE (reason
+   * EVENTS_EXPIRED, metadata oldest_sequence: the first number after the
+   * expired ones).
    *
    * @generated from field: uint64 after_sequence = 3;
    */
