@@ -268,7 +268,11 @@ impl Application {
             // in trailers before gRPC-Web moves them into the body.
             .layer(tower::util::option_layer(cors))
             .layer(tonic_web::GrpcWebLayer::new())
-            .layer(crate::api::EdgeLayer::new(stop.clone(), metrics.clone()))
+            .layer(crate::api::EdgeLayer::new(
+                stop.clone(),
+                metrics.clone(),
+                config.request_timeout(),
+            ))
             .layer(auth)
             .add_service(health_service)
             .add_service(reflection_v1)

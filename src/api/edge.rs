@@ -3,7 +3,11 @@
 //! - opens the call's `grpc` span and logs its end once, with its status
 //!   and its latency from arrival to the last byte;
 //! - enforces the client's `grpc-timeout` from the call's arrival, on the
-//!   response and on a stream's body alike, answering DEADLINE_EXCEEDED;
+//!   response and on a stream's body alike, answering DEADLINE_EXCEEDED,
+//!   and the server's deadline of unary calls (`--request-timeout-ms`)
+//!   from the arrival too, so that a request body that never ends cannot
+//!   hold a call open; refuses a malformed `grpc-timeout` and a request
+//!   that is not gRPC (HTTP 415, as gRPC over HTTP/2 specifies);
 //! - gives the statuses that tonic makes itself (a request that does not
 //!   decode, an oversized message, an unknown method, an unsupported
 //!   compression) the code callers branch on and a `google.rpc.ErrorInfo`,
@@ -45,15 +49,21 @@ const MAX_MESSAGE: usize = 200;
 /// response stream (health's Watch and reflection's included) with
 /// UNAVAILABLE / SHUTTING_DOWN once it has sent what it had ready, so that
 /// a graceful stop does not wait for streams that never end by themselves.
+/// `unary_timeout` is the server's deadline of calls without streams.
 #[derive(Debug, Clone)]
 pub struct EdgeLayer {
     shutdown: CancellationToken,
     metrics: Metrics,
+    unary_timeout: Duration,
 }
 
 impl EdgeLayer {
-    pub fn new(shutdown: CancellationToken, metrics: Metrics) -> Self {
-        Self { shutdown, metrics }
+    pub fn new(shutdown: CancellationToken, metrics: Metrics, unary_timeout: Duration) -> Self {
+        Self {
+            shutdown,
+            metrics,
+            unary_timeout,
+        }
     }
 }
 
@@ -64,6 +74,7 @@ impl<S> tower::Layer<S> for EdgeLayer {
             inner,
             shutdown: self.shutdown.clone(),
             metrics: self.metrics.clone(),
+            unary_timeout: self.unary_timeout,
         }
     }
 }
@@ -73,6 +84,7 @@ pub struct Edge<S> {
     inner: S,
     shutdown: CancellationToken,
     metrics: Metrics,
+    unary_timeout: Duration,
 }
 
 impl<S> tower::Service<http::Request<Body>> for Edge<S>
@@ -90,11 +102,20 @@ where
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
         let arrival = Instant::now();
-        let deadline = grpc_timeout(request.headers()).map(|t| {
-            arrival
-                + t.saturating_sub(DEADLINE_MARGIN)
-                    .max(Duration::from_millis(1))
-        });
+        let streaming = STREAMING.contains(&crate::metrics::method_label(request.uri().path()));
+        let client_timeout = grpc_timeout(request.headers());
+        let deadline = [
+            client_timeout.clone().ok().flatten().map(|t| {
+                arrival
+                    + t.saturating_sub(DEADLINE_MARGIN)
+                        .max(Duration::from_millis(1))
+            }),
+            (!streaming).then(|| arrival + self.unary_timeout),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        let refusal = refusal(request.headers(), client_timeout);
         let path = request.uri().path();
         // `otel.*` and `rpc.*` name the span as OpenTelemetry's semantic
         // conventions for gRPC servers want it in an exported trace.
@@ -117,13 +138,18 @@ where
         let mut request = request.map(|body| Body::new(ResetAware(body)));
         request.extensions_mut().insert(caller.clone());
         self.metrics.call_started(method);
-        let streaming = STREAMING.contains(&method);
         if streaming {
             self.metrics.stream(method, true);
         }
-        let response = span
-            .in_scope(|| self.inner.call(request))
-            .instrument(span.clone());
+        let response = match refusal {
+            // Answered here, before tonic (whose own timeout would answer
+            // a deadline within DEADLINE_MARGIN CANCELLED) sees the call.
+            Some(refused) => futures_util::future::Either::Left(std::future::ready(Ok(refused))),
+            None => futures_util::future::Either::Right(
+                span.in_scope(|| self.inner.call(request))
+                    .instrument(span.clone()),
+            ),
+        };
         let call = Call {
             arrival,
             span,
@@ -159,6 +185,45 @@ where
         })
     }
 }
+
+/// The answer to a call refused before the service sees it: a request
+/// that is not gRPC, a malformed `grpc-timeout`, or a deadline too short
+/// to do anything in.
+fn refusal(
+    headers: &HeaderMap,
+    client_timeout: Result<Option<Duration>, String>,
+) -> Option<http::Response<Body>> {
+    let is_grpc = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.get(..GRPC_CONTENT_TYPE.len())
+                .is_some_and(|p| p.eq_ignore_ascii_case(GRPC_CONTENT_TYPE))
+        });
+    if !is_grpc {
+        let mut v = crate::domain::Violations::new();
+        v.add(
+            "content-type",
+            "must be application/grpc (or application/grpc+proto)",
+        );
+        let mut response = Status::from(Error::invalid_request(v)).into_http();
+        *response.status_mut() = http::StatusCode::UNSUPPORTED_MEDIA_TYPE;
+        return Some(response);
+    }
+    let error = match client_timeout {
+        Err(problem) => {
+            let mut v = crate::domain::Violations::new();
+            v.add("grpc-timeout", problem);
+            Error::invalid_request(v)
+        }
+        Ok(Some(t)) if t <= DEADLINE_MARGIN => Error::DeadlineExceeded,
+        Ok(_) => return None,
+    };
+    Some(Status::from(error).into_http())
+}
+
+/// What every gRPC request's content-type begins with.
+const GRPC_CONTENT_TYPE: &str = "application/grpc";
 
 /// How tonic-web's errors about a request body begin.
 const GRPC_WEB_ERROR: &str = "tonic-web:";
@@ -444,7 +509,9 @@ fn made_by_tonic(status: &Status) -> Status {
             "UNKNOWN_METHOD",
             "this server has no such method".into(),
         ),
-        Code::Cancelled => (
+        // A unary request's body cut by its client (ResetAware), failed in
+        // tonic's decoding: the client went away, not a conflict.
+        Code::Cancelled | Code::Aborted if code_is_cancel(status) => (
             Code::Cancelled,
             "CANCELLED",
             "the call was cancelled".into(),
@@ -461,6 +528,11 @@ fn made_by_tonic(status: &Status) -> Status {
     // Keep what tells a client how to retry (grpc-accept-encoding).
     *out.metadata_mut() = status.metadata().clone();
     out
+}
+
+/// Whether a status without details says the client cancelled the call.
+fn code_is_cancel(status: &Status) -> bool {
+    status.code() == Code::Cancelled || status.message().contains(CLIENT_RESET)
 }
 
 /// Whether an INTERNAL status is tonic's report of a request that does not
@@ -509,20 +581,36 @@ pub fn code_name(code: Code) -> &'static str {
     }
 }
 
-/// The client's `grpc-timeout` header ("100m", "5S", ...), if valid.
-fn grpc_timeout(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers.get("grpc-timeout")?.to_str().ok()?;
-    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
-    let n: u64 = digits.parse().ok().filter(|_| digits.len() <= 8)?;
-    Some(match unit {
+/// The client's `grpc-timeout` header ("100m", "5S", ...), if any: at
+/// most 8 ASCII digits and a unit, as gRPC over HTTP/2 specifies; what is
+/// wrong with it otherwise.
+fn grpc_timeout(headers: &HeaderMap) -> Result<Option<Duration>, String> {
+    let Some(value) = headers.get("grpc-timeout") else {
+        return Ok(None);
+    };
+    let bad = || {
+        let shown = value
+            .to_str()
+            .map_or_else(|_| "(not text)".to_owned(), crate::domain::quote);
+        format!("{shown} is not a timeout: 1 to 8 digits and a unit (H, M, S, m, u or n)")
+    };
+    let value = value.to_str().map_err(|_| bad())?;
+    let Some((digits, unit)) = value.len().checked_sub(1).map(|end| value.split_at(end)) else {
+        return Err(bad());
+    };
+    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    Ok(Some(match unit {
         "H" => Duration::from_secs(n.saturating_mul(3600)),
         "M" => Duration::from_secs(n.saturating_mul(60)),
         "S" => Duration::from_secs(n),
         "m" => Duration::from_millis(n),
         "u" => Duration::from_micros(n),
         "n" => Duration::from_nanos(n),
-        _ => return None,
-    })
+        _ => return Err(bad()),
+    }))
 }
 
 #[cfg(test)]
@@ -539,13 +627,30 @@ mod tests {
     fn grpc_timeout_units() {
         assert_eq!(
             grpc_timeout(&with("100m")),
-            Some(Duration::from_millis(100))
+            Ok(Some(Duration::from_millis(100)))
         );
-        assert_eq!(grpc_timeout(&with("2S")), Some(Duration::from_secs(2)));
-        assert_eq!(grpc_timeout(&with("1H")), Some(Duration::from_secs(3600)));
-        assert_eq!(grpc_timeout(&with("5x")), None);
-        assert_eq!(grpc_timeout(&with("123456789S")), None, "at most 8 digits");
-        assert_eq!(grpc_timeout(&HeaderMap::new()), None);
+        assert_eq!(grpc_timeout(&with("2S")), Ok(Some(Duration::from_secs(2))));
+        assert_eq!(
+            grpc_timeout(&with("1H")),
+            Ok(Some(Duration::from_secs(3600)))
+        );
+        assert_eq!(grpc_timeout(&with("0n")), Ok(Some(Duration::ZERO)));
+        assert_eq!(grpc_timeout(&HeaderMap::new()), Ok(None));
+        for bad in [
+            "5x",
+            "123456789S",
+            "S",
+            "",
+            "+5S",
+            "-5S",
+            " 5S",
+            "1.5S",
+            "5s",
+            "5",
+        ] {
+            let problem = grpc_timeout(&with(bad)).expect_err(bad);
+            assert!(problem.contains("1 to 8 digits"), "{bad}: {problem}");
+        }
     }
 
     fn rewritten(status: Status) -> Status {

@@ -83,7 +83,13 @@ impl FromStr for Lsn {
     type Err = String;
 
     fn from_str(raw: &str) -> Result<Self, String> {
-        let bad = || format!("{raw:?} is not a WAL position like \"16/B374D848\"");
+        // Quoted short: the header can be as long as the client likes.
+        let bad = || {
+            format!(
+                "{} is not a WAL position like \"16/B374D848\"",
+                crate::domain::quote(raw)
+            )
+        };
         let (high, low) = raw.trim().split_once('/').ok_or_else(bad)?;
         let part = |s: &str| {
             (!s.is_empty() && s.len() <= 8)

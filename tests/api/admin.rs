@@ -365,27 +365,13 @@ async fn a_call_dropped_before_its_response_leaves_no_gauge_behind() {
     let (response, mut send) = client.send_request(request, false).unwrap();
     send.send_data(bytes::Bytes::from(framed), true).unwrap();
     let in_flight = r#"meetings_grpc_requests_in_flight{method="UpdateMeeting"}"#;
-    let mut seen = None;
-    for _ in 0..200 {
-        seen = sample(&scrape(&app).await, in_flight);
-        if seen == Some(1.0) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let seen = sample(&scrape_until(&app, in_flight, 1.0).await, in_flight);
     assert_eq!(seen, Some(1.0), "the update is in flight");
 
     // The connection closes under it, while it waits for the lock.
     drop((client, response, send));
     connection.abort();
-    let mut text = String::new();
-    for _ in 0..200 {
-        text = scrape(&app).await;
-        if sample(&text, in_flight) == Some(0.0) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let text = scrape_until(&app, in_flight, 0.0).await;
     assert_eq!(sample(&text, in_flight), Some(0.0), "{text}");
     assert_eq!(
         sample(
@@ -396,4 +382,58 @@ async fn a_call_dropped_before_its_response_leaves_no_gauge_behind() {
         "{text}"
     );
     lock.rollback().await.unwrap();
+}
+
+/// A unary call whose client closes the connection while its request body
+/// is still open is counted as the client's cancel, not as ABORTED (the
+/// code of a conflict, which an operator would chase).
+#[tokio::test]
+async fn a_unary_request_cut_by_its_client_is_counted_cancelled() {
+    let app = spawn_app().await;
+    let tcp = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let (mut client, connection) = h2::client::handshake(tcp).await.unwrap();
+    let connection = tokio::spawn(connection);
+    let request = http::Request::post(format!(
+        "http://{}/meetings.v1.MeetingService/GetMeeting",
+        app.addr
+    ))
+    .header("content-type", "application/grpc")
+    .header("te", "trailers")
+    .body(())
+    .unwrap();
+    let (response, mut send) = client.send_request(request, false).unwrap();
+    // Half a frame: the message never completes.
+    send.send_data(bytes::Bytes::from_static(&[0, 0, 0, 0, 40, 0x0a]), false)
+        .unwrap();
+    let in_flight = r#"meetings_grpc_requests_in_flight{method="GetMeeting"}"#;
+    let seen = sample(&scrape_until(&app, in_flight, 1.0).await, in_flight);
+    assert_eq!(seen, Some(1.0), "the call is in flight");
+    drop((client, response, send));
+    connection.abort();
+    let text = scrape_until(&app, in_flight, 0.0).await;
+    assert_eq!(sample(&text, in_flight), Some(0.0), "{text}");
+    let counted = |code: &str| {
+        sample(
+            &text,
+            &format!(
+                r#"meetings_grpc_requests_total{{caller="-",code="{code}",method="GetMeeting"}}"#
+            ),
+        )
+    };
+    assert_eq!(counted("CANCELLED"), Some(1.0), "{text}");
+    assert_eq!(counted("ABORTED"), None, "{text}");
+}
+
+/// The metrics once the sample `name` reads `value`, or after 4 s of
+/// trying (the caller's assertion then shows what it read).
+async fn scrape_until(app: &TestApp, name: &str, value: f64) -> String {
+    let mut text = String::new();
+    for _ in 0..200 {
+        text = scrape(app).await;
+        if sample(&text, name) == Some(value) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    text
 }

@@ -224,15 +224,7 @@ async fn a_clients_grpc_timeout_is_honoured_with_deadline_exceeded() {
     let created = app.create(meeting("2022-05-05", &["AZ", "JP"])).await;
     // Hold the row lock so the update waits past the client's deadline.
     let tx = crate::helpers::hold_row_lock(&app, &created.id).await;
-    let body = meetings::pb::UpdateMeetingRequest {
-        meeting: Some(meetings::pb::Meeting {
-            id: created.id.clone(),
-            summary: "late".into(),
-            ..Default::default()
-        }),
-        update_mask: None,
-    }
-    .encode_to_vec();
+    let body = late_update(&created.id);
 
     // A client that only sends the header and does not enforce it itself.
     let tcp = tokio::net::TcpStream::connect(app.addr).await.unwrap();
@@ -397,4 +389,167 @@ async fn a_stream_that_always_has_records_ready_ends_at_the_deadline() {
         took < std::time::Duration::from_millis(2_500),
         "ended at the deadline, took {took:?}"
     );
+}
+
+/// Sends a GetMeeting call of an unknown meeting, ending the request
+/// stream only if `end`; returns the HTTP status and the call's status.
+async fn get_call(
+    app: &crate::helpers::TestApp,
+    headers: &[(&str, &str)],
+    end: bool,
+) -> (u16, Status) {
+    let body = meetings::pb::GetMeetingRequest {
+        id: uuid::Uuid::now_v7().to_string(),
+    }
+    .encode_to_vec();
+    call(app, GET, &body, headers, end).await
+}
+
+/// Sends a call of `path` with the message `body`, ending the request
+/// stream only if `end`; returns the HTTP status and the call's status.
+async fn call(
+    app: &crate::helpers::TestApp,
+    path: &str,
+    body: &[u8],
+    headers: &[(&str, &str)],
+    end: bool,
+) -> (u16, Status) {
+    let tcp = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let (mut client, connection) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(connection);
+    let mut request = Request::post(format!("http://{}{path}", app.addr)).header("te", "trailers");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let (response, mut send) = client
+        .send_request(request.body(()).unwrap(), false)
+        .unwrap();
+    send.send_data(Bytes::from(frame(body.len() as u32, body)), end)
+        .unwrap();
+    let response = tokio::time::timeout(std::time::Duration::from_secs(10), response)
+        .await
+        .expect("an answer, not a hang")
+        .unwrap();
+    let code = response.status().as_u16();
+    let status = crate::helpers::raw_grpc_status(response)
+        .await
+        .expect("a grpc-status");
+    (code, status)
+}
+
+/// A deadline too short for anything is DEADLINE_EXCEEDED with its reason
+/// every time, not tonic's own CANCELLED "Timeout expired", which wins the
+/// race with the service's answer for deadlines within a millisecond. The
+/// call is an update waiting for a row lock, so that it cannot end before
+/// either deadline.
+#[tokio::test]
+async fn a_deadline_too_short_to_serve_is_always_deadline_exceeded() {
+    let app = spawn_app().await;
+    let created = app.create(meeting("2022-05-05", &["AZ", "JP"])).await;
+    let lock = crate::helpers::hold_row_lock(&app, &created.id).await;
+    let update = late_update(&created.id);
+    let path = "/meetings.v1.MeetingService/UpdateMeeting";
+    for timeout in ["1n", "1u", "100u", "0S", "00000000S", "15m"] {
+        for _ in 0..5 {
+            let headers = [("content-type", GRPC), ("grpc-timeout", timeout)];
+            let (_, status) = call(&app, path, &update, &headers, true).await;
+            assert_eq!(
+                status.code(),
+                tonic::Code::DeadlineExceeded,
+                "{timeout}: {status:?}"
+            );
+            assert_eq!(reason(&status), "DEADLINE_EXCEEDED");
+        }
+    }
+    lock.rollback().await.unwrap();
+}
+
+/// A grpc-timeout that is not 1 to 8 digits and a unit is refused and
+/// named, rather than ignored (the call would run without the deadline the
+/// client meant).
+#[tokio::test]
+async fn a_malformed_grpc_timeout_is_invalid_argument() {
+    let app = spawn_app().await;
+    for timeout in ["abc", "-5S", "+5S", "5", "5s", "1.5S", "123456789S"] {
+        let (_, status) = get_call(
+            &app,
+            &[("content-type", GRPC), ("grpc-timeout", timeout)],
+            true,
+        )
+        .await;
+        assert_eq!(
+            status.code(),
+            tonic::Code::InvalidArgument,
+            "{timeout}: {status:?}"
+        );
+        assert_eq!(reason(&status), "INVALID_REQUEST");
+        assert_eq!(
+            crate::helpers::violated_fields(&status.get_error_details()),
+            ["grpc-timeout"],
+            "{timeout}"
+        );
+    }
+}
+
+/// The server's deadline of unary calls counts from the call's arrival: a
+/// request body that never ends does not hold the call open.
+#[tokio::test]
+async fn a_unary_request_that_never_ends_meets_the_servers_deadline() {
+    let app = crate::helpers::spawn_app_with(crate::helpers::Settings {
+        request_timeout_ms: 500,
+        ..Default::default()
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let (_, status) = get_call(&app, &[("content-type", GRPC)], false).await;
+    assert_eq!(status.code(), tonic::Code::DeadlineExceeded, "{status:?}");
+    assert_eq!(reason(&status), "DEADLINE_EXCEEDED");
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(450),
+        "not before the deadline: {:?}",
+        started.elapsed()
+    );
+}
+
+/// A request that is not gRPC gets HTTP 415, as gRPC over HTTP/2
+/// specifies, with a status that names the header.
+#[tokio::test]
+async fn a_request_that_is_not_grpc_is_unsupported_media_type() {
+    let app = spawn_app().await;
+    for headers in [&[("content-type", "text/plain")][..], &[]] {
+        let (http, status) = get_call(&app, headers, true).await;
+        assert_eq!(http, 415, "{headers:?}");
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        assert_eq!(
+            crate::helpers::violated_fields(&status.get_error_details()),
+            ["content-type"]
+        );
+    }
+    // Media types are case-insensitive; parameters may follow.
+    for content_type in [
+        "Application/GRPC",
+        "application/grpc+proto",
+        "application/grpc; charset=utf-8",
+    ] {
+        let (http, status) = get_call(&app, &[("content-type", content_type)], true).await;
+        assert_eq!(http, 200, "{content_type}");
+        assert_eq!(
+            status.code(),
+            tonic::Code::NotFound,
+            "{content_type}: {status:?}"
+        );
+    }
+}
+
+/// An UpdateMeeting request of the meeting `id` (its summary), encoded.
+fn late_update(id: &str) -> Vec<u8> {
+    meetings::pb::UpdateMeetingRequest {
+        meeting: Some(meetings::pb::Meeting {
+            id: id.to_owned(),
+            summary: "late".into(),
+            ..Default::default()
+        }),
+        update_mask: None,
+    }
+    .encode_to_vec()
 }

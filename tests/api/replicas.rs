@@ -319,22 +319,33 @@ async fn a_replica_that_falls_behind_is_skipped_until_it_catches_up() {
 #[tokio::test]
 async fn a_malformed_read_position_is_refused_and_named() {
     let app = crate::helpers::spawn_app().await;
-    let status = app
-        .client
-        .clone()
-        .get_meeting(at(
-            pb::GetMeetingRequest {
-                id: "0190c0a8-0000-7000-8000-000000000001".into(),
-            },
-            Some("yesterday"),
-        ))
-        .await
-        .unwrap_err();
+    let read_at = |position: String| {
+        let mut client = app.client.clone();
+        async move {
+            client
+                .get_meeting(at(
+                    pb::GetMeetingRequest {
+                        id: "0190c0a8-0000-7000-8000-000000000001".into(),
+                    },
+                    Some(&position),
+                ))
+                .await
+                .unwrap_err()
+        }
+    };
+    let status = read_at("yesterday".into()).await;
     let details = assert_error(&status, Code::InvalidArgument, "INVALID_REQUEST");
     assert_eq!(
         crate::helpers::violated_fields(&details),
         ["x-meetings-min-lsn"]
     );
+    // A long value is quoted short: the status stays well under the 8 KiB
+    // of metadata that C-core clients accept.
+    let status = read_at("x".repeat(5_000)).await;
+    let details = assert_error(&status, Code::InvalidArgument, "INVALID_REQUEST");
+    assert!(status.message().len() < 200, "{}", status.message());
+    let described = &details.bad_request().unwrap().field_violations[0].description;
+    assert!(described.len() < 200, "{described}");
 }
 
 /// Every write answers with its position, and a read at that position
