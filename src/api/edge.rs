@@ -104,17 +104,19 @@ where
         let arrival = Instant::now();
         let streaming = STREAMING.contains(&crate::metrics::method_label(request.uri().path()));
         let client_timeout = grpc_timeout(request.headers());
-        let deadline = [
-            client_timeout.clone().ok().flatten().map(|t| {
-                arrival
-                    + t.saturating_sub(DEADLINE_MARGIN)
-                        .max(Duration::from_millis(1))
-            }),
-            (!streaming).then(|| arrival + self.unary_timeout),
-        ]
-        .into_iter()
-        .flatten()
-        .min();
+        // The client's deadline bounds the response and its body; the
+        // server's deadline of unary calls bounds the response (the
+        // handler's work) but not the body, which a slow reader takes at
+        // its pace, as the handler's own deadline did.
+        let deadline = client_timeout.clone().ok().flatten().map(|t| {
+            arrival
+                + t.saturating_sub(DEADLINE_MARGIN)
+                    .max(Duration::from_millis(1))
+        });
+        let response_deadline = [deadline, (!streaming).then(|| arrival + self.unary_timeout)]
+            .into_iter()
+            .flatten()
+            .min();
         let refusal = refusal(request.headers(), client_timeout);
         let path = request.uri().path();
         // `otel.*` and `rpc.*` name the span as OpenTelemetry's semantic
@@ -161,7 +163,7 @@ where
         };
         let shutdown = self.shutdown.clone();
         Box::pin(async move {
-            let response = match deadline {
+            let response = match response_deadline {
                 Some(deadline) => tokio::time::timeout_at(deadline, response)
                     .await
                     .unwrap_or_else(|_| Ok(Status::from(Error::DeadlineExceeded).into_http())),
@@ -193,12 +195,18 @@ fn refusal(
     headers: &HeaderMap,
     client_timeout: Result<Option<Duration>, String>,
 ) -> Option<http::Response<Body>> {
+    // application/grpc, alone or followed by a subtype (+proto) or
+    // parameters, in any case (media types are case-insensitive).
     let is_grpc = headers
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| {
             v.get(..GRPC_CONTENT_TYPE.len())
                 .is_some_and(|p| p.eq_ignore_ascii_case(GRPC_CONTENT_TYPE))
+                && matches!(
+                    v.as_bytes().get(GRPC_CONTENT_TYPE.len()),
+                    None | Some(b'+' | b';')
+                )
         });
     if !is_grpc {
         let mut v = crate::domain::Violations::new();
@@ -487,7 +495,7 @@ fn made_by_tonic(status: &Status) -> Status {
         Code::Internal if is_decode_failure(message) => (
             Code::InvalidArgument,
             "INVALID_REQUEST",
-            "the request is not a valid protobuf message of this method's request type".into(),
+            decode_problem(message).into(),
         ),
         Code::OutOfRange | Code::ResourceExhausted
             if message.contains("too large") || message.contains("size limit") =>
@@ -528,6 +536,27 @@ fn made_by_tonic(status: &Status) -> Status {
     // Keep what tells a client how to retry (grpc-accept-encoding).
     *out.metadata_mut() = status.metadata().clone();
     out
+}
+
+/// What is wrong with a request that does not decode, from tonic's report:
+/// the framing, the compression or the message itself, in our words (the
+/// decoder's text names its internals).
+fn decode_problem(message: &str) -> &'static str {
+    if message.contains("compressed-flag") {
+        "a message is marked compressed but the request has no grpc-encoding"
+    } else if message.contains("compression flag") {
+        "a message's compressed flag is neither 0 nor 1"
+    } else if message.contains("Error decompressing") {
+        "a message does not decompress with the request's grpc-encoding"
+    } else if message.contains("Unexpected EOF decoding") {
+        "the request ends inside a message frame"
+    } else if message.contains("Missing request message") {
+        "the request has no message"
+    } else if message.contains(GRPC_WEB_ERROR) {
+        "the gRPC-Web body does not decode (grpc-web-text must be base64)"
+    } else {
+        "the request is not a valid protobuf message of this method's request type"
+    }
 }
 
 /// Whether a status without details says the client cancelled the call.
@@ -581,9 +610,11 @@ pub fn code_name(code: Code) -> &'static str {
     }
 }
 
-/// The client's `grpc-timeout` header ("100m", "5S", ...), if any: at
-/// most 8 ASCII digits and a unit, as gRPC over HTTP/2 specifies; what is
-/// wrong with it otherwise.
+/// The client's `grpc-timeout` header ("100m", "5S", ...), if any; what is
+/// wrong with it if it is no number and unit. gRPC specifies at most 8
+/// digits, but clients send more (connect-es writes any number of
+/// milliseconds, fractions included): longer values are taken as the
+/// longest timeout 8 digits can say, and a fraction is kept.
 fn grpc_timeout(headers: &HeaderMap) -> Result<Option<Duration>, String> {
     let Some(value) = headers.get("grpc-timeout") else {
         return Ok(None);
@@ -592,25 +623,31 @@ fn grpc_timeout(headers: &HeaderMap) -> Result<Option<Duration>, String> {
         let shown = value
             .to_str()
             .map_or_else(|_| "(not text)".to_owned(), crate::domain::quote);
-        format!("{shown} is not a timeout: 1 to 8 digits and a unit (H, M, S, m, u or n)")
+        format!("{shown} is not a timeout: digits and a unit (H, M, S, m, u or n)")
     };
-    let value = value.to_str().map_err(|_| bad())?;
-    let Some((digits, unit)) = value.len().checked_sub(1).map(|end| value.split_at(end)) else {
+    let value = value.to_str().map_err(|_| bad())?.trim();
+    let Some((number, unit)) = value.len().checked_sub(1).map(|end| value.split_at(end)) else {
         return Err(bad());
     };
-    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+    let number = number.strip_prefix('+').unwrap_or(number);
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty() || !digits(whole) || !digits(fraction) || number.ends_with('.') {
         return Err(bad());
     }
-    let n: u64 = digits.parse().map_err(|_| bad())?;
-    Ok(Some(match unit {
-        "H" => Duration::from_secs(n.saturating_mul(3600)),
-        "M" => Duration::from_secs(n.saturating_mul(60)),
-        "S" => Duration::from_secs(n),
-        "m" => Duration::from_millis(n),
-        "u" => Duration::from_micros(n),
-        "n" => Duration::from_nanos(n),
+    let seconds_per_unit = match unit {
+        "H" => 3600.0,
+        "M" => 60.0,
+        "S" => 1.0,
+        "m" => 1e-3,
+        "u" => 1e-6,
+        "n" => 1e-9,
         _ => return Err(bad()),
-    }))
+    };
+    let units: f64 = number.parse().map_err(|_| bad())?;
+    Ok(Some(Duration::from_secs_f64(
+        units.min(99_999_999.0) * seconds_per_unit,
+    )))
 }
 
 #[cfg(test)]
@@ -636,21 +673,46 @@ mod tests {
         );
         assert_eq!(grpc_timeout(&with("0n")), Ok(Some(Duration::ZERO)));
         assert_eq!(grpc_timeout(&HeaderMap::new()), Ok(None));
+        // What clients send beyond the specification.
+        assert_eq!(
+            grpc_timeout(&with("2.5S")),
+            Ok(Some(Duration::from_millis(2500)))
+        );
+        assert_eq!(grpc_timeout(&with("+5S")), Ok(Some(Duration::from_secs(5))));
+        assert_eq!(
+            grpc_timeout(&with("123456789012S")),
+            Ok(Some(Duration::from_secs(99_999_999))),
+            "past 8 digits: the longest 8 digits say"
+        );
         for bad in [
-            "5x",
-            "123456789S",
-            "S",
-            "",
-            "+5S",
-            "-5S",
-            " 5S",
-            "1.5S",
-            "5s",
-            "5",
+            "5x", "S", "", "-5S", "5s", "5", "abc", "1.S", ".5S", "1e3S", "NaNS",
         ] {
             let problem = grpc_timeout(&with(bad)).expect_err(bad);
-            assert!(problem.contains("1 to 8 digits"), "{bad}: {problem}");
+            assert!(problem.contains("digits and a unit"), "{bad}: {problem}");
         }
+    }
+
+    /// Every method with a stream is in STREAMING: one left out would get
+    /// the deadline of unary calls.
+    #[test]
+    fn every_streaming_method_is_listed() {
+        use prost::Message as _;
+        let set = prost_types::FileDescriptorSet::decode(crate::pb::FILE_DESCRIPTOR_SET).unwrap();
+        let mut streaming: Vec<&str> = set
+            .file
+            .iter()
+            .flat_map(|f| &f.service)
+            .flat_map(|s| &s.method)
+            .filter(|m| m.client_streaming() || m.server_streaming())
+            .map(|m| m.name())
+            .collect();
+        // Health's Watch and reflection's ServerReflectionInfo come from
+        // their crates' descriptors.
+        streaming.extend(["Watch", "ServerReflectionInfo"]);
+        streaming.sort_unstable();
+        let mut listed = STREAMING.to_vec();
+        listed.sort_unstable();
+        assert_eq!(listed, streaming);
     }
 
     fn rewritten(status: Status) -> Status {
@@ -677,6 +739,17 @@ mod tests {
         assert_eq!(s.code(), Code::InvalidArgument);
         assert_eq!(reason(&s), "INVALID_REQUEST");
         assert!(!s.message().contains("UTF-8"), "no decoder internals");
+
+        let s = rewritten(Status::internal("Unexpected EOF decoding stream."));
+        assert_eq!(s.code(), Code::InvalidArgument);
+        assert_eq!(s.message(), "the request ends inside a message frame");
+        let s = rewritten(Status::internal(
+            "protocol error: received message with compressed-flag but no grpc-encoding was specified",
+        ));
+        assert_eq!(
+            s.message(),
+            "a message is marked compressed but the request has no grpc-encoding"
+        );
 
         let s = rewritten(Status::out_of_range(
             "Error, decoded message length too large: found 5 bytes, the limit is: 4 bytes",

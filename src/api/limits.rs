@@ -304,9 +304,10 @@ impl Limits {
         })
     }
 
-    /// Runs a unary call within the server's deadline. (A client's
-    /// grpc-timeout is enforced for every call, from its arrival, by
-    /// `api::edge`.)
+    /// Runs a unary call's work within the server's deadline. `api::edge`
+    /// enforces the same deadline, and a client's grpc-timeout, from the
+    /// call's arrival, so it fires first; this one keeps the handler's
+    /// work bounded whatever layers serve it.
     pub async fn within_deadline<T>(&self, call: impl Future<Output = Result<T>>) -> Result<T> {
         tokio::time::timeout(self.timeout, call)
             .await
