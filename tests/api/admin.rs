@@ -6,12 +6,11 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use meetings::auth::new_token;
 use meetings::pb;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::metadata::MetadataValue;
 
-use crate::helpers::{Settings, TestApp, meeting, spawn_app, spawn_app_with};
+use crate::helpers::{TestApp, meeting, spawn_app};
 
 /// GET `path` over HTTP/1.1: the status code and the body.
 async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
@@ -222,14 +221,9 @@ async fn metrics_count_the_calls_made_by_method_code_and_outcome() {
 
 #[tokio::test]
 async fn metrics_name_the_caller_and_count_refusals() {
-    let (token, line) = new_token("read,write", "news-platform").unwrap();
-    let mut file = tempfile::NamedTempFile::new().unwrap();
-    writeln!(file, "{line}").unwrap();
-    let app = spawn_app_with(Settings {
-        tokens_file: Some(file.path().to_owned()),
-        ..Settings::default()
-    })
-    .await;
+    let (app, tokens, _file) =
+        crate::helpers::spawn_app_with_tokens(&[("read,write", "news-platform")]).await;
+    let token = tokens[0].clone();
     let mut request = tonic::Request::new(pb::ListMeetingsRequest::default());
     let value: MetadataValue<_> = format!("Bearer {token}").parse().unwrap();
     request.metadata_mut().insert("authorization", value);
@@ -359,11 +353,9 @@ async fn a_call_dropped_before_its_response_leaves_no_gauge_behind() {
         update_mask: None,
     }
     .encode_to_vec();
-    let mut framed = vec![0];
-    framed.extend_from_slice(&(body.len() as u32).to_be_bytes());
-    framed.extend_from_slice(&body);
     let (response, mut send) = client.send_request(request, false).unwrap();
-    send.send_data(bytes::Bytes::from(framed), true).unwrap();
+    send.send_data(bytes::Bytes::from(crate::helpers::grpc_frame(&body)), true)
+        .unwrap();
     let in_flight = r#"meetings_grpc_requests_in_flight{method="UpdateMeeting"}"#;
     let seen = sample(&scrape_until(&app, in_flight, 1.0).await, in_flight);
     assert_eq!(seen, Some(1.0), "the update is in flight");

@@ -1,13 +1,11 @@
 //! Token authorisation, call by call.
 
-use std::io::Write;
-
 use meetings::auth::new_token;
 use meetings::pb;
 use tonic::Code;
 use tonic::metadata::MetadataValue;
 
-use crate::helpers::{Settings, meeting, spawn_app_with};
+use crate::helpers::meeting;
 
 fn with_token<T>(message: T, token: Option<&str>) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
@@ -186,15 +184,9 @@ const WRITES: [&str; 5] = [
 
 #[tokio::test]
 async fn each_rpc_checks_its_token_and_scope() {
-    let (read, read_line) = new_token("read", "reader").unwrap();
-    let (write, write_line) = new_token("write", "writer").unwrap();
-    let mut file = tempfile::NamedTempFile::new().unwrap();
-    writeln!(file, "{read_line}\n{write_line}").unwrap();
-    let app = spawn_app_with(Settings {
-        tokens_file: Some(file.path().to_owned()),
-        ..Settings::default()
-    })
-    .await;
+    let (app, tokens, _file) =
+        crate::helpers::spawn_app_with_tokens(&[("read", "reader"), ("write", "writer")]).await;
+    let [read, write] = [tokens[0].clone(), tokens[1].clone()];
 
     for (name, refused) in call_each(&app, None).await {
         assert_eq!(
@@ -238,14 +230,8 @@ async fn each_rpc_checks_its_token_and_scope() {
 #[tokio::test]
 async fn reflection_needs_a_read_token() {
     use tonic_reflection::pb::v1;
-    let (read, line) = new_token("read", "").unwrap();
-    let mut file = tempfile::NamedTempFile::new().unwrap();
-    writeln!(file, "{line}").unwrap();
-    let app = spawn_app_with(Settings {
-        tokens_file: Some(file.path().to_owned()),
-        ..Settings::default()
-    })
-    .await;
+    let (app, tokens, _file) = crate::helpers::spawn_app_with_tokens(&[("read", "")]).await;
+    let read = tokens[0].clone();
     let list = || v1::ServerReflectionRequest {
         host: String::new(),
         message_request: Some(v1::server_reflection_request::MessageRequest::ListServices(
@@ -408,9 +394,8 @@ async fn a_refused_password_stays_out_of_the_error_and_the_log() {
 async fn tokens_and_database_passwords_never_reach_the_logs() {
     use sqlx::ConnectOptions;
     let app = crate::helpers::spawn_app().await;
-    let (token, line) = new_token("read,write", "").unwrap();
-    let mut file = tempfile::NamedTempFile::new().unwrap();
-    writeln!(file, "{line}").unwrap();
+    let (tokens, file) = crate::helpers::tokens_file(&[("read,write", "")]);
+    let token = tokens[0].clone();
     let password = "pw-that-must-not-leak";
     let url = app
         .pool

@@ -65,10 +65,8 @@ async fn response_header_bytes(addr: std::net::SocketAddr, path: &str, message: 
         .body(())
         .unwrap();
     let (response, mut send) = client.send_request(request, false).unwrap();
-    let mut body = vec![0u8];
-    body.extend_from_slice(&(message.len() as u32).to_be_bytes());
-    body.extend_from_slice(&message);
-    send.send_data(Bytes::from(body), true).unwrap();
+    send.send_data(Bytes::from(crate::helpers::grpc_frame(&message)), true)
+        .unwrap();
     let response = response.await.unwrap();
     assert!(
         response.headers().contains_key("grpc-status"),
@@ -170,12 +168,10 @@ async fn raw_import(addr: std::net::SocketAddr, messages: Vec<Vec<u8>>) -> Statu
     .body(())
     .unwrap();
     let (response, mut send) = client.send_request(request, false).unwrap();
-    let mut body = Vec::new();
-    for m in messages {
-        body.push(0u8);
-        body.extend_from_slice(&(m.len() as u32).to_be_bytes());
-        body.extend_from_slice(&m);
-    }
+    let body: Vec<u8> = messages
+        .iter()
+        .flat_map(|m| crate::helpers::grpc_frame(m))
+        .collect();
     // Sent as the window allows; the server may answer before it all went.
     tokio::spawn(async move {
         let mut body = Bytes::from(body);
@@ -509,13 +505,9 @@ async fn an_import_the_client_cancels_stores_nothing_unfinished() {
     .body(())
     .unwrap();
     let (_response, mut send) = client.send_request(request, false).unwrap();
-    let mut body = Vec::new();
-    for i in 0..10 {
-        let m = import_request(i);
-        body.push(0u8);
-        body.extend_from_slice(&(m.len() as u32).to_be_bytes());
-        body.extend_from_slice(&m);
-    }
+    let body: Vec<u8> = (0..10)
+        .flat_map(|i| crate::helpers::grpc_frame(&import_request(i)))
+        .collect();
     send.send_data(Bytes::from(body), false).unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     // RST_STREAM (CANCEL), not a half-close: the import did not finish.

@@ -117,11 +117,18 @@ fn frames(mut body: &[u8]) -> (Vec<Vec<u8>>, HashMap<String, String>) {
 }
 
 fn framed(message: &impl Message) -> Vec<u8> {
-    let bytes = message.encode_to_vec();
-    let mut out = vec![0];
-    out.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
-    out.extend_from_slice(&bytes);
-    out
+    crate::helpers::grpc_frame(&message.encode_to_vec())
+}
+
+/// The call's grpc-status: in the headers of a trailers-only answer, else
+/// in the trailers frame of the body.
+fn grpc_status(answer: &Answer) -> Option<String> {
+    let (_, trailers) = frames(&answer.body);
+    answer
+        .headers
+        .get("grpc-status")
+        .or(trailers.get("grpc-status"))
+        .cloned()
 }
 
 async fn grpc_web(addr: SocketAddr, method: &str, message: &impl Message) -> Answer {
@@ -282,15 +289,8 @@ async fn cors_answers_preflights_for_configured_origins_only() {
 /// request's fault.
 #[tokio::test]
 async fn grpc_web_takes_tokens_sends_no_cors_unasked_and_refuses_bad_text() {
-    use std::io::Write;
-    let (token, line) = meetings::auth::new_token("read", "web-page").unwrap();
-    let mut file = tempfile::NamedTempFile::new().unwrap();
-    writeln!(file, "{line}").unwrap();
-    let app = spawn_app_with(Settings {
-        tokens_file: Some(file.path().to_owned()),
-        ..Settings::default()
-    })
-    .await;
+    let (app, tokens, _file) = crate::helpers::spawn_app_with_tokens(&[("read", "web-page")]).await;
+    let token = tokens[0].clone();
     let list = |authorization: Option<String>| {
         let addr = app.addr;
         async move {
@@ -313,22 +313,14 @@ async fn grpc_web_takes_tokens_sends_no_cors_unasked_and_refuses_bad_text() {
             .await
         }
     };
-    let status_of = |answer: &Answer| {
-        let (_, trailers) = frames(&answer.body);
-        answer
-            .headers
-            .get("grpc-status")
-            .or(trailers.get("grpc-status"))
-            .cloned()
-    };
     let refused = list(None).await;
     assert_eq!(
-        status_of(&refused).as_deref(),
+        grpc_status(&refused).as_deref(),
         Some("16"),
         "UNAUTHENTICATED"
     );
     let served = list(Some(format!("Bearer {token}"))).await;
-    assert_eq!(status_of(&served).as_deref(), Some("0"));
+    assert_eq!(grpc_status(&served).as_deref(), Some("0"));
     assert!(
         !served.headers.contains_key("access-control-allow-origin"),
         "no CORS without --cors-allowed-origin"
@@ -345,14 +337,8 @@ async fn grpc_web_takes_tokens_sends_no_cors_unasked_and_refuses_bad_text() {
         b"%%% not base64 %%%",
     )
     .await;
-    let (_, trailers) = frames(&bad_text.body);
-    let status = bad_text
-        .headers
-        .get("grpc-status")
-        .or(trailers.get("grpc-status"))
-        .cloned();
     assert_eq!(
-        status.as_deref(),
+        grpc_status(&bad_text).as_deref(),
         Some("3"),
         "INVALID_ARGUMENT: {:?}",
         bad_text.headers

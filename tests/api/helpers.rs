@@ -572,6 +572,15 @@ pub fn ids(meetings: &[pb::Meeting]) -> Vec<String> {
     meetings.iter().map(|m| m.id.clone()).collect()
 }
 
+/// `message` (encoded) as one gRPC frame: uncompressed, with its length.
+pub fn grpc_frame(message: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(5 + message.len());
+    out.push(0);
+    out.extend_from_slice(&u32::try_from(message.len()).unwrap().to_be_bytes());
+    out.extend_from_slice(message);
+    out
+}
+
 /// The gRPC status of a raw HTTP/2 response: from its headers when it is
 /// trailers-only, else from its trailers after the body is read (capacity
 /// released as it arrives). None when there is none.
@@ -585,4 +594,34 @@ pub async fn raw_grpc_status(response: http::Response<h2::RecvStream>) -> Option
     }
     let trailers = body.trailers().await.unwrap();
     trailers.as_ref().and_then(tonic::Status::from_header_map)
+}
+
+/// A tokens file with a new token for each (scopes, name); the tokens, in
+/// order, and the file (removed when dropped).
+pub fn tokens_file(tokens: &[(&str, &str)]) -> (Vec<String>, tempfile::NamedTempFile) {
+    use std::io::Write;
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    let tokens = tokens
+        .iter()
+        .map(|(scopes, name)| {
+            let (token, line) = meetings::auth::new_token(scopes, name).unwrap();
+            writeln!(file, "{line}").unwrap();
+            token
+        })
+        .collect();
+    (tokens, file)
+}
+
+/// An app whose calls need the tokens of `tokens_file(tokens)`; the tokens,
+/// in order, and the file, which must outlive the app's reloads.
+pub async fn spawn_app_with_tokens(
+    tokens: &[(&str, &str)],
+) -> (TestApp, Vec<String>, tempfile::NamedTempFile) {
+    let (tokens, file) = tokens_file(tokens);
+    let app = spawn_app_with(Settings {
+        tokens_file: Some(file.path().to_owned()),
+        ..Settings::default()
+    })
+    .await;
+    (app, tokens, file)
 }

@@ -34,9 +34,7 @@ async fn open_and_stall(
         .unwrap();
     let connection = tokio::spawn(connection);
     let mut client = client.ready().await.unwrap();
-    let mut framed = vec![0u8];
-    framed.extend_from_slice(&(body.len() as u32).to_be_bytes());
-    framed.extend_from_slice(&body);
+    let framed = crate::helpers::grpc_frame(&body);
     let mut open = Vec::new();
     for _ in 0..calls {
         let request = Request::post(format!("http://{}{path}", app.addr))
