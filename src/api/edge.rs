@@ -102,13 +102,15 @@ where
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
         let arrival = Instant::now();
-        let streaming = STREAMING.contains(&crate::metrics::method_label(request.uri().path()));
+        let method = crate::metrics::method_label(request.uri().path());
+        let streaming = STREAMING.contains(&method);
         let client_timeout = grpc_timeout(request.headers());
+        let refusal = refusal(request.headers(), &client_timeout);
         // The client's deadline bounds the response and its body; the
         // server's deadline of unary calls bounds the response (the
         // handler's work) but not the body, which a slow reader takes at
         // its pace, as the handler's own deadline did.
-        let deadline = client_timeout.clone().ok().flatten().map(|t| {
+        let deadline = client_timeout.ok().flatten().map(|t| {
             arrival
                 + t.saturating_sub(DEADLINE_MARGIN)
                     .max(Duration::from_millis(1))
@@ -117,7 +119,6 @@ where
             .into_iter()
             .flatten()
             .min();
-        let refusal = refusal(request.headers(), client_timeout);
         let path = request.uri().path();
         // `otel.*` and `rpc.*` name the span as OpenTelemetry's semantic
         // conventions for gRPC servers want it in an exported trace.
@@ -135,7 +136,6 @@ where
             rpc.grpc.status_code = field::Empty,
         );
         crate::telemetry::continue_trace(&span, request.headers());
-        let method = crate::metrics::method_label(request.uri().path());
         let caller = CallerSlot::default();
         let mut request = request.map(|body| Body::new(ResetAware(body)));
         request.extensions_mut().insert(caller.clone());
@@ -193,7 +193,7 @@ where
 /// to do anything in.
 fn refusal(
     headers: &HeaderMap,
-    client_timeout: Result<Option<Duration>, String>,
+    client_timeout: &Result<Option<Duration>, String>,
 ) -> Option<http::Response<Body>> {
     // application/grpc, alone or followed by a subtype (+proto) or
     // parameters, in any case (media types are case-insensitive).
@@ -224,7 +224,7 @@ fn refusal(
             v.add("grpc-timeout", problem);
             Error::invalid_request(v)
         }
-        Ok(Some(t)) if t <= DEADLINE_MARGIN => Error::DeadlineExceeded,
+        Ok(Some(t)) if *t <= DEADLINE_MARGIN => Error::DeadlineExceeded,
         Ok(_) => return None,
     };
     Some(Status::from(error).into_http())
